@@ -1,0 +1,441 @@
+//! Backends, CPU detection, run-time overrides and per-key dispatch.
+//!
+//! A [`Backend`] names an implementation. Which ones this process may use is
+//! decided by three things, in order:
+//!
+//! 1. the CPU (and this build): [`Backend::is_supported`];
+//! 2. the operator: `ESPGCM_DISABLE=<name,name>` removes backends, and
+//!    `ESPGCM_BACKEND=<name>` forces the one new keys get (both read once,
+//!    at first use, so a restart applies a change; no rebuild needed);
+//! 3. nothing else yet. (Quarantine after a detected fault comes with verify
+//!    mode.)
+//!
+//! Dispatch is decided once per key: [`Engine`] is an enum with one variant
+//! per backend, each holding that backend's own key layout, and every call
+//! matches on it once and hands the whole message over.
+
+pub(crate) mod scalar;
+
+use core::fmt;
+use core::str::FromStr;
+use std::sync::OnceLock;
+
+/// An AES-GCM implementation.
+///
+/// ```
+/// use espgcm::Backend;
+///
+/// // The scalar backend runs everywhere.
+/// assert!(Backend::Scalar.is_supported());
+/// // New keys get the best available backend.
+/// assert!(Backend::available().contains(&Backend::best()));
+/// // Names round-trip.
+/// assert_eq!("aesni".parse::<Backend>(), Ok(Backend::AesNi));
+/// assert_eq!(Backend::Vaes512.to_string(), "vaes512");
+/// ```
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Backend {
+    /// Portable, constant-time Rust: fixsliced AES and integer-multiply GHASH.
+    /// Runs on every CPU; the reference for cross-checks.
+    Scalar,
+    /// AES-NI and PCLMULQDQ on 128-bit registers.
+    AesNi,
+    /// VAES and VPCLMULQDQ on 256-bit registers (AVX2).
+    Vaes256,
+    /// VAES and VPCLMULQDQ on 512-bit registers (AVX-512 F/BW/VL).
+    Vaes512,
+}
+
+impl Backend {
+    /// Every backend, from most to least preferred when several are available.
+    pub const ALL: [Backend; 4] = [Backend::Vaes512, Backend::Vaes256, Backend::AesNi, Backend::Scalar];
+
+    /// The name used on the command line, in `ESPGCM_BACKEND`/`ESPGCM_DISABLE`
+    /// and by [`FromStr`]: `"scalar"`, `"aesni"`, `"vaes256"` or `"vaes512"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Scalar => "scalar",
+            Backend::AesNi => "aesni",
+            Backend::Vaes256 => "vaes256",
+            Backend::Vaes512 => "vaes512",
+        }
+    }
+
+    /// Whether this CPU, with this build, can run the backend.
+    pub fn is_supported(self) -> bool {
+        self.unsupported_reason().is_none()
+    }
+
+    /// Why [`is_supported`](Self::is_supported) is false, in words fit for an
+    /// operator; `None` when the backend is supported.
+    pub fn unsupported_reason(self) -> Option<&'static str> {
+        match self {
+            Backend::Scalar => None,
+            Backend::AesNi => Some(match cpu::has_aesni() {
+                Some(false) => "this CPU lacks AES-NI or PCLMULQDQ",
+                None => "not an x86-64 CPU",
+                Some(true) => "not implemented in this build yet (the CPU has AES-NI and PCLMULQDQ)",
+            }),
+            Backend::Vaes256 => Some(match cpu::has_vaes256() {
+                Some(false) => "this CPU lacks VAES, VPCLMULQDQ or AVX2",
+                None => "not an x86-64 CPU",
+                Some(true) => "not implemented in this build yet (the CPU has VAES, VPCLMULQDQ and AVX2)",
+            }),
+            Backend::Vaes512 => Some(match cpu::has_vaes512() {
+                Some(false) => "this CPU lacks VAES, VPCLMULQDQ or AVX-512 F/BW/VL",
+                None => "not an x86-64 CPU",
+                Some(true) => "not implemented in this build yet (the CPU has VAES, VPCLMULQDQ and AVX-512)",
+            }),
+        }
+    }
+
+    /// Backends this process may use: supported and not disabled by
+    /// `ESPGCM_DISABLE`, most preferred first.
+    ///
+    /// Never empty: if every backend is ruled out, the scalar backend is
+    /// returned anyway (it needs nothing from the CPU), and
+    /// [`Overrides::warnings`] says so.
+    pub fn available() -> Vec<Backend> {
+        let overrides = Overrides::get();
+        let list: Vec<Backend> =
+            Backend::ALL.into_iter().filter(|b| b.is_supported() && !overrides.disabled.contains(b)).collect();
+        if list.is_empty() { vec![Backend::Scalar] } else { list }
+    }
+
+    /// The backend a new key gets: `ESPGCM_BACKEND` if it names an available
+    /// backend, else the first of [`available`](Self::available).
+    pub fn best() -> Backend {
+        let available = Backend::available();
+        match Overrides::get().forced {
+            Some(forced) if available.contains(&forced) => forced,
+            _ => available.first().copied().unwrap_or(Backend::Scalar),
+        }
+    }
+
+    /// Why [`best`](Self::best) returns what it returns, in one sentence.
+    pub fn best_reason() -> String {
+        let best = Backend::best();
+        match Overrides::get().forced {
+            Some(forced) if forced == best => format!("forced by ESPGCM_BACKEND={}", forced.name()),
+            Some(forced) => {
+                format!(
+                    "ESPGCM_BACKEND={} is not available here, so the fastest available backend is used",
+                    forced.name()
+                )
+            }
+            None => "the fastest available backend on this CPU".to_string(),
+        }
+    }
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A string that is not one of the backend names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnknownBackend(pub String);
+
+impl fmt::Display for UnknownBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "unknown backend {:?}: expected one of scalar, aesni, vaes256, vaes512", self.0)
+    }
+}
+
+impl std::error::Error for UnknownBackend {}
+
+impl FromStr for Backend {
+    type Err = UnknownBackend;
+
+    /// Accepts the names of [`Backend::name`], ignoring ASCII case and
+    /// surrounding whitespace.
+    fn from_str(s: &str) -> Result<Backend, UnknownBackend> {
+        let t = s.trim();
+        Backend::ALL.into_iter().find(|b| b.name().eq_ignore_ascii_case(t)).ok_or_else(|| UnknownBackend(s.to_string()))
+    }
+}
+
+/// The operator's run-time choices, read once from the environment.
+///
+/// ```
+/// let o = espgcm::Overrides::get();
+/// for w in &o.warnings {
+///     eprintln!("espgcm: {w}");
+/// }
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Overrides {
+    /// `ESPGCM_BACKEND`: the backend new keys should get.
+    pub forced: Option<Backend>,
+    /// `ESPGCM_DISABLE`: backends removed from [`Backend::available`].
+    pub disabled: Vec<Backend>,
+    /// Problems with the settings (unknown names, a forced backend that is
+    /// not available), worded for an operator. Empty when all is well.
+    pub warnings: Vec<String>,
+}
+
+impl Overrides {
+    /// The process-wide settings, read from the environment on first use.
+    pub fn get() -> &'static Overrides {
+        static OVERRIDES: OnceLock<Overrides> = OnceLock::new();
+        OVERRIDES.get_or_init(|| {
+            let forced = std::env::var("ESPGCM_BACKEND").ok();
+            let disabled = std::env::var("ESPGCM_DISABLE").ok();
+            Overrides::parse(forced.as_deref(), disabled.as_deref())
+        })
+    }
+
+    /// Interpret the two settings (`None` when a variable is unset).
+    pub fn parse(forced: Option<&str>, disabled: Option<&str>) -> Overrides {
+        let mut o = Overrides::default();
+        for item in disabled.unwrap_or("").split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            match item.parse::<Backend>() {
+                Ok(b) if !o.disabled.contains(&b) => o.disabled.push(b),
+                Ok(_) => {}
+                Err(e) => o.warnings.push(format!("ESPGCM_DISABLE: {e}; ignored")),
+            }
+        }
+        if let Some(name) = forced.map(str::trim).filter(|s| !s.is_empty()) {
+            match name.parse::<Backend>() {
+                Ok(b) => {
+                    o.forced = Some(b);
+                    if let Some(why) = b.unsupported_reason() {
+                        o.warnings.push(format!("ESPGCM_BACKEND={b} is not supported ({why}); ignored"));
+                    } else if o.disabled.contains(&b) {
+                        o.warnings.push(format!("ESPGCM_BACKEND={b} is also listed in ESPGCM_DISABLE; ignored"));
+                    }
+                }
+                Err(e) => o.warnings.push(format!("ESPGCM_BACKEND: {e}; ignored")),
+            }
+        }
+        let usable = Backend::ALL.iter().any(|b| b.is_supported() && !o.disabled.contains(b));
+        if !usable {
+            o.warnings.push("ESPGCM_DISABLE rules out every supported backend; the scalar backend is used".to_string());
+        }
+        o
+    }
+}
+
+/// CPU features relevant to the backends, as this process sees them.
+pub mod cpu {
+    #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+    mod detect {
+        cpufeatures::new!(aesni, "aes", "pclmulqdq", "ssse3", "sse4.1");
+        cpufeatures::new!(vaes256, "vaes", "vpclmulqdq", "avx2");
+        cpufeatures::new!(vaes512, "vaes", "vpclmulqdq", "avx512f", "avx512bw", "avx512vl");
+        cpufeatures::new!(f_aes, "aes");
+        cpufeatures::new!(f_pclmulqdq, "pclmulqdq");
+        cpufeatures::new!(f_avx, "avx");
+        cpufeatures::new!(f_avx2, "avx2");
+        cpufeatures::new!(f_vaes, "vaes");
+        cpufeatures::new!(f_vpclmulqdq, "vpclmulqdq");
+        cpufeatures::new!(f_avx512f, "avx512f");
+        cpufeatures::new!(f_avx512bw, "avx512bw");
+        cpufeatures::new!(f_avx512vl, "avx512vl");
+        cpufeatures::new!(f_bmi2, "bmi2");
+
+        pub(super) fn features() -> Vec<(&'static str, bool)> {
+            vec![
+                ("aes", f_aes::get()),
+                ("pclmulqdq", f_pclmulqdq::get()),
+                ("avx", f_avx::get()),
+                ("avx2", f_avx2::get()),
+                ("vaes", f_vaes::get()),
+                ("vpclmulqdq", f_vpclmulqdq::get()),
+                ("avx512f", f_avx512f::get()),
+                ("avx512bw", f_avx512bw::get()),
+                ("avx512vl", f_avx512vl::get()),
+                ("bmi2", f_bmi2::get()),
+            ]
+        }
+
+        pub(super) fn has_aesni() -> bool {
+            aesni::get()
+        }
+        pub(super) fn has_vaes256() -> bool {
+            vaes256::get()
+        }
+        pub(super) fn has_vaes512() -> bool {
+            vaes512::get()
+        }
+    }
+
+    /// `(feature, present)` for the x86 features the backends care about;
+    /// empty on other architectures.
+    pub fn features() -> Vec<(&'static str, bool)> {
+        #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+        {
+            detect::features()
+        }
+        #[cfg(not(any(target_arch = "x86", target_arch = "x86_64")))]
+        {
+            Vec::new()
+        }
+    }
+
+    /// `Some(has)` on x86-64, `None` elsewhere.
+    pub(crate) fn has_aesni() -> Option<bool> {
+        #[cfg(target_arch = "x86_64")]
+        {
+            Some(detect::has_aesni())
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            None
+        }
+    }
+
+    pub(crate) fn has_vaes256() -> Option<bool> {
+        #[cfg(target_arch = "x86_64")]
+        {
+            Some(detect::has_vaes256())
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            None
+        }
+    }
+
+    pub(crate) fn has_vaes512() -> Option<bool> {
+        #[cfg(target_arch = "x86_64")]
+        {
+            Some(detect::has_vaes512())
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            None
+        }
+    }
+}
+
+/// An AES key whose length is known to be valid.
+#[derive(Clone, Copy)]
+pub(crate) enum KeyBytes<'a> {
+    Aes128(&'a [u8; 16]),
+    Aes192(&'a [u8; 24]),
+    Aes256(&'a [u8; 32]),
+}
+
+impl<'a> KeyBytes<'a> {
+    /// `None` unless `key` is 16, 24 or 32 bytes long.
+    pub(crate) fn new(key: &'a [u8]) -> Option<KeyBytes<'a>> {
+        match key.len() {
+            16 => key.try_into().ok().map(KeyBytes::Aes128),
+            24 => key.try_into().ok().map(KeyBytes::Aes192),
+            32 => key.try_into().ok().map(KeyBytes::Aes256),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn as_slice(self) -> &'a [u8] {
+        match self {
+            KeyBytes::Aes128(k) => k,
+            KeyBytes::Aes192(k) => k,
+            KeyBytes::Aes256(k) => k,
+        }
+    }
+}
+
+/// Expanded key material for one backend: dispatch is this `match`.
+#[derive(Clone)]
+pub(crate) enum Engine {
+    Scalar(Box<scalar::ScalarKey>),
+}
+
+impl Engine {
+    /// Key setup on `backend`; `None` if this build has no such backend.
+    pub(crate) fn new(backend: Backend, key: KeyBytes<'_>) -> Option<Engine> {
+        match backend {
+            Backend::Scalar => Some(Engine::scalar(key)),
+            Backend::AesNi | Backend::Vaes256 | Backend::Vaes512 => None,
+        }
+    }
+
+    /// Key setup on the scalar backend, which every build and CPU has.
+    pub(crate) fn scalar(key: KeyBytes<'_>) -> Engine {
+        Engine::Scalar(Box::new(scalar::ScalarKey::new(key)))
+    }
+
+    pub(crate) fn backend(&self) -> Backend {
+        match self {
+            Engine::Scalar(_) => Backend::Scalar,
+        }
+    }
+
+    pub(crate) fn ghash(&self, acc: &mut u128, data: &[u8]) {
+        match self {
+            Engine::Scalar(k) => k.ghash(acc, data),
+        }
+    }
+
+    pub(crate) fn ghash_block(&self, acc: &mut u128, block: u128) {
+        match self {
+            Engine::Scalar(k) => k.ghash_block(acc, block),
+        }
+    }
+
+    pub(crate) fn seal(&self, j0: &[u8; 16], aad: &[u8], buf: &mut [u8]) -> [u8; 16] {
+        match self {
+            Engine::Scalar(k) => k.seal(j0, aad, buf),
+        }
+    }
+
+    pub(crate) fn open(&self, j0: &[u8; 16], aad: &[u8], buf: &mut [u8]) -> [u8; 16] {
+        match self {
+            Engine::Scalar(k) => k.open(j0, aad, buf),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_reject_unknown() {
+        for b in Backend::ALL {
+            assert_eq!(b.name().parse::<Backend>(), Ok(b));
+            assert_eq!(b.to_string(), b.name());
+        }
+        assert_eq!(" AESNI ".parse::<Backend>(), Ok(Backend::AesNi));
+        let err = "aes-ni".parse::<Backend>().unwrap_err();
+        assert!(err.to_string().contains("expected one of scalar, aesni, vaes256, vaes512"), "{err}");
+    }
+
+    #[test]
+    fn disable_list_is_parsed_and_unknown_names_are_reported() {
+        let o = Overrides::parse(None, Some(" vaes512, aesni,,bogus ,aesni"));
+        assert_eq!(o.disabled, vec![Backend::Vaes512, Backend::AesNi]);
+        assert_eq!(o.forced, None);
+        assert_eq!(o.warnings.len(), 1);
+        assert!(o.warnings[0].contains("\"bogus\""), "{:?}", o.warnings);
+    }
+
+    #[test]
+    fn forcing_an_unsupported_backend_is_reported() {
+        let unsupported = Backend::ALL.into_iter().find(|b| !b.is_supported());
+        if let Some(b) = unsupported {
+            let o = Overrides::parse(Some(b.name()), None);
+            assert_eq!(o.forced, Some(b));
+            assert!(o.warnings.iter().any(|w| w.contains("is not supported")), "{:?}", o.warnings);
+        }
+        let o = Overrides::parse(Some("scalar"), Some("scalar"));
+        assert!(o.warnings.iter().any(|w| w.contains("also listed in ESPGCM_DISABLE")), "{:?}", o.warnings);
+    }
+
+    #[test]
+    fn empty_settings_mean_no_overrides() {
+        assert_eq!(Overrides::parse(Some("  "), Some("")), Overrides::default());
+        assert_eq!(Overrides::parse(None, None), Overrides::default());
+    }
+
+    #[test]
+    fn scalar_is_always_supported_and_available_is_never_empty() {
+        assert!(Backend::Scalar.is_supported());
+        assert!(!Backend::available().is_empty());
+        assert!(Backend::best().is_supported());
+    }
+}

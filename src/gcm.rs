@@ -1,0 +1,381 @@
+//! AES-GCM (NIST SP 800-38D) over a backend: length rules, J0, tag checking.
+//!
+//! The backend does the bulk work (counter-mode encryption fused with GHASH).
+//! This layer decides everything that must be the same on every backend: which
+//! lengths are legal, how the pre-counter block J0 is derived from the IV, and
+//! how a tag is checked: in constant time, possibly truncated, and with the
+//! buffer wiped before an authentication failure is returned.
+
+use crate::backend::{Engine, KeyBytes};
+use crate::{Backend, Error, VerifyPolicy};
+use aead::array::Array;
+use aead::consts::{U12, U16, U24, U32};
+use aead::inout::InOutBuf;
+use aead::{AeadCore, AeadInOut, Key, KeyInit, KeySizeUser, Nonce, Tag, TagPosition};
+use core::fmt;
+use subtle::ConstantTimeEq;
+use zeroize::Zeroize;
+
+/// Longest message under one IV: 2^39 - 256 bits (SP 800-38D, 5.2.1.1).
+pub const MAX_MESSAGE_LEN: u64 = (1 << 36) - 32;
+/// Longest AAD: 2^64 - 1 bits, rounded down to whole bytes.
+pub const MAX_AAD_LEN: u64 = (1 << 61) - 1;
+/// Longest IV: 2^64 - 1 bits, rounded down to whole bytes.
+pub const MAX_IV_LEN: u64 = (1 << 61) - 1;
+/// Shortest tag `decrypt` accepts, in bytes.
+pub const MIN_TAG_LEN: usize = 4;
+
+/// Check every length rule of SP 800-38D for one call.
+pub(crate) fn check_lengths(iv_len: usize, aad_len: usize, msg_len: usize) -> Result<(), Error> {
+    if iv_len == 0 || iv_len as u64 > MAX_IV_LEN {
+        return Err(Error::IvLength);
+    }
+    if msg_len as u64 > MAX_MESSAGE_LEN || aad_len as u64 > MAX_AAD_LEN {
+        return Err(Error::TooLong);
+    }
+    Ok(())
+}
+
+/// AES-GCM with a key of 16, 24 or 32 bytes (AES-128, AES-192, AES-256),
+/// running on one [`Backend`] chosen when the key is set up.
+///
+/// ```
+/// use espgcm::{Error, Gcm};
+///
+/// let gcm = Gcm::new(&[0x42; 16])?;
+/// let iv = [7u8; 12];
+/// let aad = b"spi+seq";
+/// let mut buf = *b"attack at dawn";
+/// let tag = gcm.encrypt(&iv, aad, &mut buf)?;
+/// assert_ne!(&buf, b"attack at dawn");
+///
+/// gcm.decrypt(&iv, aad, &mut buf, &tag)?;
+/// assert_eq!(&buf, b"attack at dawn");
+///
+/// // A damaged tag is refused and nothing is released.
+/// let mut bad = tag;
+/// bad[0] ^= 1;
+/// gcm.encrypt(&iv, aad, &mut buf)?;
+/// assert_eq!(gcm.decrypt(&iv, aad, &mut buf, &bad), Err(Error::Auth));
+/// assert_eq!(buf, [0u8; 14]);
+/// # Ok::<(), Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Gcm {
+    engine: Engine,
+    key_len: usize,
+    verify: VerifyPolicy,
+}
+
+impl Gcm {
+    /// Set up a key on [`Backend::best()`].
+    ///
+    /// # Errors
+    /// [`Error::KeyLength`] unless `key` is 16, 24 or 32 bytes.
+    pub fn new(key: &[u8]) -> Result<Gcm, Error> {
+        Gcm::with_backend(key, Backend::best())
+    }
+
+    /// Set up a key on a given backend.
+    ///
+    /// This is an explicit choice: it succeeds for any backend the CPU
+    /// supports, even one removed from [`Backend::available`] by
+    /// `ESPGCM_DISABLE` (so that tools can still examine it).
+    ///
+    /// # Errors
+    /// [`Error::KeyLength`] for a bad key length;
+    /// [`Error::Unsupported`] if the CPU (or this build) lacks the backend.
+    pub fn with_backend(key: &[u8], backend: Backend) -> Result<Gcm, Error> {
+        let key = KeyBytes::new(key).ok_or(Error::KeyLength)?;
+        if !backend.is_supported() {
+            return Err(Error::Unsupported(backend));
+        }
+        let engine = Engine::new(backend, key).ok_or(Error::Unsupported(backend))?;
+        Ok(Gcm::from_engine(engine, key))
+    }
+
+    fn from_engine(engine: Engine, key: KeyBytes<'_>) -> Gcm {
+        Gcm { engine, key_len: key.as_slice().len(), verify: VerifyPolicy::Off }
+    }
+
+    /// The backend this key runs on.
+    pub fn backend(&self) -> Backend {
+        self.engine.backend()
+    }
+
+    /// Key length in bytes: 16, 24 or 32.
+    pub fn key_len(&self) -> usize {
+        self.key_len
+    }
+
+    /// Choose how much SIMD output is cross-checked against the scalar
+    /// backend (see [`VerifyPolicy`]).
+    pub fn set_verify(&mut self, policy: VerifyPolicy) {
+        self.verify = policy;
+    }
+
+    /// The current verify policy.
+    pub fn verify(&self) -> VerifyPolicy {
+        self.verify
+    }
+
+    /// Encrypt `buf` in place and return the 16-byte tag.
+    ///
+    /// Any IV of at least one byte is accepted; 12 bytes is the fast path
+    /// (other lengths are hashed into J0 as SP 800-38D specifies). Never
+    /// reuse an IV under the same key.
+    ///
+    /// # Errors
+    /// [`Error::IvLength`] for an empty IV, [`Error::TooLong`] past the
+    /// SP 800-38D limits. `buf` is unchanged on error.
+    pub fn encrypt(&self, iv: &[u8], aad: &[u8], buf: &mut [u8]) -> Result<[u8; 16], Error> {
+        check_lengths(iv.len(), aad.len(), buf.len())?;
+        let j0 = self.j0(iv);
+        Ok(self.engine.seal(&j0, aad, buf))
+    }
+
+    /// Decrypt `buf` in place if `tag` (4 to 16 bytes, a prefix of the full
+    /// tag) matches; the comparison takes the same time wherever they differ.
+    ///
+    /// # Errors
+    /// [`Error::Auth`] if the tag does not match: `buf` is then all zeros, so
+    /// unverified plaintext is never released. [`Error::TagLength`],
+    /// [`Error::IvLength`] or [`Error::TooLong`] for bad lengths, with `buf`
+    /// unchanged.
+    pub fn decrypt(&self, iv: &[u8], aad: &[u8], buf: &mut [u8], tag: &[u8]) -> Result<(), Error> {
+        if !(MIN_TAG_LEN..=16).contains(&tag.len()) {
+            return Err(Error::TagLength);
+        }
+        check_lengths(iv.len(), aad.len(), buf.len())?;
+        let j0 = self.j0(iv);
+        let mut computed = self.engine.open(&j0, aad, buf);
+        let good: bool = computed[..tag.len()].ct_eq(tag).into();
+        computed.zeroize();
+        if good {
+            Ok(())
+        } else {
+            buf.zeroize();
+            Err(Error::Auth)
+        }
+    }
+
+    /// The pre-counter block: `IV || 0^31 || 1` for 12-byte IVs, otherwise
+    /// `GHASH(IV, zero-padded || 0^64 || [bits(IV)]_64)`.
+    fn j0(&self, iv: &[u8]) -> [u8; 16] {
+        if let Ok(iv12) = <&[u8; 12]>::try_from(iv) {
+            let mut j0 = [0u8; 16];
+            j0[..12].copy_from_slice(iv12);
+            j0[15] = 1;
+            j0
+        } else {
+            let mut acc = 0u128;
+            self.engine.ghash(&mut acc, iv);
+            self.engine.ghash_block(&mut acc, (iv.len() as u128) * 8);
+            acc.to_be_bytes()
+        }
+    }
+}
+
+impl fmt::Debug for Gcm {
+    /// Shows the backend, key size and verify policy; never key material.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Gcm")
+            .field("backend", &self.backend())
+            .field("key_bits", &(self.key_len * 8))
+            .field("verify", &self.verify)
+            .finish_non_exhaustive()
+    }
+}
+
+macro_rules! fixed_key_gcm {
+    ($(#[$doc:meta])* $name:ident, $variant:ident, $key_size:ty, $key_len:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug)]
+        pub struct $name(Gcm);
+
+        impl $name {
+            /// Set up a key on a given backend (see [`Gcm::with_backend`]).
+            ///
+            /// # Errors
+            #[doc = concat!("[`Error::KeyLength`] unless `key` is ", stringify!($key_len), " bytes;")]
+            /// [`Error::Unsupported`] if the CPU lacks the backend.
+            pub fn with_backend(key: &[u8], backend: Backend) -> Result<Self, Error> {
+                if key.len() != $key_len {
+                    return Err(Error::KeyLength);
+                }
+                Gcm::with_backend(key, backend).map($name)
+            }
+
+            /// The backend this key runs on.
+            pub fn backend(&self) -> Backend {
+                self.0.backend()
+            }
+
+            /// Choose how much SIMD output is cross-checked (see [`VerifyPolicy`]).
+            pub fn set_verify(&mut self, policy: VerifyPolicy) {
+                self.0.set_verify(policy);
+            }
+
+            /// The key-length-agnostic handle.
+            pub fn as_gcm(&self) -> &Gcm {
+                &self.0
+            }
+        }
+
+        impl KeySizeUser for $name {
+            type KeySize = $key_size;
+        }
+
+        impl KeyInit for $name {
+            /// Key setup on [`Backend::best()`].
+            fn new(key: &Key<Self>) -> Self {
+                let key = KeyBytes::$variant(key.as_ref());
+                // `best()` is always supported; should this build lack it
+                // anyway, the scalar backend (which needs nothing from the
+                // CPU) takes the key.
+                let engine = Engine::new(Backend::best(), key).unwrap_or_else(|| Engine::scalar(key));
+                $name(Gcm::from_engine(engine, key))
+            }
+        }
+
+        impl AeadCore for $name {
+            type NonceSize = U12;
+            type TagSize = U16;
+            const TAG_POSITION: TagPosition = TagPosition::Postfix;
+        }
+
+        impl AeadInOut for $name {
+            fn encrypt_inout_detached(
+                &self,
+                nonce: &Nonce<Self>,
+                associated_data: &[u8],
+                buffer: InOutBuf<'_, '_, u8>,
+            ) -> aead::Result<Tag<Self>> {
+                let buf = buffer.into_out_with_copied_in();
+                let tag = self.0.encrypt(nonce.as_slice(), associated_data, buf).map_err(|_| aead::Error)?;
+                Ok(Array::from(tag))
+            }
+
+            fn decrypt_inout_detached(
+                &self,
+                nonce: &Nonce<Self>,
+                associated_data: &[u8],
+                buffer: InOutBuf<'_, '_, u8>,
+                tag: &Tag<Self>,
+            ) -> aead::Result<()> {
+                let buf = buffer.into_out_with_copied_in();
+                self.0.decrypt(nonce.as_slice(), associated_data, buf, tag.as_slice()).map_err(|_| aead::Error)
+            }
+        }
+    };
+}
+
+fixed_key_gcm!(
+    /// AES-128-GCM with the `aead` traits (12-byte nonce, 16-byte tag).
+    ///
+    /// ```
+    /// use espgcm::Aes128Gcm;
+    /// use espgcm::aead::{Aead, KeyInit, Payload};
+    ///
+    /// let key = [0u8; 16];
+    /// let cipher = Aes128Gcm::new(&key.into());
+    /// let nonce = [1u8; 12].into();
+    /// let sealed = cipher.encrypt(&nonce, Payload { msg: b"hello", aad: b"hdr" }).unwrap();
+    /// assert_eq!(sealed.len(), 5 + 16);
+    /// let opened = cipher.decrypt(&nonce, Payload { msg: &sealed, aad: b"hdr" }).unwrap();
+    /// assert_eq!(opened, b"hello");
+    /// ```
+    Aes128Gcm,
+    Aes128,
+    U16,
+    16
+);
+fixed_key_gcm!(
+    /// AES-192-GCM with the `aead` traits (12-byte nonce, 16-byte tag).
+    Aes192Gcm,
+    Aes192,
+    U24,
+    24
+);
+fixed_key_gcm!(
+    /// AES-256-GCM with the `aead` traits (12-byte nonce, 16-byte tag).
+    Aes256Gcm,
+    Aes256,
+    U32,
+    32
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn length_rules_follow_sp800_38d() {
+        assert_eq!(check_lengths(0, 0, 0), Err(Error::IvLength));
+        assert_eq!(check_lengths(1, 0, 0), Ok(()));
+        assert_eq!(check_lengths(12, 0, MAX_MESSAGE_LEN as usize), Ok(()));
+        assert_eq!(check_lengths(12, 0, MAX_MESSAGE_LEN as usize + 1), Err(Error::TooLong));
+        assert_eq!(check_lengths(12, MAX_AAD_LEN as usize, 0), Ok(()));
+        assert_eq!(check_lengths(12, MAX_AAD_LEN as usize + 1, 0), Err(Error::TooLong));
+        assert_eq!(check_lengths(MAX_IV_LEN as usize + 1, 0, 0), Err(Error::IvLength));
+        assert_eq!(MAX_MESSAGE_LEN, 68_719_476_704);
+    }
+
+    #[test]
+    fn bad_key_lengths_are_refused_with_an_actionable_message() {
+        for len in [0usize, 1, 15, 17, 20, 28, 31, 33, 64] {
+            let err = Gcm::new(&vec![0u8; len]).unwrap_err();
+            assert_eq!(err, Error::KeyLength, "length {len}");
+        }
+        assert!(Error::KeyLength.to_string().contains("16, 24 or 32 bytes"));
+        assert_eq!(Aes128Gcm::with_backend(&[0u8; 32], Backend::Scalar).unwrap_err(), Error::KeyLength);
+        assert_eq!(Aes256Gcm::with_backend(&[0u8; 16], Backend::Scalar).unwrap_err(), Error::KeyLength);
+    }
+
+    #[test]
+    fn unsupported_backends_are_refused_not_faked() {
+        for b in Backend::ALL.into_iter().filter(|b| !b.is_supported()) {
+            let err = Gcm::with_backend(&[0u8; 16], b).unwrap_err();
+            assert_eq!(err, Error::Unsupported(b));
+            assert!(err.to_string().contains(b.name()), "{err}");
+        }
+    }
+
+    #[test]
+    fn tag_lengths_outside_4_to_16_are_refused_and_buffer_untouched() {
+        let gcm = Gcm::with_backend(&[1u8; 16], Backend::Scalar).unwrap();
+        let mut buf = [9u8; 20];
+        for len in [0usize, 1, 3, 17, 32] {
+            let tag = vec![0u8; len];
+            assert_eq!(gcm.decrypt(&[0u8; 12], b"", &mut buf, &tag), Err(Error::TagLength));
+            assert_eq!(buf, [9u8; 20]);
+        }
+    }
+
+    #[test]
+    fn truncated_tags_verify_and_a_wrong_byte_fails() {
+        let gcm = Gcm::with_backend(&[3u8; 32], Backend::Scalar).unwrap();
+        let msg = *b"sixteen byte msg and more";
+        let mut buf = msg;
+        let tag = gcm.encrypt(&[5u8; 12], b"aad", &mut buf).unwrap();
+        let ct = buf;
+        for len in 4..=16 {
+            let mut b = ct;
+            assert_eq!(gcm.decrypt(&[5u8; 12], b"aad", &mut b, &tag[..len]), Ok(()));
+            assert_eq!(b, msg);
+            let mut bad = tag;
+            bad[len - 1] ^= 0x80;
+            let mut b = ct;
+            assert_eq!(gcm.decrypt(&[5u8; 12], b"aad", &mut b, &bad[..len]), Err(Error::Auth));
+            assert_eq!(b, [0u8; 25], "buffer must be wiped, tag length {len}");
+        }
+    }
+
+    #[test]
+    fn debug_output_shows_no_key_material() {
+        let gcm = Gcm::with_backend(&[0xAB; 16], Backend::Scalar).unwrap();
+        let s = format!("{gcm:?}");
+        assert!(s.contains("backend: Scalar") && s.contains("key_bits: 128"), "{s}");
+        assert!(!s.to_lowercase().contains("ab, ab") && !s.contains("171"), "{s}");
+    }
+}

@@ -1,0 +1,59 @@
+//! # espgcm
+//!
+//! AES-GCM for userspace IPsec ESP data planes: the fastest implementation the
+//! CPU can run, chosen at run time, and a constant-time portable one to check
+//! it against.
+//!
+//! ```
+//! use espgcm::{Backend, Gcm};
+//!
+//! let gcm = Gcm::new(&[0x11; 32])?; // AES-256, on Backend::best()
+//! println!("running on {}", gcm.backend());
+//!
+//! let (iv, aad) = ([0u8; 12], [0u8; 8]);
+//! let mut packet = b"payload".to_vec();
+//! let tag = gcm.encrypt(&iv, &aad, &mut packet)?;
+//! gcm.decrypt(&iv, &aad, &mut packet, &tag)?;
+//! assert_eq!(packet, b"payload");
+//!
+//! // Any supported backend can be asked for by name.
+//! let scalar = Gcm::with_backend(&[0x11; 32], "scalar".parse()?)?;
+//! assert_eq!(scalar.backend(), Backend::Scalar);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! ## Backends and dispatch
+//!
+//! [`Backend`] lists the implementations; [`Backend::best`] is what a new key
+//! gets. The choice is made once, when the key is set up: the key holds the
+//! material laid out for its backend and every call goes straight to it.
+//! Operators can steer it without a rebuild: `ESPGCM_BACKEND=<name>` forces a
+//! backend for new keys and `ESPGCM_DISABLE=<name,name>` removes backends (see
+//! [`Overrides`]).
+//!
+//! ## Guarantees
+//!
+//! - The scalar backend is constant time (no secret-indexed memory access, no
+//!   secret-dependent branch); the module docs of `backend::scalar` argue it.
+//! - Tags are compared in constant time; truncated tags of 4 to 16 bytes are
+//!   accepted on decryption.
+//! - A failed decryption zeroes the buffer: unverified plaintext is never
+//!   released.
+//! - Key material is zeroized when a key is dropped.
+//! - Every length rule of NIST SP 800-38D is enforced with an [`Error`].
+
+#![forbid(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
+
+pub use aead;
+
+mod backend;
+mod error;
+mod gcm;
+pub mod kat;
+mod verify;
+
+pub use backend::{Backend, Overrides, UnknownBackend, cpu};
+pub use error::Error;
+pub use gcm::{Aes128Gcm, Aes192Gcm, Aes256Gcm, Gcm, MAX_AAD_LEN, MAX_IV_LEN, MAX_MESSAGE_LEN, MIN_TAG_LEN};
+pub use verify::VerifyPolicy;
