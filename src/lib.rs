@@ -57,3 +57,8 @@ pub use backend::{Backend, Overrides, UnknownBackend, cpu};
 pub use error::Error;
 pub use gcm::{Aes128Gcm, Aes192Gcm, Aes256Gcm, Gcm, MAX_AAD_LEN, MAX_IV_LEN, MAX_MESSAGE_LEN, MIN_TAG_LEN};
 pub use verify::VerifyPolicy;
+
+/// The README's Rust examples, compiled and run by `cargo test`.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeExamples;

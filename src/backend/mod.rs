@@ -116,7 +116,12 @@ impl Backend {
     /// Why [`best`](Self::best) returns what it returns, in one sentence.
     pub fn best_reason() -> String {
         let best = Backend::best();
-        match Overrides::get().forced {
+        let overrides = Overrides::get();
+        if overrides.disabled.contains(&best) {
+            return "ESPGCM_DISABLE lists it too, but nothing else is usable, so the scalar backend is the last resort"
+                .to_string();
+        }
+        match overrides.forced {
             Some(forced) if forced == best => format!("forced by ESPGCM_BACKEND={}", forced.name()),
             Some(forced) => {
                 format!(

@@ -1,1 +1,229 @@
-fn main() {}
+//! The `espgcm` command-line tool.
+//!
+//! `espgcm` (or `espgcm check`) reports what this machine can run and proves
+//! that each supported backend gives the right answers before anyone trusts it
+//! with traffic.
+
+use clap::{Parser, Subcommand};
+use espgcm::{Backend, Gcm, Overrides, kat};
+use flate2::read::GzDecoder;
+use std::io::Read;
+use std::process::ExitCode;
+use std::time::Instant;
+
+/// AES-GCM for userspace IPsec ESP: backend report and self-check.
+#[derive(Parser)]
+#[command(version, about, long_about = None, after_help = "\
+Examples:
+  espgcm                       same as `espgcm check`
+  espgcm check                 report backends, run known answers and cross-checks
+  ESPGCM_BACKEND=scalar espgcm check    force the scalar backend for new keys
+  ESPGCM_DISABLE=aesni espgcm check     remove a backend without a rebuild")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Report CPU features and backends, run the NIST known-answer tests on
+    /// every supported backend and cross-check SIMD backends against the
+    /// scalar one. Exits 0 only if everything passed.
+    #[command(after_help = "\
+Example:
+  $ espgcm check
+  ...
+  verdict: PASS: scalar ran 47250 known answers (...); new keys get scalar")]
+    Check,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Command::Check) {
+        Command::Check => check(),
+    }
+}
+
+/// The NIST CAVP files, compressed, built into the binary (see vectors/README.md).
+const VECTOR_FILES: [(&str, &[u8]); 6] = [
+    ("gcmEncryptExtIV128.rsp", include_bytes!("../../vectors/nist-cavp/gcmEncryptExtIV128.rsp.gz")),
+    ("gcmEncryptExtIV192.rsp", include_bytes!("../../vectors/nist-cavp/gcmEncryptExtIV192.rsp.gz")),
+    ("gcmEncryptExtIV256.rsp", include_bytes!("../../vectors/nist-cavp/gcmEncryptExtIV256.rsp.gz")),
+    ("gcmDecrypt128.rsp", include_bytes!("../../vectors/nist-cavp/gcmDecrypt128.rsp.gz")),
+    ("gcmDecrypt192.rsp", include_bytes!("../../vectors/nist-cavp/gcmDecrypt192.rsp.gz")),
+    ("gcmDecrypt256.rsp", include_bytes!("../../vectors/nist-cavp/gcmDecrypt256.rsp.gz")),
+];
+
+/// Decompress and parse the built-in vector files.
+fn load_vectors() -> Result<Vec<(&'static str, Vec<kat::Case>)>, String> {
+    VECTOR_FILES
+        .iter()
+        .map(|&(name, gz)| {
+            let mut text = String::new();
+            GzDecoder::new(gz).read_to_string(&mut text).map_err(|e| format!("{name}: cannot decompress: {e}"))?;
+            let cases = kat::parse_rsp(&text).map_err(|e| format!("{name}: {e}"))?;
+            Ok((name, cases))
+        })
+        .collect()
+}
+
+fn check() -> ExitCode {
+    let mut problems: Vec<String> = Vec::new();
+    println!("espgcm {} check", env!("CARGO_PKG_VERSION"));
+
+    // What the CPU offers.
+    let features = espgcm::cpu::features();
+    if features.is_empty() {
+        println!("cpu: {} (no x86 SIMD features apply)", std::env::consts::ARCH);
+    } else {
+        let have: Vec<&str> = features.iter().filter(|f| f.1).map(|f| f.0).collect();
+        let lack: Vec<&str> = features.iter().filter(|f| !f.1).map(|f| f.0).collect();
+        println!("cpu: {}: {}", std::env::consts::ARCH, if have.is_empty() { "-".into() } else { have.join(" ") });
+        if !lack.is_empty() {
+            println!("     missing: {}", lack.join(" "));
+        }
+    }
+
+    // What the operator asked for.
+    let env = |name: &str| std::env::var(name).unwrap_or_else(|_| "(unset)".to_string());
+    println!("settings: ESPGCM_BACKEND={} ESPGCM_DISABLE={}", env("ESPGCM_BACKEND"), env("ESPGCM_DISABLE"));
+    for w in &Overrides::get().warnings {
+        println!("  warning: {w}");
+    }
+
+    // The backends.
+    let best = Backend::best();
+    let available = Backend::available();
+    println!("backends:");
+    for b in Backend::ALL {
+        let status = if let Some(why) = b.unsupported_reason() {
+            format!("not supported: {why}")
+        } else if !available.contains(&b) {
+            "supported, disabled by ESPGCM_DISABLE".to_string()
+        } else if b == best {
+            format!("supported, chosen for new keys ({})", Backend::best_reason())
+        } else {
+            "supported, available".to_string()
+        };
+        println!("  {:<8} {status}", b.name());
+    }
+
+    // Known answers on every supported backend.
+    println!("known answers (NIST CAVP GCM, built in):");
+    let vectors = match load_vectors() {
+        Ok(v) => v,
+        Err(e) => {
+            println!("  cannot load the built-in vectors: {e}");
+            println!("verdict: FAIL: the known-answer vectors are unreadable");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut summary: Vec<String> = Vec::new();
+    for b in Backend::ALL {
+        if let Some(why) = b.unsupported_reason() {
+            println!("  {:<8} skipped: {why}", b.name());
+            continue;
+        }
+        let start = Instant::now();
+        let (mut passed, mut rejected, mut failed) = (0usize, 0usize, Vec::new());
+        for (name, cases) in &vectors {
+            match kat::run(cases, b) {
+                Ok(t) => {
+                    passed += t.passed;
+                    rejected += t.rejected_as_expected;
+                    failed.extend(t.failures.into_iter().map(|f| format!("{name} {f}")));
+                }
+                Err(e) => failed.push(format!("{name}: {e}")),
+            }
+        }
+        let ms = start.elapsed().as_millis();
+        if failed.is_empty() {
+            println!(
+                "  {:<8} {passed} cases passed ({rejected} forged tags rejected as expected) in {ms} ms",
+                b.name()
+            );
+            summary.push(format!("{} ran {passed} known answers", b.name()));
+        } else {
+            println!("  {:<8} FAILED {} of {} cases; first failures:", b.name(), failed.len(), passed + failed.len());
+            for f in failed.iter().take(10) {
+                println!("           {f}");
+            }
+            problems.push(format!("{} failed {} known answers", b.name(), failed.len()));
+        }
+    }
+
+    // SIMD backends against the scalar reference.
+    println!("cross-check against scalar:");
+    let simd: Vec<Backend> = Backend::ALL.into_iter().filter(|b| *b != Backend::Scalar && b.is_supported()).collect();
+    if simd.is_empty() {
+        println!("  nothing to cross-check: no SIMD backend is supported in this build on this CPU");
+    }
+    for b in simd {
+        match cross_check(b, 3000) {
+            Ok(n) => {
+                println!("  {:<8} {n} messages identical to scalar", b.name());
+                summary.push(format!("{} matched scalar on {n} messages", b.name()));
+            }
+            Err(e) => {
+                println!("  {:<8} MISMATCH: {e}", b.name());
+                problems.push(format!("{} disagrees with scalar", b.name()));
+            }
+        }
+    }
+
+    if problems.is_empty() {
+        println!("verdict: PASS: {}; new keys get {best}", summary.join("; "));
+        ExitCode::SUCCESS
+    } else {
+        println!("verdict: FAIL: {}", problems.join("; "));
+        ExitCode::FAILURE
+    }
+}
+
+/// Seal and open `messages` generated messages on `backend` and on the scalar
+/// backend and compare every byte. Returns the number compared.
+fn cross_check(backend: Backend, messages: usize) -> Result<usize, String> {
+    let mut rng = SplitMix64(0x5eed_e59c_0000_0001);
+    for i in 0..messages {
+        let key_len = [16, 24, 32][i % 3];
+        let key = rng.bytes(key_len);
+        let iv_len = if i % 7 == 0 { 1 + (rng.next() % 64) as usize } else { 12 };
+        let iv = rng.bytes(iv_len);
+        let aad_len = (rng.next() % 40) as usize;
+        let aad = rng.bytes(aad_len);
+        let len = (rng.next() % 2048) as usize;
+        // Zeros, as in `nc | xxd`, and random data.
+        let msg = if i % 2 == 0 { vec![0u8; len] } else { rng.bytes(len) };
+        let fast = Gcm::with_backend(&key, backend).map_err(|e| e.to_string())?;
+        let reference = Gcm::with_backend(&key, Backend::Scalar).map_err(|e| e.to_string())?;
+        let (mut a, mut b) = (msg.clone(), msg.clone());
+        let ta = fast.encrypt(&iv, &aad, &mut a).map_err(|e| e.to_string())?;
+        let tb = reference.encrypt(&iv, &aad, &mut b).map_err(|e| e.to_string())?;
+        if a != b || ta != tb {
+            let at = a.iter().zip(&b).position(|(x, y)| x != y).map_or("the tag".to_string(), |p| format!("byte {p}"));
+            return Err(format!("message {i} ({len} bytes, {}-bit key) differs at {at}", key_len * 8));
+        }
+        fast.decrypt(&iv, &aad, &mut a, &ta).map_err(|e| format!("message {i}: open failed: {e}"))?;
+        if a != msg {
+            return Err(format!("message {i}: open did not restore the plaintext"));
+        }
+    }
+    Ok(messages)
+}
+
+/// A small deterministic generator for test messages (not for keys in use).
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.next() as u8).collect()
+    }
+}

@@ -100,16 +100,12 @@ fn byte_deinterleave(w: u64) -> u64 {
 /// makes them `[r1 r0 c1]`; three swapmove layers then exchange the bit-in-byte
 /// index (`j2 j1 j0`) with the word index (`c0 b1 b0`).
 #[inline(always)]
-pub(crate) fn pack4(blocks: &[[u8; 16]]) -> [u64; 8] {
+pub(crate) fn pack4(blocks: &[[u8; 16]; BLOCKS]) -> State {
     let mut w = [0u64; 8];
-    for (b, block) in blocks.iter().take(4).enumerate() {
-        let (lo_bytes, hi_bytes) = block.split_at(8);
-        let mut lo = [0u8; 8];
-        let mut hi = [0u8; 8];
-        lo.copy_from_slice(lo_bytes);
-        hi.copy_from_slice(hi_bytes);
-        let lo = u64::from_le_bytes(lo);
-        let hi = u64::from_le_bytes(hi);
+    for (b, block) in blocks.iter().enumerate() {
+        let [l0, l1, l2, l3, l4, l5, l6, l7, h0, h1, h2, h3, h4, h5, h6, h7] = *block;
+        let lo = u64::from_le_bytes([l0, l1, l2, l3, l4, l5, l6, l7]);
+        let hi = u64::from_le_bytes([h0, h1, h2, h3, h4, h5, h6, h7]);
         w[b] = byte_interleave((lo & 0xFFFF_FFFF) | (hi << 32));
         w[4 + b] = byte_interleave((lo >> 32) | (hi & 0xFFFF_FFFF_0000_0000));
     }
@@ -119,16 +115,18 @@ pub(crate) fn pack4(blocks: &[[u8; 16]]) -> [u64; 8] {
 
 /// Inverse of [`pack4`].
 #[inline(always)]
-pub(crate) fn unpack4(state: &[u64; 8], out: &mut [[u8; 16]]) {
+pub(crate) fn unpack4(state: &State, out: &mut [[u8; 16]; BLOCKS]) {
     let mut w = *state;
     transpose_bits(&mut w);
-    for (b, block) in out.iter_mut().take(4).enumerate() {
+    for (b, block) in out.iter_mut().enumerate() {
         let even = byte_deinterleave(w[b]);
         let odd = byte_deinterleave(w[4 + b]);
         let lo = (even & 0xFFFF_FFFF) | (odd << 32);
         let hi = (even >> 32) | (odd & 0xFFFF_FFFF_0000_0000);
-        block[..8].copy_from_slice(&lo.to_le_bytes());
-        block[8..].copy_from_slice(&hi.to_le_bytes());
+        let mut bytes = [0u8; 16];
+        bytes[..8].copy_from_slice(&lo.to_le_bytes());
+        bytes[8..].copy_from_slice(&hi.to_le_bytes());
+        *block = bytes;
     }
 }
 
@@ -290,17 +288,19 @@ const fn columns(mask16: u64) -> u64 {
 
 /// `new(r, c) = old(r + dr, c + dc)` for every row and column (indices mod 4).
 ///
-/// A plain rotation when `dc == 0`. Otherwise columns that wrap around come
-/// from one row lower in the word, so two rotations are merged by column mask.
+/// A plain rotation when `dc == 0`. Otherwise the columns that wrap around
+/// (the last `dc` of each row) must come from one row further down, i.e. from
+/// the same rotation turned 16 bits further: one masked merge of the two.
 #[inline(always)]
 fn shift(x: u64, dr: u32, dc: u32) -> u64 {
-    let t = 16 * dr + 4 * dc;
-    match dc {
-        0 => x.rotate_right(t),
-        1 => (x.rotate_right(t) & columns(0x0FFF)) | (x.rotate_right(t - 16) & columns(0xF000)),
-        2 => (x.rotate_right(t) & columns(0x00FF)) | (x.rotate_right(t - 16) & columns(0xFF00)),
-        _ => (x.rotate_right(t) & columns(0x000F)) | (x.rotate_right(t - 16) & columns(0xFFF0)),
-    }
+    let r = x.rotate_right(16 * dr + 4 * dc);
+    let wrapped = match dc {
+        0 => return r,
+        1 => columns(0xF000),
+        2 => columns(0xFF00),
+        _ => columns(0xFFF0),
+    };
+    r ^ ((r ^ r.rotate_left(16)) & wrapped)
 }
 
 /// MixColumns on a state that has skipped `K` ShiftRows: row `r + d` of column
@@ -351,7 +351,6 @@ impl RoundKeys {
         let (rounds, mut bytes) = expand_key(key);
         let zero = [0; 8];
         let mut keys = [zero; 15];
-        let mut block = [[0u8; 16]; 8];
         for (i, rk) in bytes.iter().take(rounds + 1).enumerate() {
             let mut k = shift_rows_inverse(rk, i % 4);
             if i > 0 {
@@ -360,13 +359,11 @@ impl RoundKeys {
                     *byte ^= 0x63;
                 }
             }
-            for b in block.iter_mut().take(BLOCKS) {
-                *b = k;
-            }
-            keys[i] = pack4(&block[..BLOCKS]);
+            let mut block = [k; BLOCKS];
+            keys[i] = pack4(&block);
             k.zeroize();
+            block.zeroize();
         }
-        block.zeroize();
         bytes.zeroize();
         RoundKeys { keys, rounds }
     }
@@ -402,15 +399,15 @@ impl RoundKeys {
         }
     }
 
-    /// Encrypt up to `BLOCKS` blocks in place (a convenience for key setup
-    /// and tests; the GCM loop packs counters itself).
+    /// Encrypt blocks in place, four per sliced pass (key setup and tests;
+    /// the GCM loop packs counters itself).
     pub(crate) fn encrypt_blocks(&self, blocks: &mut [[u8; 16]]) {
         for chunk in blocks.chunks_mut(BLOCKS) {
-            let mut tmp = [[0u8; 16]; 8];
+            let mut tmp = [[0u8; 16]; BLOCKS];
             tmp[..chunk.len()].copy_from_slice(chunk);
-            let mut s = pack4(&tmp[..BLOCKS]);
+            let mut s = pack4(&tmp);
             self.encrypt_sliced(&mut s);
-            unpack4(&s, &mut tmp[..BLOCKS]);
+            unpack4(&s, &mut tmp);
             chunk.copy_from_slice(&tmp[..chunk.len()]);
         }
     }
@@ -535,7 +532,7 @@ mod tests {
 
     #[test]
     fn pack_then_unpack_is_identity() {
-        let blocks: [[u8; 16]; 4] = core::array::from_fn(|b| core::array::from_fn(|i| (b * 16 + i) as u8 ^ 0xa5));
+        let blocks: [[u8; 16]; BLOCKS] = core::array::from_fn(|b| core::array::from_fn(|i| (b * 16 + i) as u8 ^ 0xa5));
         let mut out = [[0u8; 16]; 4];
         unpack4(&pack4(&blocks), &mut out);
         assert_eq!(blocks, out);
@@ -572,9 +569,9 @@ mod tests {
         ];
         for (key, ct) in cases {
             let rk = RoundKeys::new(KeyBytes::new(key).expect("valid key length"));
-            let mut blocks = [pt; 8];
-            rk.encrypt_blocks(&mut blocks[..BLOCKS]);
-            for b in &blocks[..BLOCKS] {
+            let mut blocks = [pt; 5];
+            rk.encrypt_blocks(&mut blocks);
+            for b in &blocks {
                 assert_eq!(*b, ct, "key length {}", key.len());
             }
         }

@@ -93,12 +93,12 @@ impl ScalarKey {
         counters.fill(&mut ks[..n], next);
         let tag_mask = if n < BATCH {
             ks[n] = *j0;
-            self.encrypt_batch(&mut ks);
+            self.encrypt_first(&mut ks, n + 1);
             ks[n]
         } else {
             self.encrypt_batch(&mut ks);
             let mut j = [*j0; BATCH];
-            self.encrypt_batch(&mut j);
+            self.encrypt_first(&mut j, 1);
             j[0]
         };
         if DECRYPT {
@@ -118,15 +118,20 @@ impl ScalarKey {
         tag
     }
 
+    /// Encrypt all eight blocks (two sliced passes).
     #[inline(always)]
     fn encrypt_batch(&self, blocks: &mut [[u8; 16]; BATCH]) {
-        let (a, b) = blocks.split_at_mut(4);
-        let mut sa = pack4(a);
-        let mut sb = pack4(b);
-        self.aes.encrypt_sliced(&mut sa);
-        self.aes.encrypt_sliced(&mut sb);
-        unpack4(&sa, a);
-        unpack4(&sb, b);
+        self.encrypt_first(blocks, BATCH);
+    }
+
+    /// Encrypt at least the first `count` blocks, one sliced pass per four.
+    #[inline(always)]
+    fn encrypt_first(&self, blocks: &mut [[u8; 16]; BATCH], count: usize) {
+        for half in blocks.as_chunks_mut::<{ aes::BLOCKS }>().0.iter_mut().take(count.div_ceil(aes::BLOCKS)) {
+            let mut s = pack4(half);
+            self.aes.encrypt_sliced(&mut s);
+            unpack4(&s, half);
+        }
     }
 }
 
