@@ -2,7 +2,9 @@
 //! interoperation with RustCrypto's `aes-gcm` types, and the error contract of
 //! `Gcm`.
 
+mod common;
 use aes_gcm::AesGcm;
+use common::supported_backends;
 use espgcm::aead::consts::{U12, U16};
 use espgcm::aead::inout::InOutBuf;
 use espgcm::aead::{Aead, AeadCore, AeadInOut, KeyInit, Nonce, Payload, Tag};
@@ -24,20 +26,6 @@ fn bytes(seed: u8, len: usize) -> Vec<u8> {
 fn nonce(seed: u8) -> Nonce<espgcm::Aes128Gcm> {
     let n: [u8; 12] = bytes(seed, 12).try_into().unwrap();
     n.into()
-}
-
-fn supported_backends() -> Vec<Backend> {
-    let mut supported = Vec::new();
-    for backend in Backend::ALL {
-        if backend.is_supported() {
-            supported.push(backend);
-        } else {
-            let why = backend.unsupported_reason().unwrap_or("no reason given");
-            eprintln!("skipped {}: {why}", backend.name());
-        }
-    }
-    assert!(supported.contains(&Backend::Scalar));
-    supported
 }
 
 const MSG_LENS: [usize; 9] = [0, 1, 15, 16, 17, 64, 129, 1000, 4097];

@@ -5,6 +5,7 @@
 //! are reported on stderr ("skipped <name>: <reason>"), never silently left
 //! out. Inputs come from a seeded ChaCha generator, so a failure reproduces.
 
+mod common;
 use aes::{Aes128, Aes192, Aes256};
 use aes_gcm::AesGcm;
 use aes_gcm::aead::array::{Array, ArraySize};
@@ -12,6 +13,7 @@ use aes_gcm::aead::consts::{
     U1, U2, U7, U8, U11, U12, U13, U15, U16, U17, U24, U31, U32, U33, U48, U60, U64, U100, U128, U256,
 };
 use aes_gcm::aead::{AeadInOut, KeyInit};
+use common::supported_backends;
 use espgcm::{Backend, Error, Gcm};
 use proptest::prelude::*;
 use proptest::test_runner::{FileFailurePersistence, RngAlgorithm, TestRng, TestRunner};
@@ -19,22 +21,6 @@ use proptest::test_runner::{FileFailurePersistence, RngAlgorithm, TestRng, TestR
 // ---------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------
-
-/// The backends this CPU and build can run. Every other backend is reported
-/// with the reason it cannot run, so a skipped backend is never silent.
-fn supported_backends() -> Vec<Backend> {
-    let mut supported = Vec::new();
-    for backend in Backend::ALL {
-        if backend.is_supported() {
-            supported.push(backend);
-        } else {
-            let why = backend.unsupported_reason().unwrap_or("no reason given");
-            eprintln!("skipped {}: {why}", backend.name());
-        }
-    }
-    assert!(supported.contains(&Backend::Scalar), "the scalar backend must always be supported");
-    supported
-}
 
 /// A deterministic ChaCha generator; `label` picks the stream so that the
 /// tests do not all see the same bytes.

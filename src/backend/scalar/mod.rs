@@ -3,11 +3,12 @@
 //!
 //! It runs on every CPU Rust targets, uses no CPU-specific instructions, and
 //! is the reference that verify mode checks SIMD backends against, so it is
-//! written for speed as well: eight counter blocks are encrypted per sliced
-//! pass (the compiler may keep the two 64-bit lanes of [`aes::Wide`] in one
-//! vector register; the code itself is plain Rust), eight blocks are hashed per
-//! reduction, and the block that masks the tag (`E(K, J0)`) rides in the free
-//! slot of the last counter batch instead of costing a pass of its own.
+//! written for speed as well: counter blocks go through the cipher eight at a
+//! time (two sliced passes of four), eight blocks are hashed per reduction,
+//! a short tail costs one sliced pass instead of two, and the block that masks
+//! the tag (`E(K, J0)`) rides in a free slot of the last counter batch instead
+//! of costing a pass of its own. Everything stays in integer registers (see
+//! [`aes`] for why).
 //!
 //! Constant time: see the headers of [`aes`] and [`ghash`]. This file adds only
 //! loops whose bounds are message lengths (public) and XORs.
