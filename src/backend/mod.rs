@@ -14,6 +14,8 @@
 //! per backend, each holding that backend's own key layout, and every call
 //! matches on it once and hands the whole message over.
 
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod aesni;
 pub(crate) mod scalar;
 
 use core::fmt;
@@ -72,11 +74,11 @@ impl Backend {
     pub fn unsupported_reason(self) -> Option<&'static str> {
         match self {
             Backend::Scalar => None,
-            Backend::AesNi => Some(match cpu::has_aesni() {
-                Some(false) => "this CPU lacks AES-NI or PCLMULQDQ",
-                None => "not an x86-64 CPU",
-                Some(true) => "not implemented in this build yet (the CPU has AES-NI and PCLMULQDQ)",
-            }),
+            Backend::AesNi => match cpu::has_aesni() {
+                Some(true) => None,
+                Some(false) => Some("this CPU lacks AES-NI, PCLMULQDQ, SSSE3 or SSE4.1"),
+                None => Some("not an x86-64 CPU"),
+            },
             Backend::Vaes256 => Some(match cpu::has_vaes256() {
                 Some(false) => "this CPU lacks VAES, VPCLMULQDQ or AVX2",
                 None => "not an x86-64 CPU",
@@ -348,6 +350,8 @@ impl<'a> KeyBytes<'a> {
 #[derive(Clone)]
 pub(crate) enum Engine {
     Scalar(Box<scalar::ScalarKey>),
+    #[cfg(target_arch = "x86_64")]
+    AesNi(Box<aesni::AesNiKey>),
 }
 
 impl Engine {
@@ -355,7 +359,11 @@ impl Engine {
     pub(crate) fn new(backend: Backend, key: KeyBytes<'_>) -> Option<Engine> {
         match backend {
             Backend::Scalar => Some(Engine::scalar(key)),
-            Backend::AesNi | Backend::Vaes256 | Backend::Vaes512 => None,
+            #[cfg(target_arch = "x86_64")]
+            Backend::AesNi => aesni::AesNiKey::new(key).map(|k| Engine::AesNi(Box::new(k))),
+            #[cfg(not(target_arch = "x86_64"))]
+            Backend::AesNi => None,
+            Backend::Vaes256 | Backend::Vaes512 => None,
         }
     }
 
@@ -367,30 +375,40 @@ impl Engine {
     pub(crate) fn backend(&self) -> Backend {
         match self {
             Engine::Scalar(_) => Backend::Scalar,
+            #[cfg(target_arch = "x86_64")]
+            Engine::AesNi(_) => Backend::AesNi,
         }
     }
 
     pub(crate) fn ghash(&self, acc: &mut u128, data: &[u8]) {
         match self {
             Engine::Scalar(k) => k.ghash(acc, data),
+            #[cfg(target_arch = "x86_64")]
+            Engine::AesNi(k) => k.ghash(acc, data),
         }
     }
 
     pub(crate) fn ghash_block(&self, acc: &mut u128, block: u128) {
         match self {
             Engine::Scalar(k) => k.ghash_block(acc, block),
+            #[cfg(target_arch = "x86_64")]
+            Engine::AesNi(k) => k.ghash_block(acc, block),
         }
     }
 
     pub(crate) fn seal(&self, j0: &[u8; 16], aad: &[u8], buf: &mut [u8]) -> [u8; 16] {
         match self {
             Engine::Scalar(k) => k.seal(j0, aad, buf),
+            #[cfg(target_arch = "x86_64")]
+            Engine::AesNi(k) => k.seal(j0, aad, buf),
         }
     }
 
     pub(crate) fn open(&self, j0: &[u8; 16], aad: &[u8], buf: &mut [u8]) -> [u8; 16] {
         match self {
             Engine::Scalar(k) => k.open(j0, aad, buf),
+            #[cfg(target_arch = "x86_64")]
+            Engine::AesNi(k) => k.open(j0, aad, buf),
         }
     }
 }
