@@ -131,7 +131,7 @@ impl Gcm {
     pub fn encrypt(&self, iv: &[u8], aad: &[u8], buf: &mut [u8]) -> Result<[u8; 16], Error> {
         check_lengths(iv.len(), aad.len(), buf.len())?;
         let j0 = self.j0(iv);
-        Ok(self.engine.seal(&j0, aad, buf))
+        Ok(self.engine.seal(j0, aad, buf))
     }
 
     /// Decrypt `buf` in place if `tag` (4 to 16 bytes, a prefix of the full
@@ -148,7 +148,7 @@ impl Gcm {
         }
         check_lengths(iv.len(), aad.len(), buf.len())?;
         let j0 = self.j0(iv);
-        let mut computed = self.engine.open(&j0, aad, buf);
+        let mut computed = self.engine.open(j0, aad, buf);
         let good: bool = computed[..tag.len()].ct_eq(tag).into();
         computed.zeroize();
         if good {
@@ -159,19 +159,18 @@ impl Gcm {
         }
     }
 
-    /// The pre-counter block: `IV || 0^31 || 1` for 12-byte IVs, otherwise
-    /// `GHASH(IV, zero-padded || 0^64 || [bits(IV)]_64)`.
-    fn j0(&self, iv: &[u8]) -> [u8; 16] {
-        if let Ok(iv12) = <&[u8; 12]>::try_from(iv) {
-            let mut j0 = [0u8; 16];
-            j0[..12].copy_from_slice(iv12);
-            j0[15] = 1;
-            j0
+    /// The pre-counter block as a big-endian integer: `IV || 0^31 || 1` for
+    /// 12-byte IVs, otherwise `GHASH(IV, zero-padded || 0^64 || [bits(IV)]_64)`.
+    fn j0(&self, iv: &[u8]) -> u128 {
+        if let Some((head, tail)) = <&[u8; 12]>::try_from(iv).ok().map(|iv| iv.split_at(8)) {
+            let head = u64::from_be_bytes(head.try_into().unwrap_or_default());
+            let tail = u32::from_be_bytes(tail.try_into().unwrap_or_default());
+            (u128::from(head) << 64) | (u128::from(tail) << 32) | 1
         } else {
             let mut acc = 0u128;
             self.engine.ghash(&mut acc, iv);
             self.engine.ghash_block(&mut acc, (iv.len() as u128) * 8);
-            acc.to_be_bytes()
+            acc
         }
     }
 }

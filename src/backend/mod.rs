@@ -396,7 +396,10 @@ impl Engine {
         }
     }
 
-    pub(crate) fn seal(&self, j0: &[u8; 16], aad: &[u8], buf: &mut [u8]) -> [u8; 16] {
+    /// `j0` is the pre-counter block as a big-endian integer (passed in
+    /// registers: a block assembled from small stores and read back whole
+    /// would stall store forwarding on every call).
+    pub(crate) fn seal(&self, j0: u128, aad: &[u8], buf: &mut [u8]) -> [u8; 16] {
         match self {
             Engine::Scalar(k) => k.seal(j0, aad, buf),
             #[cfg(target_arch = "x86_64")]
@@ -404,7 +407,7 @@ impl Engine {
         }
     }
 
-    pub(crate) fn open(&self, j0: &[u8; 16], aad: &[u8], buf: &mut [u8]) -> [u8; 16] {
+    pub(crate) fn open(&self, j0: u128, aad: &[u8], buf: &mut [u8]) -> [u8; 16] {
         match self {
             Engine::Scalar(k) => k.open(j0, aad, buf),
             #[cfg(target_arch = "x86_64")]

@@ -55,14 +55,15 @@ impl ScalarKey {
 
     /// Encrypt `buf` in place with counters `inc32(J0)`, ... and return the
     /// full 16-byte tag over `aad` and the ciphertext.
-    pub(crate) fn seal(&self, j0: &[u8; 16], aad: &[u8], buf: &mut [u8]) -> [u8; 16] {
-        self.crypt::<false>(j0, aad, buf)
+    /// `j0` is the pre-counter block as a big-endian integer.
+    pub(crate) fn seal(&self, j0: u128, aad: &[u8], buf: &mut [u8]) -> [u8; 16] {
+        self.crypt::<false>(&j0.to_be_bytes(), aad, buf)
     }
 
     /// Decrypt `buf` in place and return the tag computed over `aad` and the
     /// ciphertext it held. The caller compares tags and wipes `buf` on mismatch.
-    pub(crate) fn open(&self, j0: &[u8; 16], aad: &[u8], buf: &mut [u8]) -> [u8; 16] {
-        self.crypt::<true>(j0, aad, buf)
+    pub(crate) fn open(&self, j0: u128, aad: &[u8], buf: &mut [u8]) -> [u8; 16] {
+        self.crypt::<true>(&j0.to_be_bytes(), aad, buf)
     }
 
     fn crypt<const DECRYPT: bool>(&self, j0: &[u8; 16], aad: &[u8], buf: &mut [u8]) -> [u8; 16] {
@@ -219,12 +220,12 @@ mod tests {
             let msg: Vec<u8> = (0..len).map(|i| i as u8).collect();
             let mut ours = msg.clone();
             let mut theirs = msg.clone();
-            let tag = k.seal(&j0, &aad, &mut ours);
+            let tag = k.seal(u128::from_be_bytes(j0), &aad, &mut ours);
             let expect = reference_seal(&key, j0, &aad, &mut theirs);
             assert_eq!(ours, theirs, "ciphertext, length {len}");
             assert_eq!(tag, expect, "tag, length {len}");
             let mut back = ours.clone();
-            assert_eq!(k.open(&j0, &aad, &mut back), tag);
+            assert_eq!(k.open(u128::from_be_bytes(j0), &aad, &mut back), tag);
             assert_eq!(back, msg);
         }
     }
