@@ -12,15 +12,34 @@
 use super::wire::{self, esp};
 use super::{EspError, Limitation, SaConfig, Transform};
 use crate::{Backend, Gcm};
+use zeroize::Zeroize;
 
 /// What the SA keys AES-GCM with.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub(crate) struct SaCipher {
     gcm: Gcm,
     salt: [u8; 4],
     gmac: bool,
     esn: bool,
     icv_len: usize,
+}
+
+impl core::fmt::Debug for SaCipher {
+    /// The key's backend and size and the transform; never the salt or key.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("SaCipher")
+            .field("gcm", &self.gcm)
+            .field("gmac", &self.gmac)
+            .field("esn", &self.esn)
+            .field("icv_len", &self.icv_len)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for SaCipher {
+    fn drop(&mut self) {
+        self.salt.zeroize();
+    }
 }
 
 impl SaCipher {
