@@ -112,6 +112,12 @@ impl ReplayWindow {
         if seq > self.top {
             self.top = seq;
             self.words.fill(u64::MAX);
+            // Bits above the top in its own word must read "not received":
+            // the window only zeroes words it slides into.
+            let (index, bit) = self.position(seq);
+            if let Some(word) = self.words.get_mut(index) {
+                *word = bit | (bit - 1);
+            }
         }
     }
 
