@@ -85,7 +85,7 @@ fn tcp_segment(data: &[u8], pseudo: espgcm::esp::checksum::Sum) -> Vec<u8> {
 fn udp_datagram(data: &[u8], pseudo: Option<espgcm::esp::checksum::Sum>) -> Vec<u8> {
     let mut dgram = vec![0u8; 8 + data.len()];
     dgram[8..].copy_from_slice(data);
-    UdpRepr { src_port: 5353, dst_port: 53 }.emit(&mut dgram, data.len(), pseudo).unwrap();
+    UdpRepr { src_port: 40001, dst_port: 40002 }.emit(&mut dgram, data.len(), pseudo).unwrap();
     dgram
 }
 
