@@ -4,6 +4,7 @@
 //! ```text
 //! cargo bench --bench esp
 //! cargo bench --bench esp -- 'seal/1420'     # one group
+//! cargo bench --bench esp -- checksum        # the internet checksum alone
 //! ```
 //!
 //! The ESP packets are TCP over IPv4 in transport mode (the size is the IP
@@ -104,5 +105,20 @@ fn bench(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench);
+/// The internet checksum alone (one pass over the bytes), for reference.
+fn bench_checksum(c: &mut Criterion) {
+    let mut group = c.benchmark_group("checksum");
+    group.warm_up_time(Duration::from_millis(300));
+    group.measurement_time(Duration::from_secs(2));
+    for size in SIZES {
+        let data: Vec<u8> = (0..size).map(|i| (i * 7) as u8).collect();
+        group.throughput(Throughput::Bytes(size as u64));
+        group.bench_function(BenchmarkId::from_parameter(size), |b| {
+            b.iter(|| espgcm::esp::checksum::sum(black_box(&data)))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench, bench_checksum);
 criterion_main!(benches);

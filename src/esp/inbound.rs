@@ -33,7 +33,40 @@ use zeroize::Zeroize;
 /// zeroed), the matching counter grows, and nothing else happens: no log
 /// line, no reply.
 ///
-/// See [`Outbound`](super::Outbound) for an example with both halves.
+/// ```
+/// use espgcm::esp::{EspError, Inbound, Outbound, SaConfig};
+/// use espgcm::esp::wire::{Ipv4Repr, TcpRepr, protocol};
+/// use espgcm::esp::checksum::pseudo_header_v4;
+/// use std::net::Ipv4Addr;
+///
+/// // TCP over IPv4: a 20-byte header, a 20-byte TCP header, 4 bytes of data.
+/// let (src, dst) = (Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2));
+/// let mut packet = vec![0u8; 44];
+/// packet[40..].copy_from_slice(b"ruok");
+/// Ipv4Repr { src_addr: src, dst_addr: dst, protocol: protocol::TCP, payload_len: 24,
+///            ttl: 64, dscp_ecn: 0, ident: 1, dont_frag: true }.emit(&mut packet)?;
+/// TcpRepr { src_port: 40000, dst_port: 2181, seq_number: 1, ack_number: 1, flags: 0x18, window: 512 }
+///     .emit(&mut packet[20..], pseudo_header_v4(src, dst, protocol::TCP, 24))?;
+///
+/// let keymat = [0x42u8; 36]; // AES-256 key || salt
+/// let mut tx = Outbound::new(SaConfig::new(0x2000, &keymat))?;
+/// let mut rx = Inbound::new(SaConfig::new(0x2000, &keymat))?;
+/// let (mut sealed, mut opened) = (Vec::new(), Vec::new());
+/// tx.seal(&packet, &mut sealed)?;
+///
+/// rx.open(&sealed, &mut opened)?;
+/// assert_eq!(opened, packet);
+///
+/// // The same packet again is a replay; a damaged one fails the ICV.
+/// assert_eq!(rx.open(&sealed, &mut opened), Err(EspError::Replay { seq: 1 }));
+/// tx.seal(&packet, &mut sealed)?;
+/// let last = sealed.len() - 1;
+/// sealed[last] ^= 1;
+/// assert_eq!(rx.open(&sealed, &mut opened), Err(EspError::Auth { seq: 2 }));
+/// assert!(opened.is_empty());
+/// assert_eq!((rx.stats().packets, rx.stats().replayed, rx.stats().auth_failed), (1, 1, 1));
+/// # Ok::<(), EspError>(())
+/// ```
 #[derive(Debug)]
 pub struct Inbound {
     cfg: SaConfig,
