@@ -406,3 +406,35 @@ fn config_and_keys_are_not_shown_by_debug_and_are_wiped_after_setup() {
     assert!(tx.config().keymat.is_empty());
     assert!(!format!("{tx:?}").contains("171"));
 }
+
+#[test]
+fn nat_t_transport_fix_up_works_for_ipv6_too() {
+    let original: std::net::Ipv6Addr = "fd00::10".parse().unwrap();
+    let received: std::net::Ipv6Addr = "2001:db8:99::10".parse().unwrap();
+    for tcp in [true, false] {
+        let input = if tcp { tcp_v6(original, V6_DST, b"over NAT66") } else { udp_v6(original, V6_DST, b"over NAT66") };
+        let cfg = SaConfig { encap: Encap::NAT_T, ..SaConfig::new(0x9100, &keymat(16)) };
+        let mut tx = Outbound::new(cfg.clone()).unwrap();
+        let mut sealed = Vec::new();
+        tx.seal(&input, &mut sealed).unwrap();
+        // NAT66 rewrites the source; IPv6 has no header checksum. The outer
+        // UDP checksum is now stale too, and is accepted either way.
+        sealed[8..24].copy_from_slice(&received.octets());
+        let rx_cfg = SaConfig { nat_original: Some((original.into(), V6_DST.into())), ..cfg.clone() };
+        let mut rx = Inbound::new(rx_cfg).unwrap();
+        let mut opened = Vec::new();
+        rx.open(&sealed, &mut opened).unwrap();
+        assert_eq!(Ipv6Packet::new_checked(&opened[..]).unwrap().src_addr(), received);
+        // Without NAT-OA the rewrite is caught, not delivered.
+        let mut rx = Inbound::new(cfg).unwrap();
+        assert!(matches!(rx.open(&sealed, &mut opened), Err(EspError::ChecksumAfterDecrypt { .. })));
+        // A NAT-OA of the wrong family is refused.
+        let wrong = SaConfig { nat_original: Some((V4_SRC.into(), V4_DST.into())), ..rx.config().clone() };
+        let wrong = SaConfig { keymat: keymat(16), ..wrong };
+        let mut rx = Inbound::new(wrong).unwrap();
+        assert_eq!(
+            rx.open(&sealed, &mut opened),
+            Err(EspError::Unsupported(espgcm::esp::Limitation::NatOriginalFamily))
+        );
+    }
+}

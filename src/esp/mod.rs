@@ -33,7 +33,7 @@
 //!   whose constructor compares each length field with the bytes present;
 //!   nothing is allocated from a length read off the wire; malformed input
 //!   is an [`EspError`] naming the field. This module tree denies
-//!   `unwrap`, `expect`, indexing and `panic!` (clippy) and `unsafe`.
+//!   `unwrap`, `expect`, indexing and explicit panics (clippy), and `unsafe`.
 //! - **Checksums on both sides.** The crate exists because a silently
 //!   corrupting AES path and a receiver that skipped the inner checksum
 //!   (NAT-T transport mode) let damaged data through. So `seal` verifies the
