@@ -41,6 +41,15 @@
 //!   released.
 //! - Key material is zeroized when a key is dropped.
 //! - Every length rule of NIST SP 800-38D is enforced with an [`Error`].
+//!
+//! ## ESP
+//!
+//! [`esp`] builds IPsec ESP on top: [`esp::Outbound::seal`] and
+//! [`esp::Inbound::open`] take and return whole IP packets (transport or
+//! tunnel mode, IPv4 or IPv6, optionally UDP-encapsulated for NAT-T), with
+//! AES-GCM (RFC 4106) or AES-GMAC (RFC 4543), an RFC 6479 replay window,
+//! extended sequence numbers, and the inner TCP/UDP checksum verified before
+//! encryption and after decryption in every mode.
 
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
@@ -49,6 +58,7 @@ pub use aead;
 
 mod backend;
 mod error;
+pub mod esp;
 mod gcm;
 pub mod kat;
 mod verify;

@@ -1,0 +1,186 @@
+//! The SA's AEAD: nonce and AAD construction for AES-GCM (RFC 4106) and
+//! AES-GMAC (RFC 4543) over the crate's [`Gcm`].
+//!
+//! - Nonce: the 4-byte salt (last bytes of the keying material) followed by
+//!   the 8-byte IV carried in the packet (RFC 4106 §4).
+//! - AAD for GCM: SPI || sequence number (8 bytes), or with ESN
+//!   SPI || high half || low half (12 bytes) (RFC 4106 §5).
+//! - GMAC: the AAD is SPI || sequence (|| ESN as above) || IV || payload ||
+//!   padding || pad length || next header, and nothing is encrypted
+//!   (RFC 4543 §3.3); the ICV is the tag.
+
+use super::wire::{self, esp};
+use super::{EspError, Limitation, SaConfig, Transform};
+use crate::{Backend, Gcm};
+use zeroize::Zeroize;
+
+/// What the SA keys AES-GCM with.
+#[derive(Clone)]
+pub(crate) struct SaCipher {
+    gcm: Gcm,
+    salt: [u8; 4],
+    gmac: bool,
+    esn: bool,
+    icv_len: usize,
+}
+
+impl core::fmt::Debug for SaCipher {
+    /// The key's backend and size and the transform; never the salt or key.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("SaCipher")
+            .field("gcm", &self.gcm)
+            .field("gmac", &self.gmac)
+            .field("esn", &self.esn)
+            .field("icv_len", &self.icv_len)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for SaCipher {
+    fn drop(&mut self) {
+        self.salt.zeroize();
+    }
+}
+
+impl SaCipher {
+    pub(crate) fn new(cfg: &SaConfig) -> Result<SaCipher, EspError> {
+        let backend = cfg.backend.unwrap_or_else(Backend::best);
+        let mut gcm = Gcm::with_backend(cfg.key(), backend).map_err(|e| match e {
+            crate::Error::Unsupported(b) => EspError::Unsupported(Limitation::Backend(b)),
+            other => EspError::Crypto(other),
+        })?;
+        gcm.set_verify(cfg.verify);
+        Ok(SaCipher {
+            gcm,
+            salt: cfg.salt(),
+            gmac: cfg.transform == Transform::AesGmac,
+            esn: cfg.esn,
+            icv_len: cfg.icv_len,
+        })
+    }
+
+    pub(crate) fn backend(&self) -> Backend {
+        self.gcm.backend()
+    }
+
+    pub(crate) fn icv_len(&self) -> usize {
+        self.icv_len
+    }
+
+    /// Extra room `seal`/`open` need in `out` beyond the packet itself
+    /// (GMAC with ESN builds its AAD in place with the high half inserted).
+    pub(crate) fn scratch_len(&self) -> usize {
+        if self.gmac && self.esn { 4 } else { 0 }
+    }
+
+    fn nonce(&self, iv: [u8; 8]) -> [u8; 12] {
+        let mut nonce = [0u8; 12];
+        let (salt, rest) = nonce.split_at_mut(4);
+        salt.copy_from_slice(&self.salt);
+        rest.copy_from_slice(&iv);
+        nonce
+    }
+
+    /// GCM's AAD for (SPI, seq) and its length (8, or 12 with ESN).
+    fn aad(&self, spi: u32, seq: u64) -> ([u8; 12], usize) {
+        let mut aad = [0u8; 12];
+        wire::set_u32(&mut aad, 0, spi);
+        if self.esn {
+            wire::set_u32(&mut aad, 4, (seq >> 32) as u32);
+            wire::set_u32(&mut aad, 8, seq as u32);
+            (aad, 12)
+        } else {
+            wire::set_u32(&mut aad, 4, seq as u32);
+            (aad, 8)
+        }
+    }
+
+    /// Seal the ESP packet that starts at `out[esp_start]`: SPI, low
+    /// sequence number, IV, then payload, padding and trailer in the clear.
+    /// Encrypts in place (GCM) and appends the ICV.
+    pub(crate) fn seal(&self, out: &mut Vec<u8>, esp_start: usize, seq: u64) -> Result<(), EspError> {
+        let esp_bytes = out.get(esp_start..).unwrap_or(&[]);
+        let header = esp::EspPacket::new_checked(esp_bytes)?;
+        let (spi, iv) = (header.spi(), header.iv());
+        let nonce = self.nonce(iv);
+        let tag = if !self.gmac {
+            let (aad, aad_len) = self.aad(spi, seq);
+            let body = out.get_mut(esp_start + esp::HEADER_LEN + esp::IV_LEN..).unwrap_or(&mut []);
+            self.gcm.encrypt(&nonce, aad.get(..aad_len).unwrap_or(&[]), body).map_err(EspError::Crypto)?
+        } else if !self.esn {
+            let aad = out.get(esp_start..).unwrap_or(&[]);
+            self.gcm.encrypt(&nonce, aad, &mut []).map_err(EspError::Crypto)?
+        } else {
+            // Insert the high half after the SPI for the AAD, then take it out.
+            let high_at = esp_start + 4;
+            let end = out.len();
+            out.extend_from_slice(&[0; 4]);
+            out.copy_within(high_at..end, high_at + 4);
+            wire::set_u32(out, high_at, (seq >> 32) as u32);
+            let aad = out.get(esp_start..).unwrap_or(&[]);
+            let tag = self.gcm.encrypt(&nonce, aad, &mut []).map_err(EspError::Crypto);
+            out.copy_within(high_at + 4..end + 4, high_at);
+            out.truncate(end);
+            tag?
+        };
+        out.extend_from_slice(tag.get(..self.icv_len).unwrap_or(&tag));
+        Ok(())
+    }
+
+    /// Verify (and with GCM decrypt) the ESP packet `esp_bytes` (SPI through
+    /// ICV, already length-checked by the caller: at least 16 bytes plus the
+    /// ICV) with sequence number `seq`, appending the plaintext (payload,
+    /// padding, trailer) to `out`.
+    ///
+    /// On failure `out` is returned to its length on entry and everything
+    /// written past it has been zeroed.
+    pub(crate) fn open(&self, esp_bytes: &[u8], seq: u64, out: &mut Vec<u8>) -> Result<(), EspError> {
+        let start = out.len();
+        let header = esp::EspPacket::new_checked(esp_bytes)?;
+        let nonce = self.nonce(header.iv());
+        let Some((authenticated, icv)) = esp_bytes.split_at_checked(esp_bytes.len().saturating_sub(self.icv_len))
+        else {
+            return Err(EspError::Auth { seq });
+        };
+        let body = authenticated.get(esp::HEADER_LEN + esp::IV_LEN..).unwrap_or(&[]);
+        let result = if !self.gmac {
+            let (aad, aad_len) = self.aad(header.spi(), seq);
+            out.extend_from_slice(body);
+            let buf = out.get_mut(start..).unwrap_or(&mut []);
+            self.gcm.decrypt(&nonce, aad.get(..aad_len).unwrap_or(&[]), buf, icv)
+        } else if !self.esn {
+            let r = self.gcm.decrypt(&nonce, authenticated, &mut [], icv);
+            if r.is_ok() {
+                out.extend_from_slice(body);
+            }
+            r
+        } else {
+            // Build SPI || high || low || IV || body in `out`, verify, then
+            // move the body down over the header.
+            let spi_and_low = header.header_and_iv();
+            out.extend_from_slice(spi_and_low.get(..4).unwrap_or(&[]));
+            out.extend_from_slice(&((seq >> 32) as u32).to_be_bytes());
+            out.extend_from_slice(spi_and_low.get(4..).unwrap_or(&[]));
+            out.extend_from_slice(body);
+            let r = self.gcm.decrypt(&nonce, out.get(start..).unwrap_or(&[]), &mut [], icv);
+            let head = esp::HEADER_LEN + 4 + esp::IV_LEN;
+            let end = out.len();
+            out.copy_within(start + head..end, start);
+            out.truncate(end - head);
+            r
+        };
+        match result {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                if let Some(written) = out.get_mut(start..) {
+                    written.fill(0);
+                }
+                out.truncate(start);
+                Err(match e {
+                    crate::Error::Auth => EspError::Auth { seq },
+                    other => EspError::Crypto(other),
+                })
+            }
+        }
+    }
+}

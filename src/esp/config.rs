@@ -1,0 +1,247 @@
+//! What an SA is: SPI, keys, transform, mode, encapsulation and policies.
+
+use super::EspError;
+use crate::{Backend, VerifyPolicy};
+use core::fmt;
+use std::net::IpAddr;
+
+/// The largest replay window [`SaConfig::replay_window`] accepts, in packets
+/// (the bitmap is then 128 KiB).
+pub const MAX_REPLAY_WINDOW: u32 = 1 << 20;
+
+/// The replay window [`SaConfig::new`] sets, in packets.
+pub const DEFAULT_REPLAY_WINDOW: u32 = 1024;
+
+/// The NAT-T port (RFC 3948).
+pub const NAT_T_PORT: u16 = 4500;
+
+/// The ESP transform.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Transform {
+    /// AES-GCM (RFC 4106): confidentiality and integrity.
+    #[default]
+    AesGcm,
+    /// AES-GMAC (RFC 4543, `ENCR_NULL_AUTH_AES_GMAC`): integrity only; the
+    /// payload travels in the clear and is authenticated with the header and
+    /// IV. Its ICV is always 16 bytes.
+    AesGmac,
+}
+
+/// Transport or tunnel mode.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Mode {
+    /// The IP header stays; ESP protects the upper-layer payload.
+    #[default]
+    Transport,
+    /// The whole packet is protected and carried inside a new outer header
+    /// from `src` to `dst` (both of one family; the inner packets may be of
+    /// either family).
+    Tunnel {
+        /// Outer source address.
+        src: IpAddr,
+        /// Outer destination address.
+        dst: IpAddr,
+    },
+}
+
+/// How ESP is carried.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Encap {
+    /// IP protocol 50.
+    #[default]
+    None,
+    /// Inside UDP (RFC 3948, NAT traversal), normally port 4500 both ways.
+    /// Outbound sends from `src_port` to `dst_port`; inbound accepts any
+    /// ports (a NAT may rewrite them), so the caller's socket decides.
+    Udp {
+        /// UDP source port of sent packets.
+        src_port: u16,
+        /// UDP destination port of sent packets.
+        dst_port: u16,
+    },
+}
+
+impl Encap {
+    /// UDP encapsulation on port 4500 both ways.
+    pub const NAT_T: Encap = Encap::Udp { src_port: NAT_T_PORT, dst_port: NAT_T_PORT };
+}
+
+/// Whether upper-layer checksums (TCP, UDP, ICMP, ICMPv6) are verified
+/// before encryption and after decryption.
+///
+/// IPv4 header checksums are always verified.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum ChecksumPolicy {
+    /// Verify: a damaged packet is refused by `seal` and dropped by `open`.
+    #[default]
+    Verify,
+    /// Do not verify (the NAT-T transport fix-up is still applied). Only for
+    /// callers whose next stage verifies every checksum itself.
+    Skip,
+}
+
+/// The parameters of one security association, one direction.
+///
+/// Make one with [`SaConfig::new`] (every default filled) and change the
+/// fields you need:
+///
+/// ```
+/// use espgcm::esp::{Encap, Mode, SaConfig};
+///
+/// let keymat = [0x11u8; 20]; // AES-128 key || 4-byte salt
+/// let cfg = SaConfig {
+///     mode: Mode::Tunnel { src: "192.0.2.1".parse()?, dst: "198.51.100.2".parse()? },
+///     encap: Encap::NAT_T,
+///     icv_len: 12,
+///     ..SaConfig::new(0x1000, &keymat)
+/// };
+/// assert_eq!(cfg.replay_window, 1024);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// `Debug` shows the key material's length, never its bytes. `Outbound::new`
+/// and `Inbound::new` take the configuration by value and wipe their copy of
+/// the key material once the key is set up.
+#[derive(Clone)]
+pub struct SaConfig {
+    /// Security Parameter Index. 0 is refused (it marks non-ESP packets on
+    /// UDP 4500) and so are 1..=255 (reserved by IANA, RFC 4303 §2.1).
+    pub spi: u32,
+    /// AES key || 4-byte salt (RFC 4106 §8.1): 20, 28 or 36 bytes for
+    /// AES-128, AES-192 or AES-256.
+    pub keymat: Vec<u8>,
+    /// AES-GCM (default) or AES-GMAC.
+    pub transform: Transform,
+    /// ICV length in bytes: 16 (default), 12 or 8. AES-GMAC allows only 16.
+    pub icv_len: usize,
+    /// Transport (default) or tunnel.
+    pub mode: Mode,
+    /// Plain ESP (default) or UDP-encapsulated (NAT-T).
+    pub encap: Encap,
+    /// NAT-OA: the original (source, destination) addresses of packets
+    /// received on this SA, as the sender saw them (RFC 3947). Used in
+    /// transport mode with UDP encapsulation to fix the TCP/UDP checksum up
+    /// for the addresses a NAT rewrote (RFC 3948 §3.1.2, option 1) before
+    /// the checksum is verified. `None`: no fix-up (and so a NAT's rewrite
+    /// shows up as a checksum failure, never as silently accepted data).
+    pub nat_original: Option<(IpAddr, IpAddr)>,
+    /// Extended (64-bit) sequence numbers (RFC 4303 §2.2.1). Default false.
+    pub esn: bool,
+    /// Anti-replay window in packets: 0 disables the check; at most
+    /// [`MAX_REPLAY_WINDOW`]; default [`DEFAULT_REPLAY_WINDOW`].
+    pub replay_window: u32,
+    /// Verify upper-layer checksums (default) or skip them.
+    pub checksums: ChecksumPolicy,
+    /// The AES-GCM backend; `None` (default) takes [`Backend::best()`].
+    pub backend: Option<Backend>,
+    /// How much SIMD output is cross-checked against the scalar backend.
+    /// Default [`VerifyPolicy::Off`].
+    pub verify: VerifyPolicy,
+    /// Tunnel mode: TTL / hop limit of the outer header. Default 64.
+    pub tunnel_ttl: u8,
+}
+
+impl SaConfig {
+    /// An SA with every default: AES-GCM, 16-byte ICV, transport mode, no
+    /// UDP encapsulation, no ESN, replay window [`DEFAULT_REPLAY_WINDOW`],
+    /// checksums verified, best backend, verify off.
+    ///
+    /// Nothing is checked here; [`Outbound::new`](super::Outbound::new) and
+    /// [`Inbound::new`](super::Inbound::new) check everything.
+    pub fn new(spi: u32, keymat: &[u8]) -> SaConfig {
+        SaConfig {
+            spi,
+            keymat: keymat.to_vec(),
+            transform: Transform::AesGcm,
+            icv_len: 16,
+            mode: Mode::Transport,
+            encap: Encap::None,
+            nat_original: None,
+            esn: false,
+            replay_window: DEFAULT_REPLAY_WINDOW,
+            checksums: ChecksumPolicy::Verify,
+            backend: None,
+            verify: VerifyPolicy::Off,
+            tunnel_ttl: 64,
+        }
+    }
+
+    /// Check every field; the first problem found is returned.
+    ///
+    /// # Errors
+    /// [`EspError::Invalid`] naming the field and what would be accepted.
+    pub fn validate(&self) -> Result<(), EspError> {
+        let invalid = |parameter, reason| Err(EspError::Invalid { parameter, reason });
+        if self.spi == 0 {
+            return invalid("spi", "SPI 0 is reserved: on UDP 4500 it marks non-ESP (IKE) packets");
+        }
+        if self.spi <= 255 {
+            return invalid("spi", "SPIs 1 to 255 are reserved by IANA (RFC 4303 section 2.1); use 256 or above");
+        }
+        if !matches!(self.keymat.len(), 20 | 28 | 36) {
+            return invalid(
+                "keymat",
+                "keying material must be an AES key followed by a 4-byte salt: 20, 28 or 36 bytes",
+            );
+        }
+        if !matches!(self.icv_len, 8 | 12 | 16) {
+            return invalid("icv_len", "the ICV must be 16, 12 or 8 bytes (RFC 4106)");
+        }
+        if self.transform == Transform::AesGmac && self.icv_len != 16 {
+            return invalid("icv_len", "AES-GMAC (RFC 4543) has a 16-byte ICV only");
+        }
+        if let Mode::Tunnel { src, dst } = self.mode
+            && src.is_ipv4() != dst.is_ipv4()
+        {
+            return invalid("mode", "the tunnel's outer source and destination must be of one IP family");
+        }
+        if let Encap::Udp { src_port, dst_port } = self.encap
+            && (src_port == 0 || dst_port == 0)
+        {
+            return invalid("encap", "UDP encapsulation needs non-zero ports (normally 4500)");
+        }
+        if let Some((src, dst)) = self.nat_original
+            && src.is_ipv4() != dst.is_ipv4()
+        {
+            return invalid("nat_original", "the original source and destination must be of one IP family");
+        }
+        if self.replay_window > MAX_REPLAY_WINDOW {
+            return invalid("replay_window", "the replay window can be at most 1048576 packets (0 disables it)");
+        }
+        if self.tunnel_ttl == 0 {
+            return invalid("tunnel_ttl", "an outer TTL of 0 would be dropped by the first router");
+        }
+        Ok(())
+    }
+
+    /// The 4-byte salt (last 4 bytes of the keying material).
+    pub(crate) fn salt(&self) -> [u8; 4] {
+        self.keymat.last_chunk::<4>().copied().unwrap_or([0; 4])
+    }
+
+    /// The AES key (the keying material without its salt).
+    pub(crate) fn key(&self) -> &[u8] {
+        self.keymat.get(..self.keymat.len().saturating_sub(4)).unwrap_or(&[])
+    }
+}
+
+impl fmt::Debug for SaConfig {
+    /// Everything but the key material, of which only the length is shown.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SaConfig")
+            .field("spi", &format_args!("{:#010x}", self.spi))
+            .field("keymat", &format_args!("<{} bytes, not shown>", self.keymat.len()))
+            .field("transform", &self.transform)
+            .field("icv_len", &self.icv_len)
+            .field("mode", &self.mode)
+            .field("encap", &self.encap)
+            .field("nat_original", &self.nat_original)
+            .field("esn", &self.esn)
+            .field("replay_window", &self.replay_window)
+            .field("checksums", &self.checksums)
+            .field("backend", &self.backend)
+            .field("verify", &self.verify)
+            .field("tunnel_ttl", &self.tunnel_ttl)
+            .finish()
+    }
+}

@@ -1,0 +1,114 @@
+//! Per-SA counters: one for every outcome, so that rejections can be
+//! audited without a log line per packet (which an attacker could use to
+//! flood the logs).
+
+use super::EspError;
+
+/// What one direction of an SA has done, by outcome. Counters only grow.
+///
+/// Outbound SAs use `packets`, `bytes`, the checksum-before-encrypt,
+/// sequence-exhausted, malformed/truncated/fragment/unsupported/too-large
+/// counters and `dummies` (sent); inbound SAs use the rest.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Packets sealed or opened successfully.
+    pub packets: u64,
+    /// Bytes of IP packets handed to `seal` (outbound) or delivered by `open`
+    /// (inbound), for successful packets.
+    pub bytes: u64,
+    /// Packets cut short ([`EspError::Truncated`]).
+    pub truncated: u64,
+    /// Packets with an impossible header field ([`EspError::Malformed`]).
+    pub malformed: u64,
+    /// IP fragments refused ([`EspError::Fragment`]).
+    pub fragments: u64,
+    /// Packets for another SPI ([`EspError::UnknownSpi`]).
+    pub unknown_spi: u64,
+    /// Duplicates inside the replay window ([`EspError::Replay`]).
+    pub replayed: u64,
+    /// Sequence numbers below the window ([`EspError::TooOld`]).
+    pub too_old: u64,
+    /// ICV failures ([`EspError::Auth`]).
+    pub auth_failed: u64,
+    /// Bad padding after decryption ([`EspError::BadPadding`]).
+    pub bad_padding: u64,
+    /// Packets refused by `seal` for a wrong checksum
+    /// ([`EspError::ChecksumBeforeEncrypt`]).
+    pub checksum_before_encrypt: u64,
+    /// Decrypted packets with a wrong checksum ([`EspError::ChecksumAfterDecrypt`]).
+    pub checksum_after_decrypt: u64,
+    /// `seal` calls refused because the sequence space is used up.
+    pub sequence_exhausted: u64,
+    /// Dummy packets sent (outbound) or received and dropped (inbound).
+    pub dummies: u64,
+    /// NAT keepalives received.
+    pub keepalives: u64,
+    /// Non-ESP (IKE) packets received on the NAT-T port.
+    pub non_esp: u64,
+    /// Packets this engine cannot handle ([`EspError::Unsupported`]).
+    pub unsupported: u64,
+    /// Packets too large for their IP length field ([`EspError::TooLarge`]).
+    pub too_large: u64,
+    /// Tunnel-mode inner fragments carried whose upper-layer checksum cannot
+    /// be verified (it covers the reassembled datagram). Also counted in
+    /// `packets`.
+    pub unverifiable_fragments: u64,
+    /// Other failures (invalid arguments, AES-GCM layer errors).
+    pub other: u64,
+}
+
+impl Counters {
+    /// Count one failed call.
+    pub(crate) fn record(&mut self, error: &EspError) {
+        let counter = match error {
+            EspError::Truncated { .. } => &mut self.truncated,
+            EspError::Malformed { .. } => &mut self.malformed,
+            EspError::Fragment => &mut self.fragments,
+            EspError::UnknownSpi { .. } => &mut self.unknown_spi,
+            EspError::Replay { .. } => &mut self.replayed,
+            EspError::TooOld { .. } => &mut self.too_old,
+            EspError::Auth { .. } => &mut self.auth_failed,
+            EspError::BadPadding { .. } => &mut self.bad_padding,
+            EspError::ChecksumBeforeEncrypt { .. } => &mut self.checksum_before_encrypt,
+            EspError::ChecksumAfterDecrypt { .. } => &mut self.checksum_after_decrypt,
+            EspError::SequenceExhausted { .. } => &mut self.sequence_exhausted,
+            EspError::Dummy { .. } => &mut self.dummies,
+            EspError::NatKeepalive => &mut self.keepalives,
+            EspError::NonEsp => &mut self.non_esp,
+            EspError::Unsupported(_) => &mut self.unsupported,
+            EspError::TooLarge { .. } => &mut self.too_large,
+            EspError::Invalid { .. } | EspError::Crypto(_) => &mut self.other,
+        };
+        *counter = counter.saturating_add(1);
+    }
+
+    /// Count one successful packet of `bytes` bytes.
+    pub(crate) fn record_packet(&mut self, bytes: usize) {
+        self.packets = self.packets.saturating_add(1);
+        self.bytes = self.bytes.saturating_add(bytes as u64);
+    }
+
+    /// Rejections that may point at an attack or a fault: everything but
+    /// successful packets, dummies, keepalives and IKE packets.
+    pub fn rejected(&self) -> u64 {
+        [
+            self.truncated,
+            self.malformed,
+            self.fragments,
+            self.unknown_spi,
+            self.replayed,
+            self.too_old,
+            self.auth_failed,
+            self.bad_padding,
+            self.checksum_before_encrypt,
+            self.checksum_after_decrypt,
+            self.sequence_exhausted,
+            self.unsupported,
+            self.too_large,
+            self.other,
+        ]
+        .iter()
+        .fold(0u64, |a, b| a.saturating_add(*b))
+    }
+}

@@ -1,0 +1,388 @@
+//! The receiving side of an SA: `open`, in the order RFC 4303 §3.4 and the
+//! project's checklist give.
+
+use super::cipher::SaCipher;
+use super::natt::{self, UdpPayload};
+use super::packet::{self, Addresses, Stage, Upper};
+use super::replay::ReplayWindow;
+use super::wire::{self, EspPacket, Ipv4Packet, Ipv6Packet, UdpPacket, esp, ipv4, ipv6, protocol, udp};
+use super::{Counters, Encap, EspError, Field, Header, Limitation, Mode, SaConfig};
+use crate::Backend;
+use zeroize::Zeroize;
+
+/// The receiving half of an SA: checks and opens ESP packets.
+///
+/// `open` works in this order, and nothing later runs when something
+/// earlier fails:
+///
+/// 1. format and lengths: every length field against the bytes present,
+///    the outer IPv4 header checksum, fragments dropped, the protocol (ESP,
+///    or UDP with NAT-T: keepalives and IKE packets are reported as such),
+///    the SPI, the ciphertext's 4-byte alignment;
+/// 2. replay pre-check (with ESN, the high half is estimated first);
+/// 3. AEAD open: the ICV is verified before any plaintext is released;
+/// 4. only then is the replay window updated;
+/// 5. the padding must read 1, 2, 3, ...;
+/// 6. next header 59: a dummy packet, dropped ([`EspError::Dummy`]);
+/// 7. the packet is rebuilt (transport) or unwrapped (tunnel, dropping any
+///    TFC padding) and its checksums are verified: IPv4 header, and TCP,
+///    UDP, ICMP, ICMPv6. With NAT-T in transport mode the RFC 3948 §3.1.2
+///    option-1 fix-up with [`SaConfig::nat_original`] runs first.
+///
+/// On any error `out` is left empty (and what had been decrypted into it is
+/// zeroed), the matching counter grows, and nothing else happens: no log
+/// line, no reply.
+///
+/// ```
+/// use espgcm::esp::{EspError, Inbound, Outbound, SaConfig};
+/// use espgcm::esp::wire::{Ipv4Repr, TcpRepr, protocol};
+/// use espgcm::esp::checksum::pseudo_header_v4;
+/// use std::net::Ipv4Addr;
+///
+/// // TCP over IPv4: a 20-byte header, a 20-byte TCP header, 4 bytes of data.
+/// let (src, dst) = (Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2));
+/// let mut packet = vec![0u8; 44];
+/// packet[40..].copy_from_slice(b"ruok");
+/// Ipv4Repr { src_addr: src, dst_addr: dst, protocol: protocol::TCP, payload_len: 24,
+///            ttl: 64, dscp_ecn: 0, ident: 1, dont_frag: true }.emit(&mut packet)?;
+/// TcpRepr { src_port: 40000, dst_port: 2181, seq_number: 1, ack_number: 1, flags: 0x18, window: 512 }
+///     .emit(&mut packet[20..], pseudo_header_v4(src, dst, protocol::TCP, 24))?;
+///
+/// let keymat = [0x42u8; 36]; // AES-256 key || salt
+/// let mut tx = Outbound::new(SaConfig::new(0x2000, &keymat))?;
+/// let mut rx = Inbound::new(SaConfig::new(0x2000, &keymat))?;
+/// let (mut sealed, mut opened) = (Vec::new(), Vec::new());
+/// tx.seal(&packet, &mut sealed)?;
+///
+/// rx.open(&sealed, &mut opened)?;
+/// assert_eq!(opened, packet);
+///
+/// // The same packet again is a replay; a damaged one fails the ICV.
+/// assert_eq!(rx.open(&sealed, &mut opened), Err(EspError::Replay { seq: 1 }));
+/// tx.seal(&packet, &mut sealed)?;
+/// let last = sealed.len() - 1;
+/// sealed[last] ^= 1;
+/// assert_eq!(rx.open(&sealed, &mut opened), Err(EspError::Auth { seq: 2 }));
+/// assert!(opened.is_empty());
+/// assert_eq!((rx.stats().packets, rx.stats().replayed, rx.stats().auth_failed), (1, 1, 1));
+/// # Ok::<(), EspError>(())
+/// ```
+#[derive(Debug)]
+pub struct Inbound {
+    cfg: SaConfig,
+    cipher: SaCipher,
+    window: ReplayWindow,
+    nat_original: Option<Addresses>,
+    counters: Counters,
+}
+
+/// Where the ESP packet sits in the received IP packet.
+struct Located<'a> {
+    /// The bytes before the UDP/ESP header (IP header and the IPv6
+    /// extension headers in front of ESP).
+    prefix: &'a [u8],
+    version: u8,
+    /// The byte naming the ESP (or UDP) header.
+    next_header_at: usize,
+    /// SPI through ICV.
+    esp: &'a [u8],
+}
+
+impl Inbound {
+    /// Set up the receiving side of an SA.
+    ///
+    /// # Errors
+    /// [`EspError::Invalid`] for a bad setting (see [`SaConfig::validate`]),
+    /// [`EspError::Unsupported`] if the requested backend cannot run here.
+    pub fn new(mut cfg: SaConfig) -> Result<Inbound, EspError> {
+        let checked = cfg.validate().and_then(|()| SaCipher::new(&cfg));
+        cfg.keymat.zeroize();
+        cfg.keymat = Vec::new();
+        let cipher = checked?;
+        let window = ReplayWindow::new(cfg.replay_window);
+        let nat_original = cfg.nat_original.map(|(src, dst)| Addresses::new(src, dst));
+        Ok(Inbound { cfg, cipher, window, nat_original, counters: Counters::default() })
+    }
+
+    /// The configuration this SA was made with (its `keymat` is empty).
+    pub fn config(&self) -> &SaConfig {
+        &self.cfg
+    }
+
+    /// The AES-GCM backend the key runs on.
+    pub fn backend(&self) -> Backend {
+        self.cipher.backend()
+    }
+
+    /// The counters of this SA.
+    pub fn stats(&self) -> Counters {
+        self.counters
+    }
+
+    /// The anti-replay window (its top is the highest sequence number
+    /// received).
+    pub fn replay_window(&self) -> &ReplayWindow {
+        &self.window
+    }
+
+    /// Treat every sequence number up to `seq` as received (restoring state
+    /// after a restart or fail-over). Never moves back.
+    pub fn advance_to(&mut self, seq: u64) {
+        self.window.advance_to(seq);
+    }
+
+    /// Open one IP packet carrying ESP (or UDP-encapsulated ESP). `out` is
+    /// cleared and receives the inner packet (tunnel) or the restored packet
+    /// (transport).
+    ///
+    /// # Errors
+    /// Every rejection has its variant: [`EspError::Truncated`],
+    /// [`EspError::Malformed`], [`EspError::Fragment`],
+    /// [`EspError::UnknownSpi`], [`EspError::Replay`], [`EspError::TooOld`],
+    /// [`EspError::Auth`], [`EspError::BadPadding`],
+    /// [`EspError::ChecksumAfterDecrypt`], [`EspError::Unsupported`]; and
+    /// the benign outcomes [`EspError::Dummy`], [`EspError::NatKeepalive`]
+    /// and [`EspError::NonEsp`] (see [`EspError::is_benign`]).
+    pub fn open(&mut self, ip_packet: &[u8], out: &mut Vec<u8>) -> Result<(), EspError> {
+        out.clear();
+        let result = self.open_packet(ip_packet, out);
+        match &result {
+            Ok(()) => self.counters.record_packet(out.len()),
+            Err(e) => {
+                out.fill(0);
+                out.clear();
+                self.counters.record(e);
+            }
+        }
+        result
+    }
+
+    fn open_packet(&mut self, ip_packet: &[u8], out: &mut Vec<u8>) -> Result<(), EspError> {
+        // 1. Format and lengths.
+        let located = self.locate(ip_packet)?;
+        let esp_bytes = located.esp;
+        let header = EspPacket::new_checked(esp_bytes)?;
+        let icv_len = self.cipher.icv_len();
+        let minimum = esp::HEADER_LEN + esp::IV_LEN + 4 + icv_len;
+        if esp_bytes.len() < minimum {
+            return Err(EspError::Truncated { header: Header::Esp, needed: minimum, available: esp_bytes.len() });
+        }
+        let ciphertext_len = esp_bytes.len() - esp::HEADER_LEN - esp::IV_LEN - icv_len;
+        if !ciphertext_len.is_multiple_of(4) {
+            return Err(EspError::Malformed { field: Field::EspCiphertextLength, value: ciphertext_len as u64 });
+        }
+        if header.spi() != self.cfg.spi {
+            return Err(EspError::UnknownSpi { spi: header.spi(), expected: self.cfg.spi });
+        }
+
+        // 2. Replay pre-check.
+        let seq = if self.cfg.esn { self.window.estimate_esn(header.sequence())? } else { header.sequence().into() };
+        self.window.check(seq)?;
+
+        // 3. AEAD open into `out`, behind the kept header in transport mode.
+        let transport = matches!(self.cfg.mode, Mode::Transport);
+        let prefix_len = if transport { located.prefix.len() } else { 0 };
+        out.reserve(prefix_len + ciphertext_len + self.cipher.scratch_len());
+        if transport {
+            out.extend_from_slice(located.prefix);
+        }
+        self.cipher.open(esp_bytes, seq, out)?;
+
+        // 4. The packet is authentic: update the window.
+        self.window.accept(seq);
+
+        // 5. Padding.
+        let (payload_len, next_header) =
+            esp::parse_trailer(out.get(prefix_len..).unwrap_or(&[])).map_err(|e| match e {
+                esp::TrailerError::Truncated => {
+                    EspError::Truncated { header: Header::EspTrailer, needed: 2, available: ciphertext_len }
+                }
+                esp::TrailerError::BadPadding(pad_len) => EspError::BadPadding { seq, pad_len },
+            })?;
+        out.truncate(prefix_len + payload_len);
+
+        // 6. Dummy packets.
+        if next_header == protocol::NO_NEXT_HEADER {
+            return Err(EspError::Dummy { seq });
+        }
+
+        // 7. Rebuild or unwrap, then the checksums.
+        if transport {
+            self.restore_transport(&located, next_header, seq, out)
+        } else {
+            self.unwrap_tunnel(next_header, seq, out)
+        }
+    }
+
+    /// Find the ESP packet: IP header checks, fragments, protocol, UDP
+    /// encapsulation.
+    fn locate<'a>(&self, ip_packet: &'a [u8]) -> Result<Located<'a>, EspError> {
+        let encapsulated = matches!(self.cfg.encap, Encap::Udp { .. });
+        let want = if encapsulated { protocol::UDP } else { protocol::ESP };
+        let Some(first) = ip_packet.first() else {
+            return Err(EspError::Truncated { header: Header::Ip, needed: 1, available: 0 });
+        };
+        let (prefix, version, next_header_at, payload) = match first >> 4 {
+            4 => {
+                let ip = Ipv4Packet::new_checked(ip_packet)?;
+                if !ip.verify_checksum() {
+                    return Err(EspError::Malformed { field: Field::Ipv4HeaderChecksum, value: ip.checksum().into() });
+                }
+                if ip.is_fragment() {
+                    return Err(EspError::Fragment);
+                }
+                if ip.protocol() != want {
+                    return Err(EspError::Malformed { field: Field::Protocol, value: ip.protocol().into() });
+                }
+                let prefix = wire::slice(ip_packet, 0..ip.header_len());
+                let payload = wire::slice(ip_packet, ip.header_len()..ip.total_len());
+                (prefix, 4, ipv4::PROTOCOL_OFFSET, payload)
+            }
+            6 => {
+                let ip = Ipv6Packet::new_checked(ip_packet)?;
+                let end = ipv6::HEADER_LEN + ip.payload_len();
+                let pos = find_esp_v6(wire::slice(ip_packet, 0..end), ip.chain_start(), want)?;
+                let prefix = wire::slice(ip_packet, 0..pos.offset);
+                let payload = wire::slice(ip_packet, pos.offset..end);
+                (prefix, 6, pos.next_header_at, payload)
+            }
+            v => return Err(EspError::Malformed { field: Field::IpVersion, value: v.into() }),
+        };
+        let esp = if encapsulated {
+            // The UDP checksum is accepted either way (RFC 3948 §2.1): the ICV
+            // protects what it covered.
+            let udp = UdpPacket::new_checked(payload)?;
+            match natt::classify(wire::slice(payload, udp::HEADER_LEN..udp.len()))? {
+                UdpPayload::Esp(esp) => esp,
+                UdpPayload::Keepalive => return Err(EspError::NatKeepalive),
+                UdpPayload::NonEsp => return Err(EspError::NonEsp),
+            }
+        } else {
+            payload
+        };
+        Ok(Located { prefix, version, next_header_at, esp })
+    }
+
+    /// Transport mode: put the IP header back in front of the payload with
+    /// the right protocol and lengths, apply the NAT-T fix-up, verify.
+    fn restore_transport(
+        &self,
+        located: &Located<'_>,
+        next_header: u8,
+        seq: u64,
+        out: &mut [u8],
+    ) -> Result<(), EspError> {
+        let len = out.len();
+        if located.version == 4 {
+            let mut ip = Ipv4Packet::new_unchecked(&mut *out);
+            ip.set_total_len(len as u16);
+            ip.set_protocol(next_header);
+            ip.fill_checksum();
+        } else {
+            Ipv6Packet::new_unchecked(&mut *out).set_payload_len((len - ipv6::HEADER_LEN) as u16);
+            wire::set_u8(out, located.next_header_at, next_header);
+        }
+        let d = packet::parse(out)?;
+        if d.upper == Upper::Fragment {
+            return Err(EspError::Fragment);
+        }
+        if let (Encap::Udp { .. }, Some(original), Upper::At { protocol, offset }) =
+            (self.cfg.encap, &self.nat_original, d.upper)
+        {
+            if original.is_ipv4() != d.addrs.is_ipv4() {
+                return Err(EspError::Unsupported(Limitation::NatOriginalFamily));
+            }
+            let segment = out.get_mut(offset..d.len).unwrap_or(&mut []);
+            natt::fix_up_checksum(segment, protocol, original, &d.addrs);
+        }
+        packet::verify(&d, out, self.cfg.checksums, Stage::AfterDecrypt { seq })?;
+        Ok(())
+    }
+
+    /// Tunnel mode: the payload is an IP packet whose version matches the
+    /// next header; drop TFC padding after it and verify it.
+    fn unwrap_tunnel(&mut self, next_header: u8, seq: u64, out: &mut Vec<u8>) -> Result<(), EspError> {
+        let expected_version = match next_header {
+            protocol::IPV4 => 4,
+            protocol::IPV6 => 6,
+            other => return Err(EspError::Malformed { field: Field::NextHeader, value: other.into() }),
+        };
+        let version = out.first().map_or(0, |b| b >> 4);
+        if version != expected_version {
+            return Err(EspError::Malformed { field: Field::NextHeader, value: next_header.into() });
+        }
+        let d = packet::parse(out).map_err(|e| match e {
+            EspError::Truncated { needed, available, header: Header::Ipv4 | Header::Ipv6 } if needed > available => {
+                EspError::Malformed { field: Field::InnerLength, value: needed as u64 }
+            }
+            other => other,
+        })?;
+        out.truncate(d.len);
+        if packet::verify(&d, out, self.cfg.checksums, Stage::AfterDecrypt { seq })? {
+            self.counters.unverifiable_fragments += 1;
+        }
+        Ok(())
+    }
+
+    /// Open bare ESP (SPI || low sequence number || IV || ciphertext || ICV)
+    /// and return (payload, next header), padding checked. `seq_high` is the
+    /// high half of the sequence number with ESN (ignored without). No
+    /// replay state is read or changed and no counter moves: this is for
+    /// published test vectors and custom framing.
+    ///
+    /// # Errors
+    /// [`EspError::Truncated`], [`EspError::Malformed`] (ciphertext length),
+    /// [`EspError::UnknownSpi`], [`EspError::Auth`], [`EspError::BadPadding`].
+    pub fn open_payload_at(&self, seq_high: u32, esp_bytes: &[u8]) -> Result<(Vec<u8>, u8), EspError> {
+        let header = EspPacket::new_checked(esp_bytes)?;
+        let icv_len = self.cipher.icv_len();
+        let minimum = esp::HEADER_LEN + esp::IV_LEN + esp::TRAILER_LEN + icv_len;
+        if esp_bytes.len() < minimum {
+            return Err(EspError::Truncated { header: Header::Esp, needed: minimum, available: esp_bytes.len() });
+        }
+        let ciphertext_len = esp_bytes.len() - esp::HEADER_LEN - esp::IV_LEN - icv_len;
+        if !ciphertext_len.is_multiple_of(4) {
+            return Err(EspError::Malformed { field: Field::EspCiphertextLength, value: ciphertext_len as u64 });
+        }
+        if header.spi() != self.cfg.spi {
+            return Err(EspError::UnknownSpi { spi: header.spi(), expected: self.cfg.spi });
+        }
+        let low = u64::from(header.sequence());
+        let seq = if self.cfg.esn { (u64::from(seq_high) << 32) | low } else { low };
+        let mut out = Vec::with_capacity(ciphertext_len + self.cipher.scratch_len() + esp::HEADER_LEN + esp::IV_LEN);
+        self.cipher.open(esp_bytes, seq, &mut out)?;
+        match esp::parse_trailer(&out) {
+            Ok((payload_len, next_header)) => {
+                out.truncate(payload_len);
+                Ok((out, next_header))
+            }
+            Err(e) => {
+                out.zeroize();
+                Err(match e {
+                    esp::TrailerError::Truncated => {
+                        EspError::Truncated { header: Header::EspTrailer, needed: 2, available: ciphertext_len }
+                    }
+                    esp::TrailerError::BadPadding(pad_len) => EspError::BadPadding { seq, pad_len },
+                })
+            }
+        }
+    }
+}
+
+/// Walk an IPv6 header chain to the ESP (or UDP, with NAT-T) header.
+fn find_esp_v6(packet: &[u8], mut pos: ipv6::ChainPos, want: u8) -> Result<ipv6::ChainPos, EspError> {
+    loop {
+        match pos.next_header {
+            nh if nh == want => return Ok(pos),
+            protocol::FRAGMENT => return Err(EspError::Fragment),
+            protocol::HOP_BY_HOP if pos.offset != ipv6::HEADER_LEN => {
+                return Err(EspError::Malformed { field: Field::Ipv6HopByHopPosition, value: pos.offset as u64 });
+            }
+            protocol::HOP_BY_HOP | protocol::ROUTING | protocol::DESTINATION_OPTIONS => {
+                pos = ipv6::step(packet, pos)?.1;
+            }
+            protocol::AH => return Err(EspError::Unsupported(Limitation::Ipv6ExtensionHeader(protocol::AH))),
+            other => return Err(EspError::Malformed { field: Field::Protocol, value: other.into() }),
+        }
+    }
+}

@@ -1,0 +1,121 @@
+//! IPsec ESP with AES-GCM (RFC 4303, RFC 4106) and AES-GMAC (RFC 4543):
+//! transport and tunnel mode, IPv4 and IPv6, UDP encapsulation for NAT
+//! traversal (RFC 3948), extended sequence numbers and an RFC 6479
+//! anti-replay window.
+//!
+//! An SA is described by a [`SaConfig`]; its sending half is an
+//! [`Outbound`] ([`seal`](Outbound::seal)) and its receiving half an
+//! [`Inbound`] ([`open`](Inbound::open)). Both take whole IP packets and
+//! write whole IP packets into a caller-owned `Vec` that is cleared first
+//! and reserved once to the exact size, so a data plane that reuses its
+//! buffers allocates nothing per packet.
+//!
+//! ```
+//! use espgcm::esp::{Encap, Inbound, Mode, Outbound, SaConfig};
+//!
+//! # let packet = espgcm::esp::example_udp_packet();
+//! let keymat = [7u8; 36]; // AES-256 key || salt
+//! let tunnel = Mode::Tunnel { src: "203.0.113.1".parse()?, dst: "198.51.100.9".parse()? };
+//! let cfg = SaConfig { mode: tunnel, encap: Encap::NAT_T, ..SaConfig::new(0x5000, &keymat) };
+//! let (mut tx, mut rx) = (Outbound::new(cfg.clone())?, Inbound::new(cfg)?);
+//!
+//! let (mut sealed, mut opened) = (Vec::new(), Vec::new());
+//! tx.seal(&packet, &mut sealed)?;
+//! rx.open(&sealed, &mut opened)?;
+//! assert_eq!(opened, packet);
+//! assert_eq!(rx.stats().packets, 1);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Design
+//!
+//! - **Checked views.** Every header is read through a view in [`wire`]
+//!   whose constructor compares each length field with the bytes present;
+//!   nothing is allocated from a length read off the wire; malformed input
+//!   is an [`EspError`] naming the field. This module tree denies
+//!   `unwrap`, `expect`, indexing and explicit panics (clippy), and `unsafe`.
+//! - **Checksums on both sides.** The crate exists because a silently
+//!   corrupting AES path and a receiver that skipped the inner checksum
+//!   (NAT-T transport mode) let damaged data through. So `seal` verifies the
+//!   packet's checksums before encrypting ([`EspError::ChecksumBeforeEncrypt`]),
+//!   and `open` verifies them after decrypting, in every mode
+//!   ([`EspError::ChecksumAfterDecrypt`]); behind a NAT in transport mode
+//!   the RFC 3948 §3.1.2 option-1 fix-up runs first ([`natt`]). One
+//!   checksum routine serves the whole crate ([`checksum`]).
+//! - **Receiver order.** Format, replay pre-check, ICV, window update,
+//!   padding, dummy, checksums: see [`Inbound`]. Plaintext is never
+//!   released before the ICV verifies, and a forged packet never moves the
+//!   replay window.
+//! - **Sequence numbers and IVs.** Sequence numbers start at 1 and never
+//!   wrap ([`EspError::SequenceExhausted`]); the 8-byte IV is the 64-bit
+//!   sequence number, so it never repeats under a key.
+//! - **Audit.** Each SA counts every outcome ([`Counters`]); nothing is
+//!   logged per packet and nothing is ever sent back.
+//!
+//! # Choices where the RFCs leave room
+//!
+//! - SPI 0 is refused (it is the NAT-T non-ESP marker) and so are the
+//!   IANA-reserved SPIs 1 to 255.
+//! - NAT-T: the UDP checksum is sent as 0 over IPv4 (RFC 3948) and computed
+//!   over IPv6 (RFC 8200 forbids 0); it is accepted either way on receipt.
+//!   Inbound accepts any UDP ports (NATs rewrite them).
+//! - Tunnel mode copies the inner DS field and ECN bits to the outer header
+//!   (and DF for IPv4 in IPv4); the outer TTL is [`SaConfig::tunnel_ttl`].
+//!   Outer ECN congestion marks are not propagated inward on decapsulation.
+//! - Tunnel mode carries inner fragments; their upper-layer checksum covers
+//!   the reassembled datagram, so it is not verifiable here and such packets
+//!   are counted in [`Counters::unverifiable_fragments`].
+//! - Upper-layer checksums checked: TCP, UDP, ICMP, ICMPv6. Other protocols
+//!   pass with their IP header checked.
+
+#![forbid(unsafe_code)]
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
+pub mod checksum;
+mod cipher;
+mod config;
+mod counters;
+mod error;
+mod inbound;
+pub mod natt;
+mod outbound;
+mod packet;
+pub mod replay;
+pub mod wire;
+
+pub use config::{
+    ChecksumPolicy, DEFAULT_REPLAY_WINDOW, Encap, MAX_REPLAY_WINDOW, Mode, NAT_T_PORT, SaConfig, Transform,
+};
+pub use counters::Counters;
+pub use error::{ChecksumKind, EspError, Field, Header, Limitation};
+pub use inbound::Inbound;
+pub use outbound::Outbound;
+pub use replay::ReplayWindow;
+
+/// A small, valid UDP-over-IPv4 packet (for examples and smoke tests).
+#[doc(hidden)]
+pub fn example_udp_packet() -> Vec<u8> {
+    use std::net::Ipv4Addr;
+    let (src, dst) = (Ipv4Addr::new(10, 1, 0, 1), Ipv4Addr::new(10, 2, 0, 1));
+    let data = b"example payload";
+    let udp_len = wire::udp::HEADER_LEN + data.len();
+    let mut packet = vec![0u8; wire::ipv4::HEADER_LEN + udp_len];
+    let ip = wire::Ipv4Repr {
+        src_addr: src,
+        dst_addr: dst,
+        protocol: wire::protocol::UDP,
+        payload_len: udp_len,
+        ttl: 64,
+        dscp_ecn: 0,
+        ident: 7,
+        dont_frag: false,
+    };
+    if ip.emit(&mut packet).is_ok()
+        && let Some(segment) = packet.get_mut(wire::ipv4::HEADER_LEN..)
+    {
+        wire::set_bytes(segment, wire::udp::HEADER_LEN, data);
+        let pseudo = checksum::pseudo_header_v4(src, dst, wire::protocol::UDP, udp_len as u16);
+        let _ = wire::UdpRepr { src_port: 5353, dst_port: 53 }.emit(segment, data.len(), Some(pseudo));
+    }
+    packet
+}

@@ -1,0 +1,431 @@
+//! The sending side of an SA: `seal`.
+
+use super::cipher::SaCipher;
+use super::packet::{self, Stage, Upper};
+use super::wire::{self, EspRepr, Ipv4Packet, Ipv4Repr, Ipv6Packet, Ipv6Repr, UdpRepr, esp, ipv4, ipv6, protocol, udp};
+use super::{Counters, Encap, EspError, Field, Limitation, Mode, SaConfig};
+use crate::Backend;
+use std::net::IpAddr;
+use zeroize::Zeroize;
+
+/// The sending half of an SA: turns IP packets into ESP packets.
+///
+/// Each `seal` verifies the packet's checksums, takes the next sequence
+/// number (which is also the IV, so an IV never repeats under the key), and
+/// writes the finished IP packet into the caller's buffer.
+///
+/// ```
+/// use espgcm::esp::{Inbound, Outbound, SaConfig};
+/// use espgcm::esp::wire::{Ipv4Repr, TcpRepr, protocol};
+/// use espgcm::esp::checksum::pseudo_header_v4;
+/// use std::net::Ipv4Addr;
+///
+/// // A TCP segment over IPv4, checksums and all.
+/// let (src, dst) = (Ipv4Addr::new(192, 0, 2, 1), Ipv4Addr::new(192, 0, 2, 2));
+/// let data = b"GET / HTTP/1.1\r\n\r\n";
+/// let mut packet = vec![0u8; 20 + 20 + data.len()];
+/// packet[40..].copy_from_slice(data);
+/// let ip = Ipv4Repr { src_addr: src, dst_addr: dst, protocol: protocol::TCP, payload_len: 20 + data.len(),
+///                     ttl: 64, dscp_ecn: 0, ident: 1, dont_frag: true };
+/// ip.emit(&mut packet)?;
+/// let tcp = TcpRepr { src_port: 40000, dst_port: 80, seq_number: 1, ack_number: 0, flags: 0x18, window: 512 };
+/// tcp.emit(&mut packet[20..], pseudo_header_v4(src, dst, protocol::TCP, (20 + data.len()) as u16))?;
+///
+/// // Both ends of one SA: AES-128 key || salt, SPI 0x1234.
+/// let keymat = [0x42u8; 20];
+/// let mut tx = Outbound::new(SaConfig::new(0x1234, &keymat))?;
+/// let mut rx = Inbound::new(SaConfig::new(0x1234, &keymat))?;
+///
+/// let mut wire_packet = Vec::new();
+/// tx.seal(&packet, &mut wire_packet)?;
+/// assert_eq!(wire_packet[9], 50); // protocol ESP
+///
+/// let mut delivered = Vec::new();
+/// rx.open(&wire_packet, &mut delivered)?;
+/// assert_eq!(delivered, packet);
+///
+/// // A damaged packet is refused before it is encrypted.
+/// packet[45] ^= 1;
+/// assert!(matches!(tx.seal(&packet, &mut wire_packet),
+///                  Err(espgcm::esp::EspError::ChecksumBeforeEncrypt { .. })));
+/// assert!(wire_packet.is_empty());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct Outbound {
+    /// The configuration, with the key material wiped.
+    cfg: SaConfig,
+    cipher: SaCipher,
+    /// The last sequence number used (0: none yet).
+    last_seq: u64,
+    counters: Counters,
+}
+
+/// The header in front of ESP.
+enum OuterHeader<'a> {
+    /// Transport mode: the packet's own IPv4 header (options included).
+    KeptV4 { prefix: &'a [u8] },
+    /// Transport mode: the packet's IPv6 header and the extension headers
+    /// that stay in front of ESP; `next_header_at` names the protected part.
+    KeptV6 { prefix: &'a [u8], next_header_at: usize },
+    /// A new header (tunnel mode, or a transport-mode dummy).
+    New { src: IpAddr, dst: IpAddr, ds_field: u8, dont_frag: bool },
+}
+
+/// What goes inside ESP.
+enum Protected<'a> {
+    Bytes(&'a [u8]),
+    /// A dummy packet's payload: this many zero bytes.
+    Zeros(usize),
+}
+
+impl Protected<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Protected::Bytes(b) => b.len(),
+            Protected::Zeros(n) => *n,
+        }
+    }
+}
+
+impl Outbound {
+    /// Set up the sending side of an SA.
+    ///
+    /// # Errors
+    /// [`EspError::Invalid`] for a bad setting (see [`SaConfig::validate`]),
+    /// [`EspError::Unsupported`] if the requested backend cannot run here.
+    pub fn new(mut cfg: SaConfig) -> Result<Outbound, EspError> {
+        let checked = cfg.validate().and_then(|()| SaCipher::new(&cfg));
+        cfg.keymat.zeroize();
+        cfg.keymat = Vec::new();
+        Ok(Outbound { cfg, cipher: checked?, last_seq: 0, counters: Counters::default() })
+    }
+
+    /// The configuration this SA was made with (its `keymat` is empty: the
+    /// key material was wiped after key setup).
+    pub fn config(&self) -> &SaConfig {
+        &self.cfg
+    }
+
+    /// The AES-GCM backend the key runs on.
+    pub fn backend(&self) -> Backend {
+        self.cipher.backend()
+    }
+
+    /// The counters of this SA.
+    pub fn stats(&self) -> Counters {
+        self.counters
+    }
+
+    /// The sequence number the next packet will carry, or `None` when the
+    /// sequence space is used up (re-key).
+    pub fn next_sequence(&self) -> Option<u64> {
+        self.last_seq.checked_add(1).filter(|&s| s <= self.max_seq())
+    }
+
+    /// Continue from sequence number `next` (which must not be below the
+    /// next one): for restoring an SA after a restart or fail-over from a
+    /// saved counter. Moving forward never repeats an IV; moving back would,
+    /// so it is refused.
+    ///
+    /// # Errors
+    /// [`EspError::Invalid`] for a value below the next sequence number, 0,
+    /// or past the sequence space.
+    pub fn skip_to_sequence(&mut self, next: u64) -> Result<(), EspError> {
+        if next == 0 || next <= self.last_seq {
+            return Err(EspError::Invalid {
+                parameter: "next",
+                reason: "the sequence number can only move forward (an IV must never repeat)",
+            });
+        }
+        if next > self.max_seq() {
+            return Err(EspError::Invalid {
+                parameter: "next",
+                reason: "past the sequence space (2^32 - 1 without ESN, 2^64 - 1 with)",
+            });
+        }
+        self.last_seq = next - 1;
+        Ok(())
+    }
+
+    fn max_seq(&self) -> u64 {
+        if self.cfg.esn { u64::MAX } else { u64::from(u32::MAX) }
+    }
+
+    /// Seal one IPv4 or IPv6 packet. `out` is cleared and receives the IP
+    /// packet carrying ESP (in UDP with NAT-T).
+    ///
+    /// Before anything is encrypted: the packet's lengths are checked, its
+    /// IPv4 header checksum and (unless the SA skips them) its TCP, UDP,
+    /// ICMP or ICMPv6 checksum are verified. Transport mode needs whole
+    /// datagrams; tunnel mode carries fragments too (their upper-layer
+    /// checksum covers the reassembled datagram and is counted as
+    /// unverifiable). On any error `out` is left empty, no sequence number
+    /// is used and nothing should be sent.
+    ///
+    /// Transport mode keeps the IP header (IPv4 options, and for IPv6 the
+    /// hop-by-hop, routing and preceding destination-options headers) and
+    /// fixes its length, protocol / next header and IPv4 checksum. Tunnel
+    /// mode adds an outer header from the SA's addresses, copying the DS
+    /// field and ECN bits (and for IPv4 inside IPv4, DF) from the inner
+    /// packet.
+    ///
+    /// # Errors
+    /// [`EspError::ChecksumBeforeEncrypt`], [`EspError::Truncated`],
+    /// [`EspError::Malformed`], [`EspError::Fragment`] (transport mode),
+    /// [`EspError::TooLarge`], [`EspError::SequenceExhausted`],
+    /// [`EspError::Unsupported`].
+    pub fn seal(&mut self, ip_packet: &[u8], out: &mut Vec<u8>) -> Result<(), EspError> {
+        out.clear();
+        let result = self.seal_packet(ip_packet, out);
+        match &result {
+            Ok(unverifiable) => {
+                if *unverifiable {
+                    self.counters.unverifiable_fragments += 1;
+                }
+                self.counters.record_packet(ip_packet.len());
+            }
+            Err(e) => {
+                out.clear();
+                self.counters.record(e);
+            }
+        }
+        result.map(|_| ())
+    }
+
+    fn seal_packet(&mut self, ip_packet: &[u8], out: &mut Vec<u8>) -> Result<bool, EspError> {
+        let d = packet::parse(ip_packet)?;
+        let datagram = ip_packet.get(..d.len).unwrap_or(&[]);
+        if matches!(self.cfg.mode, Mode::Transport) && d.upper == Upper::Fragment {
+            return Err(EspError::Fragment);
+        }
+        let unverifiable = packet::verify(&d, datagram, self.cfg.checksums, Stage::BeforeEncrypt)?;
+        match self.cfg.mode {
+            Mode::Transport if d.version == 4 => {
+                let (prefix, protected) = datagram.split_at_checked(d.header_len).unwrap_or((&[], &[]));
+                let next_header = Ipv4Packet::new_unchecked(datagram).protocol();
+                self.emit(OuterHeader::KeptV4 { prefix }, Protected::Bytes(protected), next_header, out)?;
+            }
+            Mode::Transport => {
+                let pos = esp_insertion_v6(datagram)?;
+                let (prefix, protected) = datagram.split_at_checked(pos.offset).unwrap_or((&[], &[]));
+                let header = OuterHeader::KeptV6 { prefix, next_header_at: pos.next_header_at };
+                self.emit(header, Protected::Bytes(protected), pos.next_header, out)?;
+            }
+            Mode::Tunnel { src, dst } => {
+                let header = OuterHeader::New { src, dst, ds_field: d.ds_field, dont_frag: d.dont_frag };
+                let next_header = if d.version == 4 { protocol::IPV4 } else { protocol::IPV6 };
+                self.emit(header, Protected::Bytes(datagram), next_header, out)?;
+            }
+        }
+        Ok(unverifiable)
+    }
+
+    /// Send a dummy packet (next header 59, RFC 4303 §2.6) of `len` zero
+    /// bytes (encrypted, they look like any other payload). Tunnel mode uses
+    /// the tunnel's addresses and ignores `endpoints`; transport mode needs
+    /// `endpoints` = (source, destination). The receiver drops it silently.
+    ///
+    /// # Errors
+    /// [`EspError::Unsupported`] in transport mode without endpoints,
+    /// [`EspError::Invalid`] for endpoints of mixed families,
+    /// [`EspError::TooLarge`], [`EspError::SequenceExhausted`].
+    pub fn seal_dummy(
+        &mut self,
+        endpoints: Option<(IpAddr, IpAddr)>,
+        len: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<(), EspError> {
+        out.clear();
+        let (src, dst) = match (self.cfg.mode, endpoints) {
+            (Mode::Tunnel { src, dst }, _) => (src, dst),
+            (Mode::Transport, Some(pair)) => pair,
+            (Mode::Transport, None) => {
+                let e = EspError::Unsupported(Limitation::DummyNeedsAddresses);
+                self.counters.record(&e);
+                return Err(e);
+            }
+        };
+        let result = if src.is_ipv4() != dst.is_ipv4() {
+            Err(EspError::Invalid { parameter: "endpoints", reason: "source and destination must be of one family" })
+        } else {
+            let header = OuterHeader::New { src, dst, ds_field: 0, dont_frag: false };
+            self.emit(header, Protected::Zeros(len), protocol::NO_NEXT_HEADER, out)
+        };
+        match &result {
+            Ok(()) => self.counters.dummies += 1,
+            Err(e) => {
+                out.clear();
+                self.counters.record(e);
+            }
+        }
+        result
+    }
+
+    /// Build the packet into `out`: header, UDP (NAT-T), ESP header and IV,
+    /// the protected bytes, padding, trailer, then encrypt and append the ICV.
+    fn emit(
+        &mut self,
+        header: OuterHeader<'_>,
+        protected: Protected<'_>,
+        next_header: u8,
+        out: &mut Vec<u8>,
+    ) -> Result<(), EspError> {
+        let icv_len = self.cipher.icv_len();
+        let pad = esp::pad_len(protected.len());
+        let esp_len = esp::HEADER_LEN + esp::IV_LEN + protected.len() + pad + esp::TRAILER_LEN + icv_len;
+        let udp_len = if matches!(self.cfg.encap, Encap::Udp { .. }) { udp::HEADER_LEN } else { 0 };
+        let (header_len, is_v4) = match &header {
+            OuterHeader::KeptV4 { prefix } => (prefix.len(), true),
+            OuterHeader::KeptV6 { prefix, .. } => (prefix.len(), false),
+            OuterHeader::New { src, .. } => {
+                if src.is_ipv4() {
+                    (ipv4::HEADER_LEN, true)
+                } else {
+                    (ipv6::HEADER_LEN, false)
+                }
+            }
+        };
+        let total = header_len + udp_len + esp_len;
+        // IPv4 total length or IPv6 payload length must fit 16 bits.
+        let length_field = if is_v4 { total } else { total - ipv6::HEADER_LEN };
+        let length16 = u16::try_from(length_field)
+            .map_err(|_| EspError::TooLarge { len: length_field, max: usize::from(u16::MAX) })?;
+        let carried = if udp_len > 0 { protocol::UDP } else { protocol::ESP };
+
+        let seq = self.last_seq.checked_add(1).filter(|&s| s <= self.max_seq());
+        let Some(seq) = seq else {
+            return Err(EspError::SequenceExhausted { last: self.last_seq });
+        };
+
+        out.reserve(total + self.cipher.scratch_len());
+        match header {
+            OuterHeader::KeptV4 { prefix } => {
+                out.extend_from_slice(prefix);
+                let mut ip = Ipv4Packet::new_unchecked(out.as_mut_slice());
+                ip.set_total_len(length16);
+                ip.set_protocol(carried);
+                ip.fill_checksum();
+            }
+            OuterHeader::KeptV6 { prefix, next_header_at } => {
+                out.extend_from_slice(prefix);
+                Ipv6Packet::new_unchecked(out.as_mut_slice()).set_payload_len(length16);
+                wire::set_u8(out, next_header_at, carried);
+            }
+            OuterHeader::New { src, dst, ds_field, dont_frag } => {
+                out.resize(header_len, 0);
+                match (src, dst) {
+                    (IpAddr::V4(src_addr), IpAddr::V4(dst_addr)) => Ipv4Repr {
+                        src_addr,
+                        dst_addr,
+                        protocol: carried,
+                        payload_len: total - header_len,
+                        ttl: self.cfg.tunnel_ttl,
+                        dscp_ecn: ds_field,
+                        ident: seq as u16,
+                        dont_frag,
+                    }
+                    .emit(out)?,
+                    (IpAddr::V6(src_addr), IpAddr::V6(dst_addr)) => Ipv6Repr {
+                        src_addr,
+                        dst_addr,
+                        next_header: carried,
+                        payload_len: total - header_len,
+                        hop_limit: self.cfg.tunnel_ttl,
+                        traffic_class: ds_field,
+                        flow_label: 0,
+                    }
+                    .emit(out)?,
+                    _ => {
+                        return Err(EspError::Invalid {
+                            parameter: "mode",
+                            reason: "the tunnel's outer addresses must be of one family",
+                        });
+                    }
+                }
+            }
+        }
+        let udp_start = out.len();
+        out.resize(udp_start + udp_len, 0);
+        let esp_start = out.len();
+        out.resize(esp_start + esp::HEADER_LEN, 0);
+        EspRepr { spi: self.cfg.spi, sequence: seq as u32 }.emit(out.get_mut(esp_start..).unwrap_or(&mut []))?;
+        // The IV is the 64-bit sequence number: unique per packet under the key.
+        out.extend_from_slice(&seq.to_be_bytes());
+        match protected {
+            Protected::Bytes(bytes) => out.extend_from_slice(bytes),
+            Protected::Zeros(n) => out.resize(out.len() + n, 0),
+        }
+        out.extend_from_slice(esp::PADDING.get(..pad).unwrap_or(&[]));
+        out.extend_from_slice(&[pad as u8, next_header]);
+        self.cipher.seal(out, esp_start, seq)?;
+
+        if let Encap::Udp { src_port, dst_port } = self.cfg.encap {
+            // IPv4: checksum 0 (RFC 3948 §2.1). IPv6 requires a real one.
+            let pseudo = if is_v4 {
+                None
+            } else {
+                let ip = Ipv6Packet::new_unchecked(out.as_slice());
+                let addrs = packet::Addresses::new(ip.src_addr().into(), ip.dst_addr().into());
+                Some(addrs.pseudo_header(protocol::UDP, udp_len + esp_len))
+            };
+            UdpRepr { src_port, dst_port }.emit(out.get_mut(udp_start..).unwrap_or(&mut []), esp_len, pseudo)?;
+        }
+        self.last_seq = seq;
+        Ok(())
+    }
+
+    /// Bare ESP (SPI || low sequence number || IV || ciphertext || ICV) of
+    /// `payload` with the given sequence number and IV and the default
+    /// padding 1, 2, 3, ... The SA's state does not change: this is for
+    /// published test vectors and custom framing, and the caller is then
+    /// responsible for never repeating an IV under the key.
+    ///
+    /// # Errors
+    /// [`EspError::Invalid`] for a sequence number past 2^32 - 1 without ESN;
+    /// [`EspError::Crypto`] for a payload past GCM's limits.
+    pub fn seal_payload_at(&self, seq: u64, iv: [u8; 8], payload: &[u8], next_header: u8) -> Result<Vec<u8>, EspError> {
+        if !self.cfg.esn && seq > u64::from(u32::MAX) {
+            return Err(EspError::Invalid {
+                parameter: "seq",
+                reason: "without ESN a sequence number has 32 bits (at most 4294967295)",
+            });
+        }
+        let pad = esp::pad_len(payload.len());
+        let len = esp::HEADER_LEN + esp::IV_LEN + payload.len() + pad + esp::TRAILER_LEN + self.cipher.icv_len();
+        let mut out = Vec::with_capacity(len + self.cipher.scratch_len());
+        out.resize(esp::HEADER_LEN, 0);
+        EspRepr { spi: self.cfg.spi, sequence: seq as u32 }.emit(&mut out)?;
+        out.extend_from_slice(&iv);
+        out.extend_from_slice(payload);
+        out.extend_from_slice(esp::PADDING.get(..pad).unwrap_or(&[]));
+        out.extend_from_slice(&[pad as u8, next_header]);
+        self.cipher.seal(&mut out, 0, seq)?;
+        Ok(out)
+    }
+}
+
+/// Where ESP goes in an IPv6 packet in transport mode (RFC 4303 §3.1.1):
+/// after hop-by-hop, routing, and destination options that precede a
+/// routing header; before everything else (later destination options are
+/// protected). A fragment header means the packet is a fragment.
+fn esp_insertion_v6(packet: &[u8]) -> Result<ipv6::ChainPos, EspError> {
+    let mut pos = Ipv6Packet::new_unchecked(packet).chain_start();
+    loop {
+        match pos.next_header {
+            protocol::HOP_BY_HOP if pos.offset != ipv6::HEADER_LEN => {
+                return Err(EspError::Malformed { field: Field::Ipv6HopByHopPosition, value: pos.offset as u64 });
+            }
+            protocol::HOP_BY_HOP | protocol::ROUTING => pos = ipv6::step(packet, pos)?.1,
+            protocol::DESTINATION_OPTIONS => {
+                let (ext, next) = ipv6::step(packet, pos)?;
+                if ext.next_header() != protocol::ROUTING {
+                    return Ok(pos);
+                }
+                pos = next;
+            }
+            protocol::FRAGMENT => return Err(EspError::Fragment),
+            _ => return Ok(pos),
+        }
+    }
+}

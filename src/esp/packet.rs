@@ -1,0 +1,250 @@
+//! An IP datagram as ESP sees it: its family and addresses, where its
+//! upper-layer header is, and whether its checksums verify.
+//!
+//! `seal` runs this on the packet it is given (before anything is
+//! encrypted) and `open` on what it decrypted (tunnel mode: the inner
+//! packet; transport mode: the restored packet), so one piece of code
+//! decides what "a correct packet" means on both sides.
+
+use super::checksum::{self, Sum};
+use super::wire::{Ipv4Packet, Ipv6Packet, TcpPacket, UdpPacket, get_u16, ipv6, protocol, tcp, udp};
+use super::{ChecksumKind, ChecksumPolicy, EspError, Field, Header, Limitation};
+use std::net::IpAddr;
+
+/// Source and destination of one family, as bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Addresses {
+    src: [u8; 16],
+    dst: [u8; 16],
+    len: usize,
+}
+
+impl Addresses {
+    pub(crate) fn new(src: IpAddr, dst: IpAddr) -> Addresses {
+        let mut a = Addresses { src: [0; 16], dst: [0; 16], len: 16 };
+        match (src, dst) {
+            (IpAddr::V4(s), IpAddr::V4(d)) => {
+                a.len = 4;
+                if let Some(bytes) = a.src.first_chunk_mut::<4>() {
+                    *bytes = s.octets();
+                }
+                if let Some(bytes) = a.dst.first_chunk_mut::<4>() {
+                    *bytes = d.octets();
+                }
+            }
+            _ => {
+                a.src = ipv6_octets(src);
+                a.dst = ipv6_octets(dst);
+            }
+        }
+        a
+    }
+
+    pub(crate) fn is_ipv4(&self) -> bool {
+        self.len == 4
+    }
+
+    pub(crate) fn src(&self) -> &[u8] {
+        self.src.get(..self.len).unwrap_or(&[])
+    }
+
+    pub(crate) fn dst(&self) -> &[u8] {
+        self.dst.get(..self.len).unwrap_or(&[])
+    }
+
+    /// The pseudo-header sum for an upper-layer packet of `len` bytes.
+    pub(crate) fn pseudo_header(&self, protocol: u8, len: usize) -> Sum {
+        checksum::pseudo_header(self.src(), self.dst(), protocol, len as u32)
+    }
+
+    /// The sum of both addresses (the part of the pseudo-header a NAT changes).
+    pub(crate) fn sum(&self) -> u16 {
+        Sum::ZERO.add_bytes(self.src()).add_bytes(self.dst()).value()
+    }
+}
+
+fn ipv6_octets(addr: IpAddr) -> [u8; 16] {
+    match addr {
+        IpAddr::V4(a) => a.to_ipv6_mapped().octets(),
+        IpAddr::V6(a) => a.octets(),
+    }
+}
+
+/// Where the upper-layer data of a datagram is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Upper {
+    /// The upper-layer header of `protocol` starts at `offset`.
+    At { protocol: u8, offset: usize },
+    /// A fragment: the upper-layer checksum covers the reassembled datagram
+    /// and cannot be checked here.
+    Fragment,
+}
+
+/// A parsed, length-checked IP datagram.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Datagram {
+    /// 4 or 6.
+    pub version: u8,
+    /// Length of the datagram (bytes after it are link padding or TFC padding).
+    pub len: usize,
+    /// IPv4 header length, or 40 for IPv6.
+    pub header_len: usize,
+    pub addrs: Addresses,
+    pub upper: Upper,
+    /// IPv4 TOS / IPv6 traffic class.
+    pub ds_field: u8,
+    /// IPv4 DF (false for IPv6).
+    pub dont_frag: bool,
+}
+
+/// Parse the datagram at the start of `bytes` (IPv4 or IPv6 by its first
+/// nibble) and find its upper-layer header.
+pub(crate) fn parse(bytes: &[u8]) -> Result<Datagram, EspError> {
+    let Some(first) = bytes.first() else {
+        return Err(EspError::Truncated { header: Header::Ip, needed: 1, available: 0 });
+    };
+    match first >> 4 {
+        4 => {
+            let p = Ipv4Packet::new_checked(bytes)?;
+            let upper = if p.is_fragment() {
+                Upper::Fragment
+            } else {
+                Upper::At { protocol: p.protocol(), offset: p.header_len() }
+            };
+            Ok(Datagram {
+                version: 4,
+                len: p.total_len(),
+                header_len: p.header_len(),
+                addrs: Addresses::new(p.src_addr().into(), p.dst_addr().into()),
+                upper,
+                ds_field: p.dscp_ecn(),
+                dont_frag: p.dont_frag(),
+            })
+        }
+        6 => {
+            let p = Ipv6Packet::new_checked(bytes)?;
+            let upper = find_upper_v6(p.packet(), p.chain_start())?;
+            Ok(Datagram {
+                version: 6,
+                len: p.packet().len(),
+                header_len: ipv6::HEADER_LEN,
+                addrs: Addresses::new(p.src_addr().into(), p.dst_addr().into()),
+                upper,
+                ds_field: p.traffic_class(),
+                dont_frag: false,
+            })
+        }
+        v => Err(EspError::Malformed { field: Field::IpVersion, value: v.into() }),
+    }
+}
+
+/// Walk an IPv6 chain from `pos` to the upper-layer header.
+pub(crate) fn find_upper_v6(packet: &[u8], mut pos: ipv6::ChainPos) -> Result<Upper, EspError> {
+    loop {
+        match pos.next_header {
+            protocol::FRAGMENT => return Ok(Upper::Fragment),
+            protocol::HOP_BY_HOP if pos.offset != ipv6::HEADER_LEN => {
+                return Err(EspError::Malformed { field: Field::Ipv6HopByHopPosition, value: pos.offset as u64 });
+            }
+            protocol::HOP_BY_HOP | protocol::ROUTING | protocol::DESTINATION_OPTIONS => {
+                let (ext, next) = ipv6::step(packet, pos)?;
+                if ext.segments_left() > 0 {
+                    return Err(EspError::Unsupported(Limitation::RoutingHeaderInTransit));
+                }
+                pos = next;
+            }
+            other => return Ok(Upper::At { protocol: other, offset: pos.offset }),
+        }
+    }
+}
+
+/// Where a failed checksum was found, to build the right error.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Stage {
+    BeforeEncrypt,
+    AfterDecrypt { seq: u64 },
+}
+
+impl Stage {
+    fn mismatch(self, kind: ChecksumKind, found: u16, expected: u16) -> EspError {
+        match self {
+            Stage::BeforeEncrypt => EspError::ChecksumBeforeEncrypt { kind, found, expected },
+            Stage::AfterDecrypt { seq } => EspError::ChecksumAfterDecrypt { seq, kind, found, expected },
+        }
+    }
+}
+
+/// Verify the IPv4 header checksum (always) and the upper-layer checksum
+/// (under [`ChecksumPolicy::Verify`]) of `d`, whose bytes are `bytes`.
+///
+/// Returns whether the upper layer was a fragment (carried unchecked).
+pub(crate) fn verify(d: &Datagram, bytes: &[u8], policy: ChecksumPolicy, stage: Stage) -> Result<bool, EspError> {
+    if d.version == 4 {
+        let header = Ipv4Packet::new_unchecked(bytes);
+        if !header.verify_checksum() {
+            return Err(stage.mismatch(ChecksumKind::Ipv4Header, header.checksum(), header.expected_checksum()));
+        }
+    }
+    match d.upper {
+        Upper::Fragment => Ok(true),
+        Upper::At { .. } if policy == ChecksumPolicy::Skip => Ok(false),
+        Upper::At { protocol, offset } => {
+            let segment = bytes.get(offset..d.len).unwrap_or(&[]);
+            verify_upper(&d.addrs, protocol, segment, stage)?;
+            Ok(false)
+        }
+    }
+}
+
+/// Verify the checksum of an upper-layer packet (TCP, UDP, ICMP, ICMPv6;
+/// other protocols have none to verify here).
+pub(crate) fn verify_upper(addrs: &Addresses, proto: u8, segment: &[u8], stage: Stage) -> Result<(), EspError> {
+    let (kind, at, sum) = match proto {
+        protocol::TCP => {
+            TcpPacket::new_checked(segment)?;
+            (ChecksumKind::Tcp, tcp::CHECKSUM_OFFSET, addrs.pseudo_header(proto, segment.len()))
+        }
+        protocol::UDP => {
+            let datagram = UdpPacket::new_checked(segment)?;
+            if datagram.checksum() == 0 && addrs.is_ipv4() {
+                return Ok(()); // RFC 768: no checksum was computed.
+            }
+            (ChecksumKind::Udp, udp::CHECKSUM_OFFSET, addrs.pseudo_header(proto, segment.len()))
+        }
+        protocol::ICMP if addrs.is_ipv4() => (ChecksumKind::Icmpv4, ICMP_CHECKSUM_OFFSET, Sum::ZERO),
+        protocol::ICMPV6 if !addrs.is_ipv4() => {
+            (ChecksumKind::Icmpv6, ICMP_CHECKSUM_OFFSET, addrs.pseudo_header(proto, segment.len()))
+        }
+        _ => return Ok(()),
+    };
+    if segment.len() < ICMP_HEADER_LEN {
+        return Err(EspError::Truncated { header: Header::Icmp, needed: ICMP_HEADER_LEN, available: segment.len() });
+    }
+    let total = sum.add_bytes(segment);
+    let found = get_u16(segment, at);
+    // UDP over IPv6 with a zero checksum: the data cannot verify, so the
+    // zero is reported against the value it should have had.
+    if total.verifies() && !(kind == ChecksumKind::Udp && found == 0) {
+        return Ok(());
+    }
+    let mut expected = total.add_u16(!found).checksum();
+    if kind == ChecksumKind::Udp && expected == 0 {
+        expected = 0xffff;
+    }
+    Err(stage.mismatch(kind, found, expected))
+}
+
+/// ICMP and ICMPv6: type, code, checksum.
+const ICMP_HEADER_LEN: usize = 4;
+const ICMP_CHECKSUM_OFFSET: usize = 2;
+
+/// Offset of the checksum field in an upper-layer header whose checksum
+/// covers a pseudo-header (the ones a NAT's address rewrite affects).
+pub(crate) fn pseudo_header_checksum_offset(proto: u8) -> Option<usize> {
+    match proto {
+        protocol::TCP => Some(tcp::CHECKSUM_OFFSET),
+        protocol::UDP => Some(udp::CHECKSUM_OFFSET),
+        protocol::ICMPV6 => Some(ICMP_CHECKSUM_OFFSET),
+        _ => None,
+    }
+}
