@@ -14,7 +14,9 @@
 //! finds malformed aborts the ESP dissection before the ICV is reported.
 //!
 //! Without tshark the test prints "skipped: tshark not installed" and
-//! passes; `.ci/run` installs it, so CI runs it for real.
+//! passes, unless `ESPGCM_REQUIRE_TSHARK=1` is set: then a missing tshark is
+//! a failure. `.ci/run` installs tshark and sets that variable, so CI always
+//! runs the interop check for real.
 
 mod esp_support;
 
@@ -47,6 +49,8 @@ fn hex(bytes: &[u8]) -> String {
 #[test]
 fn tshark_decrypts_espgcm_packets_with_good_icv_and_inner_checksums() {
     let Some(version) = tshark_version() else {
+        let required = std::env::var("ESPGCM_REQUIRE_TSHARK").is_ok_and(|v| v == "1");
+        assert!(!required, "ESPGCM_REQUIRE_TSHARK=1 but tshark is not installed (Debian package `tshark`)");
         eprintln!("skipped: tshark not installed");
         return;
     };
