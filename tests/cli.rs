@@ -81,3 +81,28 @@ fn help_shows_an_example() {
     let out = espgcm(&["no-such-command"], &[]);
     assert!(!out.status.success());
 }
+
+#[test]
+fn aesni_is_known_answer_tested_cross_checked_and_overridable_where_the_cpu_has_it() {
+    if let Some(why) = espgcm::Backend::AesNi.unsupported_reason() {
+        eprintln!("skipped aesni: {why}");
+        return;
+    }
+    let text = stdout(&espgcm(&["check"], &[]));
+    assert!(text.contains("aesni    47250 cases passed (11908 forged tags rejected as expected)"), "{text}");
+    assert!(text.contains("aesni    3000 messages identical to scalar"), "{text}");
+
+    // Disabled by the operator: still tested (it is supported), never chosen.
+    let out = espgcm(&["check"], &[("ESPGCM_DISABLE", "aesni")]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("aesni    supported, disabled by ESPGCM_DISABLE"), "{text}");
+    assert!(!text.lines().last().unwrap_or_default().ends_with("new keys get aesni"), "{text}");
+
+    // Forced: new keys get it even if a faster backend exists.
+    let out = espgcm(&["check"], &[("ESPGCM_BACKEND", "aesni")]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("chosen for new keys (forced by ESPGCM_BACKEND=aesni)"), "{text}");
+    assert!(text.lines().last().unwrap_or_default().ends_with("new keys get aesni"), "{text}");
+}
