@@ -11,55 +11,54 @@ use super::wire::{Ipv4Packet, Ipv6Packet, TcpPacket, UdpPacket, get_u16, ipv6, p
 use super::{ChecksumKind, ChecksumPolicy, EspError, Field, Header, Limitation};
 use std::net::IpAddr;
 
-/// Source and destination of one family, as bytes.
+/// Source and destination of one family, as bytes. IPv4 addresses fill the
+/// first 4 bytes and the rest stays zero, so sums over the whole arrays are
+/// the sums over the addresses (zeros add nothing).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Addresses {
     src: [u8; 16],
     dst: [u8; 16],
-    len: usize,
+    ipv4: bool,
 }
 
 impl Addresses {
     pub(crate) fn new(src: IpAddr, dst: IpAddr) -> Addresses {
-        let mut a = Addresses { src: [0; 16], dst: [0; 16], len: 16 };
         match (src, dst) {
-            (IpAddr::V4(s), IpAddr::V4(d)) => {
-                a.len = 4;
-                if let Some(bytes) = a.src.first_chunk_mut::<4>() {
-                    *bytes = s.octets();
-                }
-                if let Some(bytes) = a.dst.first_chunk_mut::<4>() {
-                    *bytes = d.octets();
-                }
-            }
-            _ => {
-                a.src = ipv6_octets(src);
-                a.dst = ipv6_octets(dst);
-            }
+            (IpAddr::V4(s), IpAddr::V4(d)) => Addresses::v4(s.octets(), d.octets()),
+            _ => Addresses::v6(ipv6_octets(src), ipv6_octets(dst)),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn v4(src: [u8; 4], dst: [u8; 4]) -> Addresses {
+        let mut a = Addresses { src: [0; 16], dst: [0; 16], ipv4: true };
+        if let Some(bytes) = a.src.first_chunk_mut::<4>() {
+            *bytes = src;
+        }
+        if let Some(bytes) = a.dst.first_chunk_mut::<4>() {
+            *bytes = dst;
         }
         a
     }
 
+    #[inline]
+    pub(crate) fn v6(src: [u8; 16], dst: [u8; 16]) -> Addresses {
+        Addresses { src, dst, ipv4: false }
+    }
+
     pub(crate) fn is_ipv4(&self) -> bool {
-        self.len == 4
-    }
-
-    pub(crate) fn src(&self) -> &[u8] {
-        self.src.get(..self.len).unwrap_or(&[])
-    }
-
-    pub(crate) fn dst(&self) -> &[u8] {
-        self.dst.get(..self.len).unwrap_or(&[])
+        self.ipv4
     }
 
     /// The pseudo-header sum for an upper-layer packet of `len` bytes.
+    #[inline]
     pub(crate) fn pseudo_header(&self, protocol: u8, len: usize) -> Sum {
-        checksum::pseudo_header(self.src(), self.dst(), protocol, len as u32)
+        checksum::pseudo_header(&self.src, &self.dst, protocol, len as u32)
     }
 
     /// The sum of both addresses (the part of the pseudo-header a NAT changes).
     pub(crate) fn sum(&self) -> u16 {
-        Sum::ZERO.add_bytes(self.src()).add_bytes(self.dst()).value()
+        Sum::ZERO.add_bytes(&self.src).add_bytes(&self.dst).value()
     }
 }
 
@@ -115,7 +114,7 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Datagram, EspError> {
                 version: 4,
                 len: p.total_len(),
                 header_len: p.header_len(),
-                addrs: Addresses::new(p.src_addr().into(), p.dst_addr().into()),
+                addrs: Addresses::v4(p.src_addr().octets(), p.dst_addr().octets()),
                 upper,
                 ds_field: p.dscp_ecn(),
                 dont_frag: p.dont_frag(),
@@ -128,7 +127,7 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Datagram, EspError> {
                 version: 6,
                 len: p.packet().len(),
                 header_len: ipv6::HEADER_LEN,
-                addrs: Addresses::new(p.src_addr().into(), p.dst_addr().into()),
+                addrs: Addresses::v6(p.src_addr().octets(), p.dst_addr().octets()),
                 upper,
                 ds_field: p.traffic_class(),
                 dont_frag: false,
