@@ -289,11 +289,12 @@ impl Inbound {
         if let (Encap::Udp { .. }, Some(original), Upper::At { protocol, offset }) =
             (self.cfg.encap, &self.nat_original, d.upper)
         {
-            if original.is_ipv4() != d.addrs.is_ipv4() {
+            if original.is_ipv4() != (d.version == 4) {
                 return Err(EspError::Unsupported(Limitation::NatOriginalFamily));
             }
+            let received = d.addresses(out);
             let segment = out.get_mut(offset..d.len).unwrap_or(&mut []);
-            natt::fix_up_checksum(segment, protocol, original, &d.addrs);
+            natt::fix_up_checksum(segment, protocol, original, &received);
         }
         packet::verify(&d, out, self.cfg.checksums, Stage::AfterDecrypt { seq })?;
         Ok(())

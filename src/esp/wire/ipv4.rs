@@ -23,6 +23,9 @@ mod field {
 pub const HEADER_LEN: usize = 20;
 /// Byte offset of the protocol field.
 pub const PROTOCOL_OFFSET: usize = field::PROTOCOL;
+/// Source then destination address: the part of the header the
+/// upper-layer pseudo-header repeats.
+pub(crate) const ADDRESSES: Field = field::SRC.start..field::DST.end;
 
 const FLAG_DF: u16 = 0x4000;
 const FLAG_MF: u16 = 0x2000;
