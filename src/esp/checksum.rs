@@ -137,17 +137,33 @@ fn to_network_order(native: u16) -> u16 {
 fn sum_native(data: &[u8]) -> u64 {
     if let Ok(header) = <&[u8; 20]>::try_from(data) {
         // An IPv4 header without options: the most frequent short input.
-        let (words, rest) = header.as_chunks::<8>();
-        let total = words.iter().fold(0, |total, word| add_folding(total, u64::from_ne_bytes(*word)));
+        let (total, rest) = add_piece::<16>(0, header);
         return add_folding(total, sum_short(rest));
     }
     let (blocks, tail) = data.as_chunks::<64>();
-    let mut total = if blocks.is_empty() { 0 } else { sum_blocks(blocks) };
-    let (words, rest) = tail.as_chunks::<8>();
-    for word in words {
-        total = add_folding(total, u64::from_ne_bytes(*word));
-    }
+    let total = if blocks.is_empty() { 0 } else { sum_blocks(blocks) };
+    // Fewer than 64 bytes left: at most one piece of each size, each added
+    // with its own short carry chain (no loop, no call).
+    let (total, rest) = add_piece::<32>(total, tail);
+    let (total, rest) = add_piece::<16>(total, rest);
+    let (total, rest) = add_piece::<8>(total, rest);
     add_folding(total, sum_short(rest))
+}
+
+/// If `bytes` holds at least `N` (a multiple of 8) bytes, add the first `N`
+/// to `total` as 64-bit words and return the rest.
+#[inline(always)]
+fn add_piece<const N: usize>(total: u64, bytes: &[u8]) -> (u64, &[u8]) {
+    let Some((piece, rest)) = bytes.split_first_chunk::<N>() else {
+        return (total, bytes);
+    };
+    let (words, _) = piece.as_chunks::<8>();
+    let mut sum = total;
+    let mut carry = false;
+    for word in words {
+        (sum, carry) = add_with_carry(sum, u64::from_ne_bytes(*word), carry);
+    }
+    (add_folding(sum, u64::from(carry)), rest)
 }
 
 /// The sum of fewer than 8 bytes (at an even offset). Each piece starts at

@@ -184,7 +184,7 @@ impl Inbound {
         let prefix_len = if transport { located.prefix.len() } else { 0 };
         out.reserve(prefix_len + ciphertext_len + self.cipher.scratch_len());
         if transport {
-            out.extend_from_slice(located.prefix);
+            wire::extend_header(out, located.prefix);
         }
         self.cipher.open(esp_bytes, seq, out)?;
 
