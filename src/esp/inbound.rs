@@ -274,10 +274,7 @@ impl Inbound {
     ) -> Result<(), EspError> {
         let len = out.len();
         if located.version == 4 {
-            let mut ip = Ipv4Packet::new_unchecked(&mut *out);
-            ip.set_total_len(len as u16);
-            ip.set_protocol(next_header);
-            ip.fill_checksum();
+            Ipv4Packet::new_unchecked(&mut *out).set_total_len_protocol_and_checksum(len as u16, next_header);
         } else {
             Ipv6Packet::new_unchecked(&mut *out).set_payload_len((len - ipv6::HEADER_LEN) as u16);
             wire::set_u8(out, located.next_header_at, next_header);

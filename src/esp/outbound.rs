@@ -302,10 +302,7 @@ impl Outbound {
         match header {
             OuterHeader::KeptV4 { prefix } => {
                 wire::extend_header(out, prefix);
-                let mut ip = Ipv4Packet::new_unchecked(out.as_mut_slice());
-                ip.set_total_len(length16);
-                ip.set_protocol(carried);
-                ip.fill_checksum();
+                Ipv4Packet::new_unchecked(out.as_mut_slice()).set_total_len_protocol_and_checksum(length16, carried);
             }
             OuterHeader::KeptV6 { prefix, next_header_at } => {
                 wire::extend_header(out, prefix);
