@@ -13,8 +13,8 @@
 //! So [`sum`] treats each 64-byte block as one 512-bit number and adds the
 //! blocks into an eight-limb accumulator with one add-with-carry chain per
 //! block (on x86-64: `add` then seven `adc` with memory operands), counting
-//! the carries out of the top limb. That is about 1.2 instructions per 8
-//! bytes. The chains of successive blocks overlap (limb *i* of one block
+//! the carries out of the top limb: with the loop, about 11 instructions
+//! per 64 bytes. The chains of successive blocks overlap (limb *i* of one block
 //! only waits for limb *i* of the previous block and the carry from limb
 //! *i - 1*), so it runs as fast as SSE2 code that widens 16-bit words into
 //! 32-bit lanes while executing fewer instructions; LLVM derives it from
@@ -357,6 +357,21 @@ mod tests {
             x ^= x << 17;
             assert_eq!(fold(x), slow(x), "{x:#x}");
             assert_eq!(fold(x >> 20), slow(x >> 20), "{:#x}", x >> 20);
+        }
+    }
+
+    #[test]
+    fn pseudo_header_from_header_bytes_matches_the_separate_addresses() {
+        let bytes: Vec<u8> = (0..40u8).map(|i| i.wrapping_mul(151) ^ 0xa5).collect();
+        for len in [8, 32, 0, 4, 12] {
+            let (src, dst) = bytes[..len].split_at(len / 2);
+            for (protocol, upper_len) in [(6u8, 20u32), (17, 0xffff), (58, 0x1_0001)] {
+                assert_eq!(
+                    pseudo_header_of(&bytes[..len], protocol, upper_len).value(),
+                    pseudo_header(src, dst, protocol, upper_len).value(),
+                    "{len} address bytes"
+                );
+            }
         }
     }
 

@@ -210,18 +210,23 @@ pub(crate) fn verify(d: &Datagram, bytes: &[u8], policy: ChecksumPolicy, stage: 
         Upper::At { .. } if policy == ChecksumPolicy::Skip => Ok(false),
         Upper::At { protocol, offset } => {
             let segment = bytes.get(offset..d.len).unwrap_or(&[]);
-            verify_upper(d.address_bytes(bytes), protocol, segment, stage)?;
+            verify_upper(d.address_bytes(bytes), d.version == 4, protocol, segment, stage)?;
             Ok(false)
         }
     }
 }
 
 /// Verify the checksum of an upper-layer packet (TCP, UDP, ICMP, ICMPv6;
-/// other protocols have none to verify here) whose IP header carries the
-/// source and destination `addresses` (8 bytes for IPv4, 32 for IPv6).
+/// other protocols have none to verify here) whose IP header (IPv4 if
+/// `ipv4`, else IPv6) carries the source and destination `addresses`.
 #[inline]
-pub(crate) fn verify_upper(addresses: &[u8], proto: u8, segment: &[u8], stage: Stage) -> Result<(), EspError> {
-    let ipv4 = addresses.len() == 8;
+pub(crate) fn verify_upper(
+    addresses: &[u8],
+    ipv4: bool,
+    proto: u8,
+    segment: &[u8],
+    stage: Stage,
+) -> Result<(), EspError> {
     let pseudo_header = || checksum::pseudo_header_of(addresses, proto, segment.len() as u32);
     let (kind, at, sum) = match proto {
         protocol::TCP => {
