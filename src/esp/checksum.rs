@@ -213,7 +213,13 @@ fn sum_blocks(blocks: &[[u8; 64]]) -> u64 {
     for block in last {
         carries += add_block(&mut limbs, block);
     }
-    limbs.iter().fold(carries, |total, &limb| add_folding(total, limb))
+    // Fold the limbs and the carry count with one more carry chain.
+    let mut total = carries;
+    let mut carry = false;
+    for limb in limbs {
+        (total, carry) = add_with_carry(total, limb, carry);
+    }
+    add_folding(total, u64::from(carry))
 }
 
 /// Add one block to the limbs; returns the carry out of the top limb.
