@@ -10,7 +10,7 @@
 //!   (RFC 4543 §3.3); the ICV is the tag.
 
 use super::wire::{self, esp};
-use super::{EspError, Limitation, SaConfig, Transform};
+use super::{EspError, Header, Limitation, SaConfig, Transform};
 use crate::{Backend, Gcm};
 use zeroize::Zeroize;
 
@@ -82,30 +82,40 @@ impl SaCipher {
     }
 
     /// GCM's AAD for (SPI, seq) and its length (8, or 12 with ESN).
+    #[inline]
     fn aad(&self, spi: u32, seq: u64) -> ([u8; 12], usize) {
-        let mut aad = [0u8; 12];
-        wire::set_u32(&mut aad, 0, spi);
-        if self.esn {
-            wire::set_u32(&mut aad, 4, (seq >> 32) as u32);
-            wire::set_u32(&mut aad, 8, seq as u32);
-            (aad, 12)
-        } else {
-            wire::set_u32(&mut aad, 4, seq as u32);
-            (aad, 8)
-        }
+        let spi = u128::from(spi);
+        let (high, low) = (u128::from((seq >> 32) as u32), u128::from(seq as u32));
+        // SPI || high || low, or SPI || low || 0000, in the last 12 bytes.
+        let (value, len) =
+            if self.esn { ((spi << 64) | (high << 32) | low, 12) } else { ((spi << 64) | (low << 32), 8) };
+        let bytes = value.to_be_bytes();
+        (bytes.last_chunk::<12>().copied().unwrap_or_default(), len)
     }
 
-    /// Seal the ESP packet that starts at `out[esp_start]`: SPI, low
-    /// sequence number, IV, then payload, padding and trailer in the clear.
-    /// Encrypts in place (GCM) and appends the ICV.
-    pub(crate) fn seal(&self, out: &mut Vec<u8>, esp_start: usize, seq: u64) -> Result<(), EspError> {
-        let esp_bytes = out.get(esp_start..).unwrap_or(&[]);
-        let header = esp::EspPacket::new_checked(esp_bytes)?;
-        let (spi, iv) = (header.spi(), header.iv());
+    /// Seal the ESP packet that starts at `out[esp_start]`: SPI `spi`, low
+    /// sequence number, IV `iv`, then payload, padding and trailer in the
+    /// clear. Encrypts in place (GCM) and appends the ICV.
+    pub(crate) fn seal(
+        &self,
+        out: &mut Vec<u8>,
+        esp_start: usize,
+        spi: u32,
+        seq: u64,
+        iv: [u8; 8],
+    ) -> Result<(), EspError> {
+        let body_start = esp_start + esp::HEADER_LEN + esp::IV_LEN;
+        if out.len() < body_start {
+            return Err(EspError::Truncated {
+                header: Header::Esp,
+                needed: body_start - esp_start,
+                available: out.len().saturating_sub(esp_start),
+            });
+        }
         let nonce = self.nonce(iv);
         let tag = if !self.gmac {
             let (aad, aad_len) = self.aad(spi, seq);
-            let body = out.get_mut(esp_start + esp::HEADER_LEN + esp::IV_LEN..).unwrap_or(&mut []);
+            let body = out.get_mut(body_start..).unwrap_or(&mut []);
             self.gcm.encrypt(&nonce, aad.get(..aad_len).unwrap_or(&[]), body).map_err(EspError::Crypto)?
         } else if !self.esn {
             let aad = out.get(esp_start..).unwrap_or(&[]);
@@ -123,7 +133,13 @@ impl SaCipher {
             out.truncate(end);
             tag?
         };
-        out.extend_from_slice(tag.get(..self.icv_len).unwrap_or(&tag));
+        // Fixed-size copies for the ICV lengths there are (no memcpy call).
+        match self.icv_len {
+            16 => out.extend_from_slice(&tag),
+            12 => out.extend_from_slice(tag.first_chunk::<12>().unwrap_or(&[0; 12])),
+            8 => out.extend_from_slice(tag.first_chunk::<8>().unwrap_or(&[0; 8])),
+            n => out.extend_from_slice(tag.get(..n).unwrap_or(&tag)),
+        }
         Ok(())
     }
 

@@ -184,7 +184,7 @@ impl Inbound {
         let prefix_len = if transport { located.prefix.len() } else { 0 };
         out.reserve(prefix_len + ciphertext_len + self.cipher.scratch_len());
         if transport {
-            out.extend_from_slice(located.prefix);
+            wire::extend_header(out, located.prefix);
         }
         self.cipher.open(esp_bytes, seq, out)?;
 
@@ -274,10 +274,7 @@ impl Inbound {
     ) -> Result<(), EspError> {
         let len = out.len();
         if located.version == 4 {
-            let mut ip = Ipv4Packet::new_unchecked(&mut *out);
-            ip.set_total_len(len as u16);
-            ip.set_protocol(next_header);
-            ip.fill_checksum();
+            Ipv4Packet::new_unchecked(&mut *out).set_total_len_protocol_and_checksum(len as u16, next_header);
         } else {
             Ipv6Packet::new_unchecked(&mut *out).set_payload_len((len - ipv6::HEADER_LEN) as u16);
             wire::set_u8(out, located.next_header_at, next_header);
@@ -289,11 +286,12 @@ impl Inbound {
         if let (Encap::Udp { .. }, Some(original), Upper::At { protocol, offset }) =
             (self.cfg.encap, &self.nat_original, d.upper)
         {
-            if original.is_ipv4() != d.addrs.is_ipv4() {
+            if original.is_ipv4() != (d.version == 4) {
                 return Err(EspError::Unsupported(Limitation::NatOriginalFamily));
             }
+            let received = d.addresses(out);
             let segment = out.get_mut(offset..d.len).unwrap_or(&mut []);
-            natt::fix_up_checksum(segment, protocol, original, &d.addrs);
+            natt::fix_up_checksum(segment, protocol, original, &received);
         }
         packet::verify(&d, out, self.cfg.checksums, Stage::AfterDecrypt { seq })?;
         Ok(())

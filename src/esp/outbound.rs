@@ -301,14 +301,11 @@ impl Outbound {
         out.reserve(total + self.cipher.scratch_len());
         match header {
             OuterHeader::KeptV4 { prefix } => {
-                out.extend_from_slice(prefix);
-                let mut ip = Ipv4Packet::new_unchecked(out.as_mut_slice());
-                ip.set_total_len(length16);
-                ip.set_protocol(carried);
-                ip.fill_checksum();
+                wire::extend_header(out, prefix);
+                Ipv4Packet::new_unchecked(out.as_mut_slice()).set_total_len_protocol_and_checksum(length16, carried);
             }
             OuterHeader::KeptV6 { prefix, next_header_at } => {
-                out.extend_from_slice(prefix);
+                wire::extend_header(out, prefix);
                 Ipv6Packet::new_unchecked(out.as_mut_slice()).set_payload_len(length16);
                 wire::set_u8(out, next_header_at, carried);
             }
@@ -346,19 +343,21 @@ impl Outbound {
             }
         }
         let udp_start = out.len();
-        out.resize(udp_start + udp_len, 0);
+        if udp_len > 0 {
+            // Filled in after encryption (its checksum covers the ciphertext).
+            out.extend_from_slice(&[0; udp::HEADER_LEN]);
+        }
         let esp_start = out.len();
-        out.resize(esp_start + esp::HEADER_LEN, 0);
-        EspRepr { spi: self.cfg.spi, sequence: seq as u32 }.emit(out.get_mut(esp_start..).unwrap_or(&mut []))?;
         // The IV is the 64-bit sequence number: unique per packet under the key.
-        out.extend_from_slice(&seq.to_be_bytes());
+        let iv = seq.to_be_bytes();
+        let spi = self.cfg.spi;
+        out.extend_from_slice(&EspRepr { spi, sequence: seq as u32 }.with_iv(iv));
         match protected {
             Protected::Bytes(bytes) => out.extend_from_slice(bytes),
             Protected::Zeros(n) => out.resize(out.len() + n, 0),
         }
-        out.extend_from_slice(esp::PADDING.get(..pad).unwrap_or(&[]));
-        out.extend_from_slice(&[pad as u8, next_header]);
-        self.cipher.seal(out, esp_start, seq)?;
+        esp::push_padding_and_trailer(out, pad, next_header);
+        self.cipher.seal(out, esp_start, spi, seq, iv)?;
 
         if let Encap::Udp { src_port, dst_port } = self.cfg.encap {
             // IPv4: checksum 0 (RFC 3948 §2.1). IPv6 requires a real one.
@@ -394,13 +393,11 @@ impl Outbound {
         let pad = esp::pad_len(payload.len());
         let len = esp::HEADER_LEN + esp::IV_LEN + payload.len() + pad + esp::TRAILER_LEN + self.cipher.icv_len();
         let mut out = Vec::with_capacity(len + self.cipher.scratch_len());
-        out.resize(esp::HEADER_LEN, 0);
-        EspRepr { spi: self.cfg.spi, sequence: seq as u32 }.emit(&mut out)?;
-        out.extend_from_slice(&iv);
+        let spi = self.cfg.spi;
+        out.extend_from_slice(&EspRepr { spi, sequence: seq as u32 }.with_iv(iv));
         out.extend_from_slice(payload);
-        out.extend_from_slice(esp::PADDING.get(..pad).unwrap_or(&[]));
-        out.extend_from_slice(&[pad as u8, next_header]);
-        self.cipher.seal(&mut out, 0, seq)?;
+        esp::push_padding_and_trailer(&mut out, pad, next_header);
+        self.cipher.seal(&mut out, 0, spi, seq, iv)?;
         Ok(out)
     }
 }

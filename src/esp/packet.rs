@@ -7,59 +7,58 @@
 //! decides what "a correct packet" means on both sides.
 
 use super::checksum::{self, Sum};
-use super::wire::{Ipv4Packet, Ipv6Packet, TcpPacket, UdpPacket, get_u16, ipv6, protocol, tcp, udp};
+use super::wire::{self, Ipv4Packet, Ipv6Packet, TcpPacket, UdpPacket, get_u16, ipv4, ipv6, protocol, tcp, udp};
 use super::{ChecksumKind, ChecksumPolicy, EspError, Field, Header, Limitation};
 use std::net::IpAddr;
 
-/// Source and destination of one family, as bytes.
+/// Source and destination of one family, as bytes. IPv4 addresses fill the
+/// first 4 bytes and the rest stays zero, so sums over the whole arrays are
+/// the sums over the addresses (zeros add nothing).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Addresses {
     src: [u8; 16],
     dst: [u8; 16],
-    len: usize,
+    ipv4: bool,
 }
 
 impl Addresses {
     pub(crate) fn new(src: IpAddr, dst: IpAddr) -> Addresses {
-        let mut a = Addresses { src: [0; 16], dst: [0; 16], len: 16 };
         match (src, dst) {
-            (IpAddr::V4(s), IpAddr::V4(d)) => {
-                a.len = 4;
-                if let Some(bytes) = a.src.first_chunk_mut::<4>() {
-                    *bytes = s.octets();
-                }
-                if let Some(bytes) = a.dst.first_chunk_mut::<4>() {
-                    *bytes = d.octets();
-                }
-            }
-            _ => {
-                a.src = ipv6_octets(src);
-                a.dst = ipv6_octets(dst);
-            }
+            (IpAddr::V4(s), IpAddr::V4(d)) => Addresses::v4(s.octets(), d.octets()),
+            _ => Addresses::v6(ipv6_octets(src), ipv6_octets(dst)),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn v4(src: [u8; 4], dst: [u8; 4]) -> Addresses {
+        let mut a = Addresses { src: [0; 16], dst: [0; 16], ipv4: true };
+        if let Some(bytes) = a.src.first_chunk_mut::<4>() {
+            *bytes = src;
+        }
+        if let Some(bytes) = a.dst.first_chunk_mut::<4>() {
+            *bytes = dst;
         }
         a
     }
 
+    #[inline]
+    pub(crate) fn v6(src: [u8; 16], dst: [u8; 16]) -> Addresses {
+        Addresses { src, dst, ipv4: false }
+    }
+
     pub(crate) fn is_ipv4(&self) -> bool {
-        self.len == 4
-    }
-
-    pub(crate) fn src(&self) -> &[u8] {
-        self.src.get(..self.len).unwrap_or(&[])
-    }
-
-    pub(crate) fn dst(&self) -> &[u8] {
-        self.dst.get(..self.len).unwrap_or(&[])
+        self.ipv4
     }
 
     /// The pseudo-header sum for an upper-layer packet of `len` bytes.
+    #[inline]
     pub(crate) fn pseudo_header(&self, protocol: u8, len: usize) -> Sum {
-        checksum::pseudo_header(self.src(), self.dst(), protocol, len as u32)
+        checksum::pseudo_header(&self.src, &self.dst, protocol, len as u32)
     }
 
     /// The sum of both addresses (the part of the pseudo-header a NAT changes).
     pub(crate) fn sum(&self) -> u16 {
-        Sum::ZERO.add_bytes(self.src()).add_bytes(self.dst()).value()
+        Sum::ZERO.add_bytes(&self.src).add_bytes(&self.dst).value()
     }
 }
 
@@ -89,7 +88,6 @@ pub(crate) struct Datagram {
     pub len: usize,
     /// IPv4 header length, or 40 for IPv6.
     pub header_len: usize,
-    pub addrs: Addresses,
     pub upper: Upper,
     /// IPv4 TOS / IPv6 traffic class.
     pub ds_field: u8,
@@ -97,8 +95,29 @@ pub(crate) struct Datagram {
     pub dont_frag: bool,
 }
 
+impl Datagram {
+    /// Source and destination address as they sit in the header `bytes`
+    /// this datagram was parsed from: 8 bytes (IPv4) or 32 (IPv6).
+    #[inline]
+    pub(crate) fn address_bytes<'b>(&self, bytes: &'b [u8]) -> &'b [u8] {
+        wire::slice(bytes, if self.version == 4 { ipv4::ADDRESSES } else { ipv6::ADDRESSES })
+    }
+
+    /// The addresses of the datagram whose header is `bytes`, copied.
+    pub(crate) fn addresses(&self, bytes: &[u8]) -> Addresses {
+        let both = self.address_bytes(bytes);
+        let (src, dst) = both.split_at(both.len() / 2);
+        if self.version == 4 {
+            Addresses::v4(src.try_into().unwrap_or_default(), dst.try_into().unwrap_or_default())
+        } else {
+            Addresses::v6(src.try_into().unwrap_or_default(), dst.try_into().unwrap_or_default())
+        }
+    }
+}
+
 /// Parse the datagram at the start of `bytes` (IPv4 or IPv6 by its first
 /// nibble) and find its upper-layer header.
+#[inline]
 pub(crate) fn parse(bytes: &[u8]) -> Result<Datagram, EspError> {
     let Some(first) = bytes.first() else {
         return Err(EspError::Truncated { header: Header::Ip, needed: 1, available: 0 });
@@ -115,27 +134,27 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Datagram, EspError> {
                 version: 4,
                 len: p.total_len(),
                 header_len: p.header_len(),
-                addrs: Addresses::new(p.src_addr().into(), p.dst_addr().into()),
                 upper,
                 ds_field: p.dscp_ecn(),
                 dont_frag: p.dont_frag(),
             })
         }
-        6 => {
-            let p = Ipv6Packet::new_checked(bytes)?;
-            let upper = find_upper_v6(p.packet(), p.chain_start())?;
-            Ok(Datagram {
-                version: 6,
-                len: p.packet().len(),
-                header_len: ipv6::HEADER_LEN,
-                addrs: Addresses::new(p.src_addr().into(), p.dst_addr().into()),
-                upper,
-                ds_field: p.traffic_class(),
-                dont_frag: false,
-            })
-        }
+        6 => parse_v6(bytes),
         v => Err(EspError::Malformed { field: Field::IpVersion, value: v.into() }),
     }
+}
+
+fn parse_v6(bytes: &[u8]) -> Result<Datagram, EspError> {
+    let p = Ipv6Packet::new_checked(bytes)?;
+    let upper = find_upper_v6(p.packet(), p.chain_start())?;
+    Ok(Datagram {
+        version: 6,
+        len: p.packet().len(),
+        header_len: ipv6::HEADER_LEN,
+        upper,
+        ds_field: p.traffic_class(),
+        dont_frag: false,
+    })
 }
 
 /// Walk an IPv6 chain from `pos` to the upper-layer header.
@@ -178,6 +197,7 @@ impl Stage {
 /// (under [`ChecksumPolicy::Verify`]) of `d`, whose bytes are `bytes`.
 ///
 /// Returns whether the upper layer was a fragment (carried unchecked).
+#[inline]
 pub(crate) fn verify(d: &Datagram, bytes: &[u8], policy: ChecksumPolicy, stage: Stage) -> Result<bool, EspError> {
     if d.version == 4 {
         let header = Ipv4Packet::new_unchecked(bytes);
@@ -190,31 +210,38 @@ pub(crate) fn verify(d: &Datagram, bytes: &[u8], policy: ChecksumPolicy, stage: 
         Upper::At { .. } if policy == ChecksumPolicy::Skip => Ok(false),
         Upper::At { protocol, offset } => {
             let segment = bytes.get(offset..d.len).unwrap_or(&[]);
-            verify_upper(&d.addrs, protocol, segment, stage)?;
+            verify_upper(d.address_bytes(bytes), d.version == 4, protocol, segment, stage)?;
             Ok(false)
         }
     }
 }
 
 /// Verify the checksum of an upper-layer packet (TCP, UDP, ICMP, ICMPv6;
-/// other protocols have none to verify here).
-pub(crate) fn verify_upper(addrs: &Addresses, proto: u8, segment: &[u8], stage: Stage) -> Result<(), EspError> {
+/// other protocols have none to verify here) whose IP header (IPv4 if
+/// `ipv4`, else IPv6) carries the source and destination `addresses`.
+#[inline]
+pub(crate) fn verify_upper(
+    addresses: &[u8],
+    ipv4: bool,
+    proto: u8,
+    segment: &[u8],
+    stage: Stage,
+) -> Result<(), EspError> {
+    let pseudo_header = || checksum::pseudo_header_of(addresses, proto, segment.len() as u32);
     let (kind, at, sum) = match proto {
         protocol::TCP => {
             TcpPacket::new_checked(segment)?;
-            (ChecksumKind::Tcp, tcp::CHECKSUM_OFFSET, addrs.pseudo_header(proto, segment.len()))
+            (ChecksumKind::Tcp, tcp::CHECKSUM_OFFSET, pseudo_header())
         }
         protocol::UDP => {
             let datagram = UdpPacket::new_checked(segment)?;
-            if datagram.checksum() == 0 && addrs.is_ipv4() {
+            if datagram.checksum() == 0 && ipv4 {
                 return Ok(()); // RFC 768: no checksum was computed.
             }
-            (ChecksumKind::Udp, udp::CHECKSUM_OFFSET, addrs.pseudo_header(proto, segment.len()))
+            (ChecksumKind::Udp, udp::CHECKSUM_OFFSET, pseudo_header())
         }
-        protocol::ICMP if addrs.is_ipv4() => (ChecksumKind::Icmpv4, ICMP_CHECKSUM_OFFSET, Sum::ZERO),
-        protocol::ICMPV6 if !addrs.is_ipv4() => {
-            (ChecksumKind::Icmpv6, ICMP_CHECKSUM_OFFSET, addrs.pseudo_header(proto, segment.len()))
-        }
+        protocol::ICMP if ipv4 => (ChecksumKind::Icmpv4, ICMP_CHECKSUM_OFFSET, Sum::ZERO),
+        protocol::ICMPV6 if !ipv4 => (ChecksumKind::Icmpv6, ICMP_CHECKSUM_OFFSET, pseudo_header()),
         _ => return Ok(()),
     };
     if segment.len() < ICMP_HEADER_LEN {
@@ -227,11 +254,16 @@ pub(crate) fn verify_upper(addrs: &Addresses, proto: u8, segment: &[u8], stage: 
     if total.verifies() && !(kind == ChecksumKind::Udp && found == 0) {
         return Ok(());
     }
+    Err(mismatch(kind, total, found, stage))
+}
+
+#[cold]
+fn mismatch(kind: ChecksumKind, total: Sum, found: u16, stage: Stage) -> EspError {
     let mut expected = total.add_u16(!found).checksum();
     if kind == ChecksumKind::Udp && expected == 0 {
         expected = 0xffff;
     }
-    Err(stage.mismatch(kind, found, expected))
+    stage.mismatch(kind, found, expected)
 }
 
 /// ICMP and ICMPv6: type, code, checksum.

@@ -101,6 +101,35 @@ impl EspRepr {
     }
 }
 
+impl EspRepr {
+    /// SPI, sequence number and `iv`: the 16 bytes in front of the
+    /// ciphertext.
+    #[inline]
+    pub(crate) fn with_iv(&self, iv: [u8; IV_LEN]) -> [u8; HEADER_LEN + IV_LEN] {
+        let value =
+            (u128::from(self.spi) << 96) | (u128::from(self.sequence) << 64) | u128::from(u64::from_be_bytes(iv));
+        value.to_be_bytes()
+    }
+}
+
+/// Append the default padding for `pad` bytes ([`pad_len`], 0 to 3), the
+/// pad length and `next_header`: the clear text of the ESP trailer. Each
+/// length is a fixed-size copy (no `memcpy` call).
+#[inline]
+pub(crate) fn push_padding_and_trailer(out: &mut Vec<u8>, pad: usize, next_header: u8) {
+    match pad {
+        0 => out.extend_from_slice(&[0, next_header]),
+        1 => out.extend_from_slice(&[1, 1, next_header]),
+        2 => out.extend_from_slice(&[1, 2, 2, next_header]),
+        3 => out.extend_from_slice(&[1, 2, 3, 3, next_header]),
+        _ => {
+            // Not reached (`pad_len` is below 4), but correct all the same.
+            out.extend((1..=pad).map(|i| i as u8));
+            out.extend_from_slice(&[pad as u8, next_header]);
+        }
+    }
+}
+
 /// Length of the padding that brings `payload_len` plus the 2-byte trailer
 /// to a multiple of 4 (RFC 4303 §2.4; GCM needs no block alignment).
 pub fn pad_len(payload_len: usize) -> usize {
@@ -148,6 +177,24 @@ mod tests {
     #[test]
     fn padding_reaches_the_next_multiple_of_four() {
         assert_eq!((0..8).map(pad_len).collect::<Vec<_>>(), [2, 1, 0, 3, 2, 1, 0, 3]);
+    }
+
+    #[test]
+    fn padding_and_trailer_parse_back() {
+        for len in 0..12 {
+            let pad = pad_len(len);
+            let mut out = vec![0xaa; len];
+            push_padding_and_trailer(&mut out, pad, 6);
+            assert_eq!(out.len() % 4, 0, "len {len}");
+            assert_eq!(&out[len..len + pad], &PADDING[..pad]);
+            assert_eq!(parse_trailer(&out), Ok((len, 6)), "len {len}");
+        }
+    }
+
+    #[test]
+    fn header_with_iv_is_spi_sequence_iv() {
+        let bytes = EspRepr { spi: 0x0102_0304, sequence: 0x0506_0708 }.with_iv([9, 10, 11, 12, 13, 14, 15, 16]);
+        assert_eq!(bytes, core::array::from_fn::<u8, 16, _>(|i| i as u8 + 1));
     }
 
     #[test]

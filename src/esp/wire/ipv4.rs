@@ -1,6 +1,6 @@
 //! IPv4 header (RFC 791), options included.
 
-use super::{Field, get_array, get_u8, get_u16, set_bytes, set_u8, set_u16, slice};
+use super::{Field, get_array, get_u8, get_u16, set_u8, set_u16, slice};
 use crate::esp::checksum::Sum;
 use crate::esp::{EspError, Field as BadField, Header};
 use std::net::Ipv4Addr;
@@ -23,6 +23,9 @@ mod field {
 pub const HEADER_LEN: usize = 20;
 /// Byte offset of the protocol field.
 pub const PROTOCOL_OFFSET: usize = field::PROTOCOL;
+/// Source then destination address: the part of the header the
+/// upper-layer pseudo-header repeats.
+pub(crate) const ADDRESSES: Field = field::SRC.start..field::DST.end;
 
 const FLAG_DF: u16 = 0x4000;
 const FLAG_MF: u16 = 0x2000;
@@ -202,6 +205,54 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
         let checksum = Sum::ZERO.add_bytes(self.header()).checksum();
         set_u16(self.buffer.as_mut(), field::CHECKSUM, checksum);
     }
+
+    /// Set the total length and protocol and recompute the header checksum
+    /// (what `set_total_len`, `set_protocol` and `fill_checksum` do).
+    ///
+    /// A header without options is rewritten whole: it is read as two
+    /// words, changed and summed in registers and stored back in one piece.
+    /// Storing the fields one by one and then summing (or later verifying)
+    /// the header with word-sized loads makes each load wait for the small
+    /// stores it overlaps to reach the cache, because a store cannot be
+    /// forwarded to a load that spans several stores.
+    pub(crate) fn set_total_len_protocol_and_checksum(&mut self, total_len: u16, protocol: u8) {
+        let buffer = self.buffer.as_mut();
+        if let Some(header) = buffer.first_chunk_mut::<HEADER_LEN>()
+            && header.first() == Some(&0x45)
+        {
+            let (front, back) = split_header(header);
+            // Bytes 2-3 total length, 9 protocol, 10-11 checksum (in the
+            // big-endian 128-bit front, byte i sits at bits 120 - 8i).
+            let cleared = front & !((0xffff << 96) | (0xff_ffff << 32));
+            let front = cleared | (u128::from(total_len) << 96) | (u128::from(protocol) << 48);
+            let checksum = Sum::ZERO.add_bytes(&join_header(front, back)).checksum();
+            *header = join_header(front | (u128::from(checksum) << 32), back);
+            return;
+        }
+        self.set_total_len(total_len);
+        self.set_protocol(protocol);
+        self.fill_checksum();
+    }
+}
+
+/// The first 16 bytes of a 20-byte header as a big-endian number, and the
+/// last 4.
+#[inline]
+fn split_header(header: &[u8; HEADER_LEN]) -> (u128, u32) {
+    let (front, back) = header.split_at(16);
+    let front = front.try_into().map_or(0, u128::from_be_bytes);
+    let back = back.try_into().map_or(0, u32::from_be_bytes);
+    (front, back)
+}
+
+/// The inverse of [`split_header`].
+#[inline]
+fn join_header(front: u128, back: u32) -> [u8; HEADER_LEN] {
+    let mut header = [0; HEADER_LEN];
+    let (first, last) = header.split_at_mut(16);
+    first.copy_from_slice(&front.to_be_bytes());
+    last.copy_from_slice(&back.to_be_bytes());
+    header
 }
 
 /// The typed fields of an IPv4 header without options.
@@ -250,19 +301,81 @@ impl Ipv4Repr {
         let total = HEADER_LEN + self.payload_len;
         let total16 =
             u16::try_from(total).map_err(|_| EspError::TooLarge { len: total, max: usize::from(u16::MAX) })?;
-        let Some(header) = buf.get_mut(..HEADER_LEN) else {
+        let Some(header) = buf.first_chunk_mut::<HEADER_LEN>() else {
             return Err(EspError::Truncated { header: Header::Ipv4, needed: HEADER_LEN, available: buf.len() });
         };
-        set_u8(header, field::VER_IHL, 0x45);
-        set_u8(header, field::DS_ECN, self.dscp_ecn);
-        set_u16(header, field::LENGTH, total16);
-        set_u16(header, field::IDENT, self.ident);
-        set_u16(header, field::FLAGS_FRAG, if self.dont_frag { FLAG_DF } else { 0 });
-        set_u8(header, field::TTL, self.ttl);
-        set_u8(header, field::PROTOCOL, self.protocol);
-        set_bytes(header, field::SRC.start, &self.src_addr.octets());
-        set_bytes(header, field::DST.start, &self.dst_addr.octets());
-        Ipv4Packet::new_unchecked(header).fill_checksum();
+        // Built in registers and stored whole (see
+        // `Ipv4Packet::set_total_len_protocol_and_checksum`): version 4,
+        // IHL 5, DS/ECN, total length, identification, flags, TTL,
+        // protocol, checksum (0 for now), source; then destination.
+        let flags = if self.dont_frag { FLAG_DF } else { 0 };
+        let front = (0x45 << 120)
+            | (u128::from(self.dscp_ecn) << 112)
+            | (u128::from(total16) << 96)
+            | (u128::from(self.ident) << 80)
+            | (u128::from(flags) << 64)
+            | (u128::from(self.ttl) << 56)
+            | (u128::from(self.protocol) << 48)
+            | u128::from(u32::from(self.src_addr));
+        let back = u32::from(self.dst_addr);
+        let checksum = Sum::ZERO.add_bytes(&join_header(front, back)).checksum();
+        *header = join_header(front | (u128::from(checksum) << 32), back);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// `set_total_len_protocol_and_checksum` writes what the three field
+    /// setters write, with and without options.
+    /// `Ipv4Repr::emit` lays the fields out as RFC 791 says.
+    #[test]
+    fn emitted_header_has_every_field_in_place() {
+        let repr = Ipv4Repr {
+            src_addr: Ipv4Addr::new(192, 0, 2, 1),
+            dst_addr: Ipv4Addr::new(198, 51, 100, 7),
+            protocol: 50,
+            payload_len: 4,
+            ttl: 63,
+            dscp_ecn: 0xb8,
+            ident: 0x1234,
+            dont_frag: true,
+        };
+        let mut buf = [0xeeu8; 24];
+        repr.emit(&mut buf).unwrap();
+        let mut expected =
+            [0x45, 0xb8, 0x00, 0x18, 0x12, 0x34, 0x40, 0x00, 63, 50, 0, 0, 192, 0, 2, 1, 198, 51, 100, 7];
+        let checksum = Sum::ZERO.add_bytes(&expected).checksum().to_be_bytes();
+        expected[10..12].copy_from_slice(&checksum);
+        assert_eq!(&buf[..20], &expected);
+        assert_eq!(&buf[20..], &[0xee; 4]);
+        let parsed = Ipv4Repr::parse(&Ipv4Packet::new_checked(&buf[..]).unwrap());
+        assert_eq!(parsed, repr);
+        let no_df = Ipv4Repr { dont_frag: false, ..repr };
+        no_df.emit(&mut buf).unwrap();
+        assert_eq!(&buf[6..8], &[0, 0]);
+        assert!(Ipv4Packet::new_unchecked(&buf[..]).verify_checksum());
+    }
+
+    #[test]
+    fn whole_header_rewrite_matches_the_field_setters() {
+        for options in [0usize, 4, 40] {
+            let mut header: Vec<u8> = (0..HEADER_LEN + options).map(|i| (i as u8).wrapping_mul(73) ^ 0x5c).collect();
+            header[0] = 0x40 | ((HEADER_LEN + options) / 4) as u8;
+            for (total_len, protocol) in [(20u16, 50u8), (1420, 17), (0xffff, 0xff), (0, 0)] {
+                let mut fast = header.clone();
+                Ipv4Packet::new_unchecked(&mut fast[..]).set_total_len_protocol_and_checksum(total_len, protocol);
+                let mut slow = header.clone();
+                let mut ip = Ipv4Packet::new_unchecked(&mut slow[..]);
+                ip.set_total_len(total_len);
+                ip.set_protocol(protocol);
+                ip.fill_checksum();
+                assert_eq!(fast, slow, "options {options}, length {total_len}, protocol {protocol}");
+                assert!(Ipv4Packet::new_unchecked(&fast[..]).verify_checksum());
+            }
+        }
     }
 }

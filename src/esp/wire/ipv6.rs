@@ -17,6 +17,9 @@ mod field {
 
 /// Length of the fixed IPv6 header.
 pub const HEADER_LEN: usize = 40;
+/// Source then destination address: the part of the header the
+/// upper-layer pseudo-header repeats.
+pub(crate) const ADDRESSES: Field = field::SRC.start..field::DST.end;
 /// Byte offset of the fixed header's next-header field.
 pub const NEXT_HEADER_OFFSET: usize = field::NEXT_HEADER;
 
