@@ -25,6 +25,23 @@ pub const MAX_IV_LEN: u64 = (1 << 61) - 1;
 /// Shortest tag `decrypt` accepts, in bytes.
 pub const MIN_TAG_LEN: usize = 4;
 
+/// Whether `tag` (4 to 16 bytes) is a prefix of the `computed` tag, in
+/// constant time: both are read as 128-bit numbers (`tag` zero-padded), the
+/// bytes past `tag.len()` are masked off (the length is public) and the
+/// difference is compared with zero by `subtle`, with no branch or early
+/// exit on the data. The computed tag is wiped afterwards.
+fn tags_match(mut computed: [u8; 16], tag: &[u8]) -> bool {
+    let mut given = [0u8; 16];
+    let n = tag.len().min(16);
+    if let (Some(dst), Some(src)) = (given.get_mut(..n), tag.get(..n)) {
+        dst.copy_from_slice(src);
+    }
+    let mask = u128::MAX.checked_shl(8 * (16 - n as u32)).unwrap_or(0);
+    let diff = (u128::from_be_bytes(computed) ^ u128::from_be_bytes(given)) & mask;
+    computed.zeroize();
+    ((diff >> 64) as u64 | diff as u64).ct_eq(&0).into()
+}
+
 /// Check every length rule of SP 800-38D for one call.
 pub(crate) fn check_lengths(iv_len: usize, aad_len: usize, msg_len: usize) -> Result<(), Error> {
     if iv_len == 0 || iv_len as u64 > MAX_IV_LEN {
@@ -148,15 +165,34 @@ impl Gcm {
         }
         check_lengths(iv.len(), aad.len(), buf.len())?;
         let j0 = self.j0(iv);
-        let mut computed = self.engine.open(j0, aad, buf);
-        let good: bool = computed[..tag.len()].ct_eq(tag).into();
-        computed.zeroize();
-        if good {
+        let computed = self.engine.open(j0, aad, buf);
+        if tags_match(computed, tag) {
             Ok(())
         } else {
             buf.zeroize();
             Err(Error::Auth)
         }
+    }
+
+    /// Encrypt `parts[0] || parts[1]` (a 12-byte-or-other IV as in
+    /// [`encrypt`](Self::encrypt)) and append the ciphertext to `out`,
+    /// without copying the plaintext there first. Returns the tag and the
+    /// one's complement sum of `parts[0]` (`crate::ones_complement`),
+    /// computed in the same pass on backends that can. For ESP, which seals
+    /// a packet's payload (whose checksum it verifies) followed by padding
+    /// it does not own.
+    ///
+    /// On error nothing is appended.
+    pub(crate) fn encrypt_append(
+        &self,
+        iv: &[u8],
+        aad: &[u8],
+        parts: [&[u8]; 2],
+        out: &mut Vec<u8>,
+    ) -> Result<([u8; 16], u64), Error> {
+        check_lengths(iv.len(), aad.len(), parts[0].len().saturating_add(parts[1].len()))?;
+        let j0 = self.j0(iv);
+        Ok(self.engine.seal_append(j0, aad, parts, out))
     }
 
     /// The pre-counter block as a big-endian integer: `IV || 0^31 || 1` for
@@ -341,6 +377,27 @@ mod tests {
     }
 
     #[test]
+    fn tag_comparison_checks_exactly_the_given_prefix() {
+        let computed: [u8; 16] = core::array::from_fn(|i| (i * 37 + 5) as u8);
+        for len in MIN_TAG_LEN..=16 {
+            assert!(tags_match(computed, &computed[..len]), "length {len}");
+            for byte in 0..len {
+                for bit in 0..8 {
+                    let mut wrong = computed;
+                    wrong[byte] ^= 1 << bit;
+                    assert!(!tags_match(computed, &wrong[..len]), "length {len}, byte {byte}, bit {bit}");
+                }
+            }
+            // Bytes past the given prefix do not matter.
+            let mut tail_differs = computed;
+            if len < 16 {
+                tail_differs[len] ^= 0xff;
+                assert!(tags_match(tail_differs, &computed[..len]), "length {len}");
+            }
+        }
+    }
+
+    #[test]
     fn tag_lengths_outside_4_to_16_are_refused_and_buffer_untouched() {
         let gcm = Gcm::with_backend(&[1u8; 16], Backend::Scalar).unwrap();
         let mut buf = [9u8; 20];
@@ -367,6 +424,44 @@ mod tests {
             let mut b = ct;
             assert_eq!(gcm.decrypt(&[5u8; 12], b"aad", &mut b, &bad[..len]), Err(Error::Auth));
             assert_eq!(b, [0u8; 25], "buffer must be wiped, tag length {len}");
+        }
+    }
+
+    /// Every backend this CPU runs.
+    fn supported() -> Vec<Backend> {
+        Backend::ALL.into_iter().filter(|b| b.is_supported()).collect()
+    }
+
+    #[test]
+    fn encrypt_append_gives_the_in_place_result_and_the_sum_of_the_first_part_on_every_backend() {
+        use crate::ones_complement::{fold, sum_native};
+        let data: Vec<u8> = (0..2400u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 9) as u8).collect();
+        let prefix = b"header bytes that stay";
+        for backend in supported() {
+            for key_len in [16, 32] {
+                let gcm = Gcm::with_backend(&data[..key_len], backend).unwrap();
+                let lens = (0..=300).chain([511, 512, 513, 1024, 1400, 1420, 2047, 2048]);
+                for (n, len) in lens.enumerate() {
+                    // Extras of 0 to 70 bytes: past 64 the backends fall back to copying.
+                    let extra_len = (n * 7) % 71;
+                    let (main, extra) = (&data[..len], &data[2300..2300 + extra_len]);
+                    let iv = &data[len % 100..len % 100 + 12];
+                    let mut whole = [main, extra].concat();
+                    let plain = whole.clone();
+                    let tag = gcm.encrypt(iv, b"spi+seq", &mut whole).unwrap();
+
+                    let mut out = prefix.to_vec();
+                    let (tag2, sum) = gcm.encrypt_append(iv, b"spi+seq", [main, extra], &mut out).unwrap();
+                    let what = format!("{backend} aes{} len {len} extra {extra_len}", key_len * 8);
+                    assert_eq!(&out[..prefix.len()], prefix, "{what}");
+                    assert_eq!(&out[prefix.len()..], &whole[..], "{what}: ciphertext");
+                    assert_eq!(tag2, tag, "{what}: tag");
+                    assert_eq!(fold(sum), fold(sum_native(main)), "{what}: sum of the first part");
+                    let mut back = out[prefix.len()..].to_vec();
+                    gcm.decrypt(iv, b"spi+seq", &mut back, &tag2).unwrap();
+                    assert_eq!(back, plain, "{what}: round trip");
+                }
+            }
         }
     }
 

@@ -61,6 +61,7 @@ mod error;
 pub mod esp;
 mod gcm;
 pub mod kat;
+mod ones_complement;
 mod verify;
 
 pub use backend::{Backend, Overrides, UnknownBackend, cpu};

@@ -225,15 +225,32 @@ fn the_sequence_counter_only_moves_forward() {
 }
 
 #[test]
-fn a_refused_packet_does_not_use_a_sequence_number() {
+fn a_packet_refused_before_encryption_does_not_use_a_sequence_number() {
     let (mut tx, mut rx) = pair(&sa(64, false));
-    let mut bad = tcp_v4(V4_SRC, V4_DST, b"damaged");
-    bad[45] ^= 0x40;
+    let mut bad = tcp_v4(V4_SRC, V4_DST, b"malformed");
+    bad[0] = 0x44; // IPv4 header length 16 bytes: refused before anything is encrypted
     let mut sealed = Vec::new();
     assert!(tx.seal(&bad, &mut sealed).is_err());
     assert_eq!(tx.next_sequence(), Some(1));
     tx.seal(&tcp_v4(V4_SRC, V4_DST, b"fine"), &mut sealed).unwrap();
     assert_eq!(&sealed[24..28], &[0, 0, 0, 1]);
+    open(&mut rx, &sealed).unwrap();
+}
+
+#[test]
+fn a_packet_refused_for_its_checksum_burns_its_sequence_number() {
+    // The TCP checksum is checked over the bytes the cipher encrypted, in the
+    // same pass; so a damaged packet was encrypted under its IV before it
+    // was refused, and that IV must never encrypt anything else.
+    let (mut tx, mut rx) = pair(&sa(64, false));
+    let mut bad = tcp_v4(V4_SRC, V4_DST, b"damaged");
+    bad[45] ^= 0x40;
+    let mut sealed = Vec::new();
+    assert!(matches!(tx.seal(&bad, &mut sealed), Err(EspError::ChecksumBeforeEncrypt { .. })));
+    assert!(sealed.is_empty(), "nothing is sent");
+    assert_eq!(tx.next_sequence(), Some(2));
+    tx.seal(&tcp_v4(V4_SRC, V4_DST, b"fine"), &mut sealed).unwrap();
+    assert_eq!(&sealed[24..28], &[0, 0, 0, 2]);
     open(&mut rx, &sealed).unwrap();
 }
 

@@ -57,12 +57,15 @@
 //! therefore sound. Memory is touched only through fixed-size array
 //! references, so every load and store is in bounds by type.
 
-use super::KeyBytes;
+use super::{KeyBytes, append_by_copy};
+use crate::ones_complement::{BlockSum, add_folding, sum_native};
 use core::arch::x86_64::{
     __m128i, _mm_add_epi32, _mm_aesenc_si128, _mm_aesenclast_si128, _mm_aeskeygenassist_si128, _mm_clmulepi64_si128,
     _mm_extract_epi32, _mm_loadu_si128, _mm_set_epi8, _mm_set_epi32, _mm_set_epi64x, _mm_setzero_si128,
     _mm_shuffle_epi8, _mm_shuffle_epi32, _mm_slli_si128, _mm_srli_si128, _mm_storeu_si128, _mm_xor_si128,
 };
+use core::marker::PhantomData;
+use core::mem::MaybeUninit;
 use zeroize::Zeroize;
 
 /// AES rounds 1..=8 on the eight blocks `$b`, with one block of `$hashed`
@@ -206,6 +209,112 @@ fn write_partial(out: &mut [u8], block: &[u8; 16]) {
             out[8..16].copy_from_slice(hi);
         }
     }
+}
+
+/// The whole 128-byte batches of a message, read from `src` and written to
+/// `dst`: the same memory (in place) or two regions that do not overlap.
+///
+/// Made only from slices by [`Bulk::in_place`] and [`Bulk::between`], which
+/// guarantee that `src` is readable and `dst` writable for `batches * 128`
+/// bytes for the lifetime `'a`; that is what the loads and stores rely on.
+#[derive(Clone, Copy)]
+struct Bulk<'a> {
+    src: *const u8,
+    dst: *mut u8,
+    batches: usize,
+    _borrow: PhantomData<&'a mut [u8]>,
+}
+
+impl<'a> Bulk<'a> {
+    /// The batches of `buf`, in place, and the bytes after them.
+    fn in_place(buf: &'a mut [u8]) -> (Bulk<'a>, &'a mut [u8]) {
+        let batches = buf.len() / BATCH;
+        let (head, rest) = buf.split_at_mut(batches * BATCH);
+        let dst = head.as_mut_ptr();
+        (Bulk { src: dst, dst, batches, _borrow: PhantomData }, rest)
+    }
+
+    /// The batches of `src` into the start of `dst` (at least as long), and
+    /// what is left of each.
+    fn between(src: &'a [u8], dst: &'a mut [MaybeUninit<u8>]) -> (Bulk<'a>, &'a [u8], &'a mut [MaybeUninit<u8>]) {
+        let batches = (src.len() / BATCH).min(dst.len() / BATCH);
+        let (src_head, src_rest) = src.split_at(batches * BATCH);
+        let (dst_head, dst_rest) = dst.split_at_mut(batches * BATCH);
+        let bulk = Bulk { src: src_head.as_ptr(), dst: dst_head.as_mut_ptr().cast(), batches, _borrow: PhantomData };
+        (bulk, src_rest, dst_rest)
+    }
+
+    /// The eight blocks of input batch `batch`.
+    ///
+    /// # Safety
+    /// `batch < self.batches`.
+    #[inline]
+    #[target_feature(enable = "aes,pclmulqdq,ssse3,sse4.1")]
+    unsafe fn load(&self, batch: usize) -> [__m128i; BLOCKS] {
+        core::array::from_fn(|i| {
+            // SAFETY: block `i` of batch `batch` lies within the
+            // `batches * 128` readable bytes of `src` (caller and type
+            // invariant); `loadu` has no alignment rule.
+            unsafe { _mm_loadu_si128(self.src.add(batch * BATCH + 16 * i).cast()) }
+        })
+    }
+
+    /// Write output batch `batch`.
+    ///
+    /// # Safety
+    /// `batch < self.batches`.
+    #[inline]
+    #[target_feature(enable = "aes,pclmulqdq,ssse3,sse4.1")]
+    unsafe fn store(&self, batch: usize, blocks: &[__m128i; BLOCKS]) {
+        for (i, block) in blocks.iter().enumerate() {
+            // SAFETY: block `i` of batch `batch` lies within the
+            // `batches * 128` writable bytes of `dst` (caller and type
+            // invariant); `storeu` has no alignment rule.
+            unsafe { _mm_storeu_si128(self.dst.add(batch * BATCH + 16 * i).cast(), *block) }
+        }
+    }
+
+    /// Add input batch `batch` to `sum`.
+    ///
+    /// # Safety
+    /// `batch < self.batches`.
+    #[inline(always)]
+    unsafe fn add_input_to(&self, batch: usize, sum: &mut BlockSum) {
+        for half in 0..2 {
+            // SAFETY: these 64 bytes lie within the readable `src` (caller and
+            // type invariant); no write to them happens while the reference
+            // lives.
+            sum.add(unsafe { &*self.src.add(batch * BATCH + 64 * half).cast::<[u8; 64]>() });
+        }
+    }
+}
+
+/// Fill `dst` with `parts` one after the other (their lengths must add up
+/// to `dst.len()`; anything left over is zero-filled) and return it as
+/// initialised bytes.
+fn init_with<'a>(dst: &'a mut [MaybeUninit<u8>], parts: [&[u8]; 2]) -> &'a mut [u8] {
+    let mut at = 0;
+    for part in parts {
+        let n = part.len().min(dst.len() - at);
+        // SAFETY: `n` bytes are readable in `part` and writable in `dst`
+        // from `at` (`at + n <= dst.len()`); the caller's input and its
+        // output buffer do not overlap (`&` and `&mut`); `MaybeUninit<u8>`
+        // has the layout of `u8`.
+        unsafe { core::ptr::copy_nonoverlapping(part.as_ptr(), dst.as_mut_ptr().add(at).cast::<u8>(), n) };
+        at += n;
+    }
+    for byte in dst.get_mut(at..).unwrap_or_default() {
+        byte.write(0);
+    }
+    // SAFETY: every byte of `dst` was written above.
+    unsafe { &mut *(core::ptr::from_mut::<[MaybeUninit<u8>]>(dst) as *mut [u8]) }
+}
+
+/// The GCM length block: bit lengths of the AAD and of the message.
+#[inline]
+#[target_feature(enable = "aes,pclmulqdq,ssse3,sse4.1")]
+fn length_block(aad_len: usize, len: usize) -> __m128i {
+    _mm_set_epi64x((aad_len as u64 * 8) as i64, (len as u64 * 8) as i64)
 }
 
 /// An unreduced 256-bit GHASH sum, kept as Karatsuba's three parts.
@@ -476,38 +585,119 @@ impl AesNiKey {
 
     /// Encrypt `buf` in place with counters `inc32(J0)`, ... and return the
     /// full tag over `aad` and the ciphertext.
+    #[inline]
     pub(crate) fn seal(&self, j0: u128, aad: &[u8], buf: &mut [u8]) -> [u8; 16] {
         // SAFETY: an `AesNiKey` exists only if the features were detected.
-        unsafe { self.crypt::<false>(j0, aad, buf) }
+        unsafe { self.crypt_in_place::<false>(j0, aad, buf) }
     }
 
     /// Decrypt `buf` in place and return the tag computed over `aad` and the
     /// ciphertext it held. The caller compares tags and wipes `buf` on mismatch.
+    #[inline]
     pub(crate) fn open(&self, j0: u128, aad: &[u8], buf: &mut [u8]) -> [u8; 16] {
         // SAFETY: an `AesNiKey` exists only if the features were detected.
-        unsafe { self.crypt::<true>(j0, aad, buf) }
+        unsafe { self.crypt_in_place::<true>(j0, aad, buf) }
     }
 
+    /// Encrypt `parts[0] || parts[1]` and append the ciphertext to `out`;
+    /// return the tag and the one's complement sum of `parts[0]` (see
+    /// `crate::ones_complement`), computed in the same pass.
+    #[inline]
+    pub(crate) fn seal_append(&self, j0: u128, aad: &[u8], parts: [&[u8]; 2], out: &mut Vec<u8>) -> ([u8; 16], u64) {
+        let [src, extra] = parts;
+        let total = src.len() + extra.len();
+        out.reserve(total);
+        let start = out.len();
+        let dst = out.spare_capacity_mut().get_mut(..total);
+        match dst {
+            // Without a whole batch to read in place of a copy, copying first
+            // is as cheap and simpler. (`reserve` guarantees `dst`.)
+            Some(dst) if src.len() >= BATCH => {
+                // SAFETY: an `AesNiKey` exists only if the features were detected.
+                let result = unsafe { self.seal_into(j0, aad, src, extra, dst) };
+                // SAFETY: `seal_into` initialised all `total` bytes of `dst`,
+                // the spare capacity right after the first `start` bytes.
+                unsafe { out.set_len(start + total) };
+                result
+            }
+            _ => append_by_copy(out, parts, false, |buf| self.seal(j0, aad, buf)),
+        }
+    }
+
+    /// The tag mask `E(K, J0)`, the hash of the AAD and the first data
+    /// counter: everything that comes before the message.
+    #[inline]
     #[target_feature(enable = "aes,pclmulqdq,ssse3,sse4.1")]
-    fn crypt<const DECRYPT: bool>(&self, j0: u128, aad: &[u8], buf: &mut [u8]) -> [u8; 16] {
+    fn begin(&self, j0: u128, aad: &[u8]) -> (__m128i, __m128i, __m128i) {
         // J0 as a big-endian integer is the byte-reversed block: its counter
         // word (the block's last four bytes) is lane 0, so `PADDD` is inc32.
         let j0 = _mm_set_epi64x((j0 >> 64) as i64, j0 as i64);
         // Independent of everything else: the tag mask and the AAD hash.
         let tag_mask = self.encrypt_block(byte_reverse(j0));
-        let mut acc = self.ghash_bytes(_mm_setzero_si128(), aad);
-        let mut ctr = _mm_add_epi32(j0, _mm_set_epi32(0, 0, 0, 1));
-        let len = buf.len();
-        let (chunks, rest) = buf.as_chunks_mut::<BATCH>();
+        let acc = self.ghash_bytes(_mm_setzero_si128(), aad);
+        (tag_mask, acc, _mm_add_epi32(j0, _mm_set_epi32(0, 0, 0, 1)))
+    }
 
-        if DECRYPT {
-            acc = self.open_bulk(&mut ctr, acc, chunks);
-        } else {
-            acc = self.seal_bulk(&mut ctr, acc, chunks);
+    /// The tag from the final hash and the mask.
+    #[inline]
+    #[target_feature(enable = "aes,pclmulqdq,ssse3,sse4.1")]
+    fn tag(acc: __m128i, tag_mask: __m128i) -> [u8; 16] {
+        to_bytes(xor(byte_reverse(acc), tag_mask))
+    }
+
+    #[target_feature(enable = "aes,pclmulqdq,ssse3,sse4.1")]
+    fn crypt_in_place<const DECRYPT: bool>(&self, j0: u128, aad: &[u8], buf: &mut [u8]) -> [u8; 16] {
+        let (tag_mask, acc, ctr) = self.begin(j0, aad);
+        let lengths = length_block(aad.len(), buf.len());
+        let acc = self.finish_in_place::<DECRYPT>(ctr, acc, buf, lengths);
+        Self::tag(acc, tag_mask)
+    }
+
+    /// Out of place: `src || extra` encrypted into `dst`, which has exactly that length; returns the tag
+    /// and the one's complement sum of `src`, taken on the integer units
+    /// while the vector units encrypt.
+    #[target_feature(enable = "aes,pclmulqdq,ssse3,sse4.1")]
+    fn seal_into(
+        &self,
+        j0: u128,
+        aad: &[u8],
+        src: &[u8],
+        extra: &[u8],
+        dst: &mut [MaybeUninit<u8>],
+    ) -> ([u8; 16], u64) {
+        let (tag_mask, acc, mut ctr) = self.begin(j0, aad);
+        let lengths = length_block(aad.len(), src.len() + extra.len());
+        let (bulk, rest_src, rest_dst) = Bulk::between(src, dst);
+        let mut sum = BlockSum::default();
+        let acc = self.seal_bulk::<true>(&mut ctr, acc, bulk, &mut sum);
+        // The rest of `src` (under 128 bytes) and `extra` are copied to the
+        // end of `dst` and finished there in place.
+        let rest_sum = sum_native(rest_src);
+        let work = init_with(rest_dst, [rest_src, extra]);
+        let acc = self.finish_in_place::<false>(ctr, acc, work, lengths);
+        (Self::tag(acc, tag_mask), add_folding(sum.finish(), rest_sum))
+    }
+
+    /// Whole batches of `buf` and then its tail, in place, then the length
+    /// block; returns the final hash.
+    #[inline]
+    #[target_feature(enable = "aes,pclmulqdq,ssse3,sse4.1")]
+    fn finish_in_place<const DECRYPT: bool>(
+        &self,
+        mut ctr: __m128i,
+        mut acc: __m128i,
+        buf: &mut [u8],
+        lengths: __m128i,
+    ) -> __m128i {
+        let (bulk, rest) = Bulk::in_place(buf);
+        if bulk.batches > 0 {
+            acc = if DECRYPT {
+                self.open_bulk(&mut ctr, acc, bulk)
+            } else {
+                self.seal_bulk::<false>(&mut ctr, acc, bulk, &mut BlockSum::default())
+            };
         }
-
-        let lengths = _mm_set_epi64x((aad.len() as u64 * 8) as i64, (len as u64 * 8) as i64);
-        acc = match rest.len().div_ceil(16) {
+        match rest.len().div_ceil(16) {
             0 => self.ghash_blocks::<1>(acc, &[lengths]),
             1 => self.tail::<1, 2, DECRYPT>(ctr, rest, acc, lengths),
             2 => self.tail::<2, 3, DECRYPT>(ctr, rest, acc, lengths),
@@ -517,8 +707,7 @@ impl AesNiKey {
             6 => self.tail::<6, 7, DECRYPT>(ctr, rest, acc, lengths),
             7 => self.tail::<7, 8, DECRYPT>(ctr, rest, acc, lengths),
             _ => self.tail::<8, 9, DECRYPT>(ctr, rest, acc, lengths),
-        };
-        to_bytes(xor(byte_reverse(acc), tag_mask))
+        }
     }
 
     /// Counter blocks `ctr, ctr+1, ...` (inc32 on the byte-reversed counter),
@@ -546,56 +735,60 @@ impl AesNiKey {
         }
     }
 
-    /// Encrypt whole batches in place; returns the hash including all their
-    /// ciphertext. Batch `i` is hashed while batch `i + 1` is encrypted.
+    /// Encrypt whole batches; returns the hash including all their
+    /// ciphertext. Batch `i` is hashed while batch `i + 1` is encrypted. With
+    /// `SUM`, the plaintext is also added to `sum` (on the integer units,
+    /// which this loop leaves idle).
     #[target_feature(enable = "aes,pclmulqdq,ssse3,sse4.1")]
-    fn seal_bulk(&self, ctr: &mut __m128i, mut acc: __m128i, chunks: &mut [[u8; BATCH]]) -> __m128i {
+    fn seal_bulk<const SUM: bool>(
+        &self,
+        ctr: &mut __m128i,
+        mut acc: __m128i,
+        io: Bulk<'_>,
+        sum: &mut BlockSum,
+    ) -> __m128i {
         let step = _mm_set_epi32(0, 0, 0, BLOCKS as i32);
-        let Some((first, more)) = chunks.split_first_mut() else { return acc };
-        // The first batch has no earlier ciphertext to hash alongside.
-        let mut ks = self.counter_blocks::<BLOCKS>(*ctr);
-        *ctr = _mm_add_epi32(*ctr, step);
-        self.finish_rounds(&mut ks, 1);
         let mut prev = [_mm_setzero_si128(); BLOCKS];
-        for ((block, k), p) in first.as_chunks_mut::<16>().0.iter_mut().zip(ks).zip(prev.iter_mut()) {
-            let c = xor(load(block), k);
-            store(block, c);
-            *p = byte_reverse(c);
-        }
-        for chunk in more.iter_mut() {
+        for batch in 0..io.batches {
             let mut ks = self.counter_blocks::<BLOCKS>(*ctr);
             *ctr = _mm_add_epi32(*ctr, step);
-            acc = rounds_1_to_8_with_ghash!(self, ks, prev, acc);
-            self.finish_rounds(&mut ks, BLOCKS + 1);
-            for ((block, k), p) in chunk.as_chunks_mut::<16>().0.iter_mut().zip(ks).zip(prev.iter_mut()) {
-                let c = xor(load(block), k);
-                store(block, c);
-                *p = byte_reverse(c);
+            if batch == 0 {
+                // The first batch has no earlier ciphertext to hash alongside.
+                self.finish_rounds(&mut ks, 1);
+            } else {
+                acc = rounds_1_to_8_with_ghash!(self, ks, prev, acc);
+                self.finish_rounds(&mut ks, BLOCKS + 1);
             }
+            if SUM {
+                // SAFETY: `batch < io.batches` (the loop bound).
+                unsafe { io.add_input_to(batch, sum) };
+            }
+            // SAFETY: `batch < io.batches` (the loop bound).
+            let input = unsafe { io.load(batch) };
+            let output: [__m128i; BLOCKS] = core::array::from_fn(|i| xor(input[i], ks[i]));
+            // SAFETY: `batch < io.batches` (the loop bound).
+            unsafe { io.store(batch, &output) };
+            prev = output.map(|c| byte_reverse(c));
         }
-        self.ghash_blocks(acc, &prev)
+        if io.batches == 0 { acc } else { self.ghash_blocks(acc, &prev) }
     }
 
-    /// Decrypt whole batches in place; returns the hash including all their
+    /// Decrypt whole batches; returns the hash including all their
     /// ciphertext, each batch hashed while it is decrypted.
     #[target_feature(enable = "aes,pclmulqdq,ssse3,sse4.1")]
-    fn open_bulk(&self, ctr: &mut __m128i, mut acc: __m128i, chunks: &mut [[u8; BATCH]]) -> __m128i {
+    fn open_bulk(&self, ctr: &mut __m128i, mut acc: __m128i, io: Bulk<'_>) -> __m128i {
         let step = _mm_set_epi32(0, 0, 0, BLOCKS as i32);
-        for chunk in chunks.iter_mut() {
-            let blocks = chunk.as_chunks_mut::<16>().0;
-            let mut ct = [_mm_setzero_si128(); BLOCKS];
-            let mut hashed = [_mm_setzero_si128(); BLOCKS];
-            for ((c, h), block) in ct.iter_mut().zip(hashed.iter_mut()).zip(blocks.iter()) {
-                *c = load(block);
-                *h = byte_reverse(*c);
-            }
+        for batch in 0..io.batches {
+            // SAFETY: `batch < io.batches` (the loop bound).
+            let ct = unsafe { io.load(batch) };
+            let hashed = ct.map(|c| byte_reverse(c));
             let mut ks = self.counter_blocks::<BLOCKS>(*ctr);
             *ctr = _mm_add_epi32(*ctr, step);
             acc = rounds_1_to_8_with_ghash!(self, ks, hashed, acc);
             self.finish_rounds(&mut ks, BLOCKS + 1);
-            for ((block, k), c) in blocks.iter_mut().zip(ks).zip(ct) {
-                store(block, xor(c, k));
-            }
+            let output: [__m128i; BLOCKS] = core::array::from_fn(|i| xor(ct[i], ks[i]));
+            // SAFETY: `batch < io.batches` (the loop bound).
+            unsafe { io.store(batch, &output) };
         }
         acc
     }

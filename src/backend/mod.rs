@@ -399,6 +399,7 @@ impl Engine {
     /// `j0` is the pre-counter block as a big-endian integer (passed in
     /// registers: a block assembled from small stores and read back whole
     /// would stall store forwarding on every call).
+    #[inline]
     pub(crate) fn seal(&self, j0: u128, aad: &[u8], buf: &mut [u8]) -> [u8; 16] {
         match self {
             Engine::Scalar(k) => k.seal(j0, aad, buf),
@@ -407,6 +408,20 @@ impl Engine {
         }
     }
 
+    /// Encrypt `parts[0] || parts[1]` and append the ciphertext to `out`;
+    /// returns the tag and the one's complement sum of `parts[0]`
+    /// (`crate::ones_complement`). Backends that can read and write different
+    /// memory do it in one pass, summing as they go.
+    #[inline]
+    pub(crate) fn seal_append(&self, j0: u128, aad: &[u8], parts: [&[u8]; 2], out: &mut Vec<u8>) -> ([u8; 16], u64) {
+        match self {
+            Engine::Scalar(k) => append_by_copy(out, parts, false, |buf| k.seal(j0, aad, buf)),
+            #[cfg(target_arch = "x86_64")]
+            Engine::AesNi(k) => k.seal_append(j0, aad, parts, out),
+        }
+    }
+
+    #[inline]
     pub(crate) fn open(&self, j0: u128, aad: &[u8], buf: &mut [u8]) -> [u8; 16] {
         match self {
             Engine::Scalar(k) => k.open(j0, aad, buf),
@@ -414,6 +429,24 @@ impl Engine {
             Engine::AesNi(k) => k.open(j0, aad, buf),
         }
     }
+}
+
+/// The append operations by copying: `parts` are appended to `out` and
+/// `crypt` en- or decrypts them there in place; when encrypting, `parts[0]`
+/// is summed too (0 is returned as the sum when decrypting).
+#[inline]
+pub(crate) fn append_by_copy(
+    out: &mut Vec<u8>,
+    parts: [&[u8]; 2],
+    decrypt: bool,
+    crypt: impl FnOnce(&mut [u8]) -> [u8; 16],
+) -> ([u8; 16], u64) {
+    use crate::ones_complement::sum_native;
+    let start = out.len();
+    out.extend_from_slice(parts[0]);
+    out.extend_from_slice(parts[1]);
+    let sum = if decrypt { 0 } else { sum_native(parts[0]) };
+    (crypt(out.get_mut(start..).unwrap_or_default()), sum)
 }
 
 #[cfg(test)]

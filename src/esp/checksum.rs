@@ -3,25 +3,10 @@
 //!
 //! # How it is fast
 //!
-//! The one's complement sum does not care about byte order (RFC 1071
-//! §2(B)): summing 16-bit words in the machine's own order and swapping the
-//! folded result once gives the same answer as summing big-endian words. It
-//! also does not care about word width: 2^16 is congruent to 1 modulo
-//! 0xFFFF, so a 64-bit word is congruent to the sum of its four 16-bit words,
-//! and a carry out of bit 63 is worth 1 (the "end-around carry").
-//!
-//! So [`sum`] treats each 64-byte block as one 512-bit number and adds the
-//! blocks into an eight-limb accumulator with one add-with-carry chain per
-//! block (on x86-64: `add` then seven `adc` with memory operands), counting
-//! the carries out of the top limb: with the loop, about 11 instructions
-//! per 64 bytes. The chains of successive blocks overlap (limb *i* of one block
-//! only waits for limb *i* of the previous block and the carry from limb
-//! *i - 1*), so it runs as fast as SSE2 code that widens 16-bit words into
-//! 32-bit lanes while executing fewer instructions; LLVM derives it from
-//! plain `overflowing_add`, without `unsafe` or target-specific flags. The
-//! limbs, the carry count and the last few words are folded in with
-//! end-around carries at the end, then the 64-bit total is folded to 16
-//! bits with two add-and-rotate steps.
+//! The arithmetic lives in `crate::ones_complement`, shared with the
+//! backends that compute the sum of a plaintext while they encrypt or
+//! decrypt it (so ESP gets the inner checksum of a packet without a pass of
+//! its own); its module docs explain the add-with-carry chains.
 //!
 //! # Representation
 //!
@@ -31,6 +16,7 @@
 //! Data added with [`Sum::add_bytes`] must start at an even offset of the
 //! checksummed region (every use in this crate does).
 
+use crate::ones_complement::{add_folding, fold, sum_native};
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// A partial one's complement sum (RFC 1071), not yet complemented.
@@ -88,36 +74,6 @@ impl Sum {
     }
 }
 
-/// Fold a 64-bit one's complement sum to 16 bits.
-///
-/// Adding a value to itself rotated by half its width leaves, in the top
-/// half, the two halves' sum plus the carry out of the bottom half: the
-/// end-around-carry fold in one addition. Zero stays zero and nothing else
-/// becomes zero, as with repeated folding.
-#[inline]
-fn fold(acc: u64) -> u16 {
-    let half = (acc.wrapping_add(acc.rotate_left(32)) >> 32) as u32;
-    (half.wrapping_add(half.rotate_left(16)) >> 16) as u16
-}
-
-/// One's complement addition of 64-bit words: the carry out of bit 63 is
-/// added back in (2^64 is congruent to 1 modulo 0xFFFF).
-#[inline(always)]
-fn add_folding(a: u64, b: u64) -> u64 {
-    let (sum, carry) = a.overflowing_add(b);
-    // `sum` is at most 2^64 - 2 when there was a carry, so this cannot wrap.
-    sum + u64::from(carry)
-}
-
-/// Add with carry in and carry out (the limb step of a multi-word addition;
-/// LLVM turns a chain of these into `add`, `adc`, `adc`, ...).
-#[inline(always)]
-fn add_with_carry(a: u64, b: u64, carry: bool) -> (u64, bool) {
-    let (sum, c1) = a.overflowing_add(b);
-    let (sum, c2) = sum.overflowing_add(u64::from(carry));
-    (sum, c1 | c2)
-}
-
 /// The folded one's complement sum of `data` as big-endian 16-bit words
 /// (an odd trailing byte is the high byte of a last word padded with zero).
 pub fn sum(data: &[u8]) -> u16 {
@@ -127,110 +83,47 @@ pub fn sum(data: &[u8]) -> u16 {
 }
 
 #[inline(always)]
-fn to_network_order(native: u16) -> u16 {
+pub(crate) fn to_network_order(native: u16) -> u16 {
     u16::from_be_bytes(native.to_ne_bytes())
 }
 
-/// The one's complement sum of `data` as native-order 16-bit words (the
-/// last one zero-padded), in a 64-bit word not yet folded.
-#[inline(always)]
-fn sum_native(data: &[u8]) -> u64 {
-    if let Ok(header) = <&[u8; 20]>::try_from(data) {
-        // An IPv4 header without options, the most frequent short input:
-        // summed where it is needed, without a call.
-        let (total, rest) = add_piece::<16>(0, header);
-        add_folding(total, sum_short(rest))
-    } else {
-        sum_any(data)
-    }
-}
+/// The one's complement sum of a region of a packet (an ESP plaintext)
+/// computed by the cipher in the pass that encrypted or decrypted it, from
+/// which the bytes around an upper-layer segment are taken away to leave
+/// the segment's own sum, so the segment is never read again.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RegionSum(u64);
 
-/// [`sum_native`] for any length.
-#[inline(never)]
-fn sum_any(data: &[u8]) -> u64 {
-    let (blocks, tail) = data.as_chunks::<64>();
-    let total = if blocks.is_empty() { 0 } else { sum_blocks(blocks) };
-    // Fewer than 64 bytes left: at most one piece of each size, each added
-    // with its own short carry chain (no loop, no call).
-    let (total, rest) = add_piece::<32>(total, tail);
-    let (total, rest) = add_piece::<16>(total, rest);
-    let (total, rest) = add_piece::<8>(total, rest);
-    add_folding(total, sum_short(rest))
-}
+impl RegionSum {
+    /// The region's sum as the backends return it (native order, unfolded;
+    /// see `crate::ones_complement`).
+    pub(crate) fn new(native: u64) -> RegionSum {
+        RegionSum(native)
+    }
 
-/// If `bytes` holds at least `N` (a multiple of 8) bytes, add the first `N`
-/// to `total` as 64-bit words and return the rest.
-#[inline(always)]
-fn add_piece<const N: usize>(total: u64, bytes: &[u8]) -> (u64, &[u8]) {
-    let Some((piece, rest)) = bytes.split_first_chunk::<N>() else {
-        return (total, bytes);
-    };
-    let (words, _) = piece.as_chunks::<8>();
-    let mut sum = total;
-    let mut carry = false;
-    for word in words {
-        (sum, carry) = add_with_carry(sum, u64::from_ne_bytes(*word), carry);
-    }
-    (add_folding(sum, u64::from(carry)), rest)
-}
-
-/// The sum of fewer than 8 bytes (at an even offset). Each piece starts at
-/// an even offset, so it can be added as its own value: moving a 16-bit word
-/// by 16 bits multiplies it by 2^16, which is 1 modulo 0xFFFF.
-#[inline(always)]
-fn sum_short(bytes: &[u8]) -> u64 {
-    let mut total = 0u64;
-    let mut rest = bytes;
-    if let Some((word, after)) = rest.split_first_chunk::<4>() {
-        total += u64::from(u32::from_ne_bytes(*word));
-        rest = after;
-    }
-    if let Some((word, after)) = rest.split_first_chunk::<2>() {
-        total += u64::from(u16::from_ne_bytes(*word));
-        rest = after;
-    }
-    if let Some(&byte) = rest.first() {
-        // The odd last byte is the first byte of a word padded with zero.
-        total += u64::from(u16::from_ne_bytes([byte, 0]));
-    }
-    total
-}
-
-/// The sum of whole 64-byte blocks: each block is added to eight 64-bit
-/// limbs as one 512-bit number, and the carries out of the top limb are
-/// counted (each is worth 2^512, which is 1 modulo 0xFFFF).
-fn sum_blocks(blocks: &[[u8; 64]]) -> u64 {
-    let mut limbs = [0u64; 8];
-    let mut carries = 0u64;
-    // Two blocks per iteration: the loop overhead is then about one
-    // instruction per 32 bytes.
-    let (pairs, last) = blocks.as_chunks::<2>();
-    for pair in pairs {
-        for block in pair {
-            carries += add_block(&mut limbs, block);
+    /// Take away `bytes`, which sit at `offset` in the region. A byte at an
+    /// odd offset is the low half of a 16-bit word rather than the high
+    /// half, so an odd offset swaps the halves of their sum (a rotation by 8
+    /// bits, which is multiplication by 2^8 modulo 0xFFFF).
+    #[inline]
+    pub(crate) fn remove(self, bytes: &[u8], offset: usize) -> RegionSum {
+        if bytes.is_empty() {
+            return self;
         }
+        let sum = fold(sum_native(bytes));
+        let sum = if offset % 2 == 1 { sum.swap_bytes() } else { sum };
+        // One's complement subtraction: add the complement.
+        RegionSum(add_folding(self.0, u64::from(!sum)))
     }
-    for block in last {
-        carries += add_block(&mut limbs, block);
-    }
-    // Fold the limbs and the carry count with one more carry chain.
-    let mut total = carries;
-    let mut carry = false;
-    for limb in limbs {
-        (total, carry) = add_with_carry(total, limb, carry);
-    }
-    add_folding(total, u64::from(carry))
-}
 
-/// Add one block to the limbs; returns the carry out of the top limb.
-#[inline(always)]
-fn add_block(limbs: &mut [u64; 8], block: &[u8; 64]) -> u64 {
-    let (words, _) = block.as_chunks::<8>();
-    let mut carry = false;
-    for (limb, word) in limbs.iter_mut().zip(words) {
-        (*limb, carry) = add_with_carry(*limb, u64::from_ne_bytes(*word), carry);
+    /// The folded sum in network order, as [`sum`] gives it for the bytes
+    /// left (which must start at an even offset of the region), except that
+    /// a zero sum may come out as 0xFFFF, one's complement's other zero:
+    /// added to a pseudo-header or any non-zero sum it makes no difference.
+    #[inline]
+    pub(crate) fn value(self) -> u16 {
+        to_network_order(fold(self.0))
     }
-    u64::from(carry)
 }
 
 /// RFC 1624 (eqn. 3) incremental update: the checksum field `old_checksum`
@@ -293,6 +186,18 @@ mod tests {
             acc = (acc & 0xffff) + (acc >> 16);
         }
         acc as u16
+    }
+
+    #[test]
+    fn region_sum_minus_its_surroundings_is_the_segment_sum() {
+        let data: Vec<u8> = (0..700u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 7) as u8).collect();
+        // Segments start at even offsets (IP and extension header lengths are).
+        for (start, end) in [(0, 700), (0, 699), (20, 700), (20, 697), (40, 41), (6, 301), (2, 3), (0, 0), (34, 34)] {
+            let whole = RegionSum::new(sum_native(&data));
+            let segment = whole.remove(&data[..start], 0).remove(&data[end..], end);
+            // One's complement has two zeros (0x0000 and 0xFFFF): equal modulo 0xFFFF.
+            assert_eq!(segment.value() % 0xffff, sum(&data[start..end]) % 0xffff, "{start}..{end}");
+        }
     }
 
     #[test]

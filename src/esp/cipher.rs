@@ -11,6 +11,7 @@
 
 use super::wire::{self, esp};
 use super::{EspError, Header, Limitation, SaConfig, Transform};
+use crate::ones_complement::sum_native;
 use crate::{Backend, Gcm};
 use zeroize::Zeroize;
 
@@ -93,19 +94,26 @@ impl SaCipher {
         (bytes.last_chunk::<12>().copied().unwrap_or_default(), len)
     }
 
-    /// Seal the ESP packet that starts at `out[esp_start]`: SPI `spi`, low
-    /// sequence number, IV `iv`, then payload, padding and trailer in the
-    /// clear. Encrypts in place (GCM) and appends the ICV.
+    /// Seal the ESP packet whose header (SPI `spi`, low sequence number, IV
+    /// `iv`) ends `out`, starting at `out[esp_start]`: append the encryption
+    /// of `payload || trailer` (padding, pad length, next header) and the
+    /// ICV. The payload is read where it is, never copied into `out` first.
+    ///
+    /// Returns the one's complement sum of `payload` (see
+    /// [`RegionSum`](super::checksum::RegionSum)), computed in the pass that
+    /// encrypted it, so the caller can check the checksum of exactly the
+    /// bytes that were encrypted.
     pub(crate) fn seal(
         &self,
         out: &mut Vec<u8>,
         esp_start: usize,
-        spi: u32,
-        seq: u64,
-        iv: [u8; 8],
-    ) -> Result<(), EspError> {
+        header: (u32, u64, [u8; 8]),
+        payload: &[u8],
+        trailer: &[u8],
+    ) -> Result<u64, EspError> {
+        let (spi, seq, iv) = header;
         let body_start = esp_start + esp::HEADER_LEN + esp::IV_LEN;
-        if out.len() < body_start {
+        if out.len() != body_start {
             return Err(EspError::Truncated {
                 header: Header::Esp,
                 needed: body_start - esp_start,
@@ -113,34 +121,73 @@ impl SaCipher {
             });
         }
         let nonce = self.nonce(iv);
+        let (tag, sum) = if !self.gmac {
+            let (aad, aad_len) = self.aad(spi, seq);
+            let aad = aad.get(..aad_len).unwrap_or(&[]);
+            self.gcm.encrypt_append(&nonce, aad, [payload, trailer], out).map_err(EspError::Crypto)?
+        } else {
+            // GMAC: the payload travels in the clear and is authenticated.
+            out.extend_from_slice(payload);
+            out.extend_from_slice(trailer);
+            let sum = sum_native(payload);
+            (self.gmac_tag(out, esp_start, seq, &nonce)?, sum)
+        };
+        self.push_icv(out, &tag);
+        Ok(sum)
+    }
+
+    /// [`seal`](Self::seal) for a body already at the end of `out` (after the
+    /// header at `esp_start`), encrypted in place: for dummy packets, whose
+    /// payload exists nowhere else.
+    pub(crate) fn seal_in_place(
+        &self,
+        out: &mut Vec<u8>,
+        esp_start: usize,
+        header: (u32, u64, [u8; 8]),
+    ) -> Result<(), EspError> {
+        let (spi, seq, iv) = header;
+        let body_start = esp_start + esp::HEADER_LEN + esp::IV_LEN;
+        let nonce = self.nonce(iv);
         let tag = if !self.gmac {
             let (aad, aad_len) = self.aad(spi, seq);
             let body = out.get_mut(body_start..).unwrap_or(&mut []);
             self.gcm.encrypt(&nonce, aad.get(..aad_len).unwrap_or(&[]), body).map_err(EspError::Crypto)?
-        } else if !self.esn {
-            let aad = out.get(esp_start..).unwrap_or(&[]);
-            self.gcm.encrypt(&nonce, aad, &mut []).map_err(EspError::Crypto)?
         } else {
-            // Insert the high half after the SPI for the AAD, then take it out.
-            let high_at = esp_start + 4;
-            let end = out.len();
-            out.extend_from_slice(&[0; 4]);
-            out.copy_within(high_at..end, high_at + 4);
-            wire::set_u32(out, high_at, (seq >> 32) as u32);
-            let aad = out.get(esp_start..).unwrap_or(&[]);
-            let tag = self.gcm.encrypt(&nonce, aad, &mut []).map_err(EspError::Crypto);
-            out.copy_within(high_at + 4..end + 4, high_at);
-            out.truncate(end);
-            tag?
+            self.gmac_tag(out, esp_start, seq, &nonce)?
         };
-        // Fixed-size copies for the ICV lengths there are (no memcpy call).
+        self.push_icv(out, &tag);
+        Ok(())
+    }
+
+    /// GMAC's tag over SPI || sequence number (|| ESN) || IV || body, all of
+    /// which is `out[esp_start..]` except the ESN high half.
+    fn gmac_tag(&self, out: &mut Vec<u8>, esp_start: usize, seq: u64, nonce: &[u8; 12]) -> Result<[u8; 16], EspError> {
+        if !self.esn {
+            let aad = out.get(esp_start..).unwrap_or(&[]);
+            return self.gcm.encrypt(nonce, aad, &mut []).map_err(EspError::Crypto);
+        }
+        // Insert the high half after the SPI for the AAD, then take it out.
+        let high_at = esp_start + 4;
+        let end = out.len();
+        out.extend_from_slice(&[0; 4]);
+        out.copy_within(high_at..end, high_at + 4);
+        wire::set_u32(out, high_at, (seq >> 32) as u32);
+        let aad = out.get(esp_start..).unwrap_or(&[]);
+        let tag = self.gcm.encrypt(nonce, aad, &mut []).map_err(EspError::Crypto);
+        out.copy_within(high_at + 4..end + 4, high_at);
+        out.truncate(end);
+        tag
+    }
+
+    /// Append the ICV: the tag truncated to the SA's length, with fixed-size
+    /// copies for the lengths there are (no memcpy call).
+    fn push_icv(&self, out: &mut Vec<u8>, tag: &[u8; 16]) {
         match self.icv_len {
-            16 => out.extend_from_slice(&tag),
+            16 => out.extend_from_slice(tag),
             12 => out.extend_from_slice(tag.first_chunk::<12>().unwrap_or(&[0; 12])),
             8 => out.extend_from_slice(tag.first_chunk::<8>().unwrap_or(&[0; 8])),
-            n => out.extend_from_slice(tag.get(..n).unwrap_or(&tag)),
+            n => out.extend_from_slice(tag.get(..n).unwrap_or(tag)),
         }
-        Ok(())
     }
 
     /// Verify (and with GCM decrypt) the ESP packet `esp_bytes` (SPI through
@@ -149,7 +196,9 @@ impl SaCipher {
     /// padding, trailer) to `out`.
     ///
     /// On failure `out` is returned to its length on entry and everything
-    /// written past it has been zeroed.
+    /// written past it has been zeroed. (The ciphertext is copied into `out`
+    /// and decrypted there: decrypting straight from the packet into `out`
+    /// measured no faster.)
     pub(crate) fn open(&self, esp_bytes: &[u8], seq: u64, out: &mut Vec<u8>) -> Result<(), EspError> {
         let start = out.len();
         let header = esp::EspPacket::new_checked(esp_bytes)?;

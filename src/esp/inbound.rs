@@ -192,13 +192,13 @@ impl Inbound {
         self.window.accept(seq);
 
         // 5. Padding.
-        let (payload_len, next_header) =
-            esp::parse_trailer(out.get(prefix_len..).unwrap_or(&[])).map_err(|e| match e {
-                esp::TrailerError::Truncated => {
-                    EspError::Truncated { header: Header::EspTrailer, needed: 2, available: ciphertext_len }
-                }
-                esp::TrailerError::BadPadding(pad_len) => EspError::BadPadding { seq, pad_len },
-            })?;
+        let plaintext = out.get(prefix_len..).unwrap_or(&[]);
+        let (payload_len, next_header) = esp::parse_trailer(plaintext).map_err(|e| match e {
+            esp::TrailerError::Truncated => {
+                EspError::Truncated { header: Header::EspTrailer, needed: 2, available: ciphertext_len }
+            }
+            esp::TrailerError::BadPadding(pad_len) => EspError::BadPadding { seq, pad_len },
+        })?;
         out.truncate(prefix_len + payload_len);
 
         // 6. Dummy packets.

@@ -1,7 +1,8 @@
 //! The sending side of an SA: `seal`.
 
+use super::checksum::RegionSum;
 use super::cipher::SaCipher;
-use super::packet::{self, Stage, Upper};
+use super::packet::{self, Stage, Upper, UpperPlan};
 use super::wire::{self, EspRepr, Ipv4Packet, Ipv4Repr, Ipv6Packet, Ipv6Repr, UdpRepr, esp, ipv4, ipv6, protocol, udp};
 use super::{Counters, Encap, EspError, Field, Limitation, Mode, SaConfig};
 use crate::Backend;
@@ -199,26 +200,47 @@ impl Outbound {
         if matches!(self.cfg.mode, Mode::Transport) && d.upper == Upper::Fragment {
             return Err(EspError::Fragment);
         }
-        let unverifiable = packet::verify(&d, datagram, self.cfg.checksums, Stage::BeforeEncrypt)?;
-        match self.cfg.mode {
+        // Before encryption: the IPv4 header checksum and the length of the
+        // upper-layer header. The upper-layer checksum is verified over the
+        // sum the cipher takes of the bytes it encrypts (below), so what is
+        // checked is exactly what was encrypted, and the data is read once.
+        packet::verify_ipv4_header(&d, datagram, Stage::BeforeEncrypt)?;
+        let plan = packet::upper_check(&d, datagram, self.cfg.checksums)?;
+        // The header in front of ESP, and where the protected part starts.
+        let (header, protected_start, next_header) = match self.cfg.mode {
             Mode::Transport if d.version == 4 => {
-                let (prefix, protected) = datagram.split_at_checked(d.header_len).unwrap_or((&[], &[]));
-                let next_header = Ipv4Packet::new_unchecked(datagram).protocol();
-                self.emit(OuterHeader::KeptV4 { prefix }, Protected::Bytes(protected), next_header, out)?;
+                let prefix = datagram.get(..d.header_len).unwrap_or(&[]);
+                (OuterHeader::KeptV4 { prefix }, d.header_len, Ipv4Packet::new_unchecked(datagram).protocol())
             }
             Mode::Transport => {
                 let pos = esp_insertion_v6(datagram)?;
-                let (prefix, protected) = datagram.split_at_checked(pos.offset).unwrap_or((&[], &[]));
-                let header = OuterHeader::KeptV6 { prefix, next_header_at: pos.next_header_at };
-                self.emit(header, Protected::Bytes(protected), pos.next_header, out)?;
+                let prefix = datagram.get(..pos.offset).unwrap_or(&[]);
+                (OuterHeader::KeptV6 { prefix, next_header_at: pos.next_header_at }, pos.offset, pos.next_header)
             }
             Mode::Tunnel { src, dst } => {
                 let header = OuterHeader::New { src, dst, ds_field: d.ds_field, dont_frag: d.dont_frag };
-                let next_header = if d.version == 4 { protocol::IPV4 } else { protocol::IPV6 };
-                self.emit(header, Protected::Bytes(datagram), next_header, out)?;
+                (header, 0, if d.version == 4 { protocol::IPV4 } else { protocol::IPV6 })
+            }
+        };
+        let protected = datagram.get(protected_start..).unwrap_or(&[]);
+        let sealed = self.emit(header, Protected::Bytes(protected), next_header, out)?;
+        match plan {
+            UpperPlan::Fragment => Ok(true),
+            UpperPlan::Nothing => Ok(false),
+            UpperPlan::Check { check, segment } => {
+                // The cipher summed the protected bytes; the segment runs
+                // from `segment.start` to their end.
+                let before = protected.get(..segment.start.saturating_sub(protected_start)).unwrap_or(&[]);
+                let sum = RegionSum::new(sealed).remove(before, 0);
+                if let Err(e) = check.verify(sum.value(), Stage::BeforeEncrypt) {
+                    // Nothing is sent. The sequence number stays used: its IV
+                    // encrypted these bytes, and an IV is never used twice.
+                    out.fill(0);
+                    return Err(e);
+                }
+                Ok(false)
             }
         }
-        Ok(unverifiable)
     }
 
     /// Send a dummy packet (next header 59, RFC 4303 §2.6) of `len` zero
@@ -250,7 +272,7 @@ impl Outbound {
             Err(EspError::Invalid { parameter: "endpoints", reason: "source and destination must be of one family" })
         } else {
             let header = OuterHeader::New { src, dst, ds_field: 0, dont_frag: false };
-            self.emit(header, Protected::Zeros(len), protocol::NO_NEXT_HEADER, out)
+            self.emit(header, Protected::Zeros(len), protocol::NO_NEXT_HEADER, out).map(|_| ())
         };
         match &result {
             Ok(()) => self.counters.dummies += 1,
@@ -264,13 +286,15 @@ impl Outbound {
 
     /// Build the packet into `out`: header, UDP (NAT-T), ESP header and IV,
     /// the protected bytes, padding, trailer, then encrypt and append the ICV.
+    /// Returns the one's complement sum of the protected bytes, taken while
+    /// they were encrypted (0 for a dummy).
     fn emit(
         &mut self,
         header: OuterHeader<'_>,
         protected: Protected<'_>,
         next_header: u8,
         out: &mut Vec<u8>,
-    ) -> Result<(), EspError> {
+    ) -> Result<u64, EspError> {
         let icv_len = self.cipher.icv_len();
         let pad = esp::pad_len(protected.len());
         let esp_len = esp::HEADER_LEN + esp::IV_LEN + protected.len() + pad + esp::TRAILER_LEN + icv_len;
@@ -352,12 +376,19 @@ impl Outbound {
         let iv = seq.to_be_bytes();
         let spi = self.cfg.spi;
         out.extend_from_slice(&EspRepr { spi, sequence: seq as u32 }.with_iv(iv));
-        match protected {
-            Protected::Bytes(bytes) => out.extend_from_slice(bytes),
-            Protected::Zeros(n) => out.resize(out.len() + n, 0),
-        }
-        esp::push_padding_and_trailer(out, pad, next_header);
-        self.cipher.seal(out, esp_start, spi, seq, iv)?;
+        let (trailer, trailer_len) = esp::trailer(pad, next_header);
+        let sum = match protected {
+            Protected::Bytes(bytes) => {
+                let trailer = trailer.get(..trailer_len).unwrap_or(&[]);
+                self.cipher.seal(out, esp_start, (spi, seq, iv), bytes, trailer)?
+            }
+            Protected::Zeros(n) => {
+                out.resize(out.len() + n, 0);
+                esp::push_padding_and_trailer(out, pad, next_header);
+                self.cipher.seal_in_place(out, esp_start, (spi, seq, iv))?;
+                0
+            }
+        };
 
         if let Encap::Udp { src_port, dst_port } = self.cfg.encap {
             // IPv4: checksum 0 (RFC 3948 §2.1). IPv6 requires a real one.
@@ -371,7 +402,7 @@ impl Outbound {
             UdpRepr { src_port, dst_port }.emit(out.get_mut(udp_start..).unwrap_or(&mut []), esp_len, pseudo)?;
         }
         self.last_seq = seq;
-        Ok(())
+        Ok(sum)
     }
 
     /// Bare ESP (SPI || low sequence number || IV || ciphertext || ICV) of
@@ -395,9 +426,8 @@ impl Outbound {
         let mut out = Vec::with_capacity(len + self.cipher.scratch_len());
         let spi = self.cfg.spi;
         out.extend_from_slice(&EspRepr { spi, sequence: seq as u32 }.with_iv(iv));
-        out.extend_from_slice(payload);
-        esp::push_padding_and_trailer(&mut out, pad, next_header);
-        self.cipher.seal(&mut out, 0, spi, seq, iv)?;
+        let (trailer, trailer_len) = esp::trailer(pad, next_header);
+        self.cipher.seal(&mut out, 0, (spi, seq, iv), payload, trailer.get(..trailer_len).unwrap_or(&[]))?;
         Ok(out)
     }
 }

@@ -9,6 +9,7 @@
 use super::checksum::{self, Sum};
 use super::wire::{self, Ipv4Packet, Ipv6Packet, TcpPacket, UdpPacket, get_u16, ipv4, ipv6, protocol, tcp, udp};
 use super::{ChecksumKind, ChecksumPolicy, EspError, Field, Header, Limitation};
+use core::ops::Range;
 use std::net::IpAddr;
 
 /// Source and destination of one family, as bytes. IPv4 addresses fill the
@@ -194,67 +195,125 @@ impl Stage {
 }
 
 /// Verify the IPv4 header checksum (always) and the upper-layer checksum
-/// (under [`ChecksumPolicy::Verify`]) of `d`, whose bytes are `bytes`.
+/// (under [`ChecksumPolicy::Verify`]) of `d`, whose bytes are `bytes`,
+/// reading the upper-layer bytes to sum them.
 ///
 /// Returns whether the upper layer was a fragment (carried unchecked).
 #[inline]
 pub(crate) fn verify(d: &Datagram, bytes: &[u8], policy: ChecksumPolicy, stage: Stage) -> Result<bool, EspError> {
+    verify_ipv4_header(d, bytes, stage)?;
+    match upper_check(d, bytes, policy)? {
+        UpperPlan::Fragment => Ok(true),
+        UpperPlan::Nothing => Ok(false),
+        UpperPlan::Check { check, segment } => {
+            check.verify(checksum::sum(wire::slice(bytes, segment)), stage)?;
+            Ok(false)
+        }
+    }
+}
+
+/// Verify the IPv4 header checksum of `d` (nothing for IPv6).
+#[inline]
+pub(crate) fn verify_ipv4_header(d: &Datagram, bytes: &[u8], stage: Stage) -> Result<(), EspError> {
     if d.version == 4 {
         let header = Ipv4Packet::new_unchecked(bytes);
         if !header.verify_checksum() {
             return Err(stage.mismatch(ChecksumKind::Ipv4Header, header.checksum(), header.expected_checksum()));
         }
     }
+    Ok(())
+}
+
+/// What checking a datagram's upper-layer checksum takes.
+#[derive(Clone, Debug)]
+pub(crate) enum UpperPlan {
+    /// A fragment: the checksum covers the reassembled datagram.
+    Fragment,
+    /// No checksum to verify (the policy skips it, the protocol has none,
+    /// or UDP over IPv4 was sent without one).
+    Nothing,
+    /// Verify `check` against the sum of the bytes `segment` of the datagram.
+    Check { check: UpperCheck, segment: Range<usize> },
+}
+
+/// Plan the upper-layer check of `d` (whose bytes are `bytes`): the header
+/// of the upper layer is length-checked now; the checksum itself needs the
+/// sum of the segment, which the caller may already have from the cipher.
+#[inline]
+pub(crate) fn upper_check(d: &Datagram, bytes: &[u8], policy: ChecksumPolicy) -> Result<UpperPlan, EspError> {
     match d.upper {
-        Upper::Fragment => Ok(true),
-        Upper::At { .. } if policy == ChecksumPolicy::Skip => Ok(false),
+        Upper::Fragment => Ok(UpperPlan::Fragment),
+        Upper::At { .. } if policy == ChecksumPolicy::Skip => Ok(UpperPlan::Nothing),
         Upper::At { protocol, offset } => {
-            let segment = bytes.get(offset..d.len).unwrap_or(&[]);
-            verify_upper(d.address_bytes(bytes), d.version == 4, protocol, segment, stage)?;
-            Ok(false)
+            let segment = offset..d.len;
+            match UpperCheck::new(
+                d.address_bytes(bytes),
+                d.version == 4,
+                protocol,
+                wire::slice(bytes, segment.clone()),
+            )? {
+                Some(check) => Ok(UpperPlan::Check { check, segment }),
+                None => Ok(UpperPlan::Nothing),
+            }
         }
     }
 }
 
-/// Verify the checksum of an upper-layer packet (TCP, UDP, ICMP, ICMPv6;
-/// other protocols have none to verify here) whose IP header (IPv4 if
-/// `ipv4`, else IPv6) carries the source and destination `addresses`.
-#[inline]
-pub(crate) fn verify_upper(
-    addresses: &[u8],
-    ipv4: bool,
-    proto: u8,
-    segment: &[u8],
-    stage: Stage,
-) -> Result<(), EspError> {
-    let pseudo_header = || checksum::pseudo_header_of(addresses, proto, segment.len() as u32);
-    let (kind, at, sum) = match proto {
-        protocol::TCP => {
-            TcpPacket::new_checked(segment)?;
-            (ChecksumKind::Tcp, tcp::CHECKSUM_OFFSET, pseudo_header())
-        }
-        protocol::UDP => {
-            let datagram = UdpPacket::new_checked(segment)?;
-            if datagram.checksum() == 0 && ipv4 {
-                return Ok(()); // RFC 768: no checksum was computed.
+/// The checksum check of one upper-layer packet (TCP, UDP, ICMP, ICMPv6),
+/// everything but the sum of its bytes: which kind, the pseudo-header sum
+/// and the checksum field as found.
+#[derive(Clone, Debug)]
+pub(crate) struct UpperCheck {
+    kind: ChecksumKind,
+    pseudo_header: Sum,
+    found: u16,
+}
+
+impl UpperCheck {
+    /// Length-check the upper-layer header of `segment` (of protocol
+    /// `proto`, in an IP header carrying `addresses`, IPv4 if `ipv4`) and
+    /// prepare its checksum check; `None` if it has no checksum to verify.
+    #[inline]
+    pub(crate) fn new(addresses: &[u8], ipv4: bool, proto: u8, segment: &[u8]) -> Result<Option<UpperCheck>, EspError> {
+        let pseudo_header = || checksum::pseudo_header_of(addresses, proto, segment.len() as u32);
+        let (kind, at, pseudo_header) = match proto {
+            protocol::TCP => {
+                TcpPacket::new_checked(segment)?;
+                (ChecksumKind::Tcp, tcp::CHECKSUM_OFFSET, pseudo_header())
             }
-            (ChecksumKind::Udp, udp::CHECKSUM_OFFSET, pseudo_header())
+            protocol::UDP => {
+                let datagram = UdpPacket::new_checked(segment)?;
+                if datagram.checksum() == 0 && ipv4 {
+                    return Ok(None); // RFC 768: no checksum was computed.
+                }
+                (ChecksumKind::Udp, udp::CHECKSUM_OFFSET, pseudo_header())
+            }
+            protocol::ICMP if ipv4 => (ChecksumKind::Icmpv4, ICMP_CHECKSUM_OFFSET, Sum::ZERO),
+            protocol::ICMPV6 if !ipv4 => (ChecksumKind::Icmpv6, ICMP_CHECKSUM_OFFSET, pseudo_header()),
+            _ => return Ok(None),
+        };
+        if segment.len() < ICMP_HEADER_LEN {
+            return Err(EspError::Truncated {
+                header: Header::Icmp,
+                needed: ICMP_HEADER_LEN,
+                available: segment.len(),
+            });
         }
-        protocol::ICMP if ipv4 => (ChecksumKind::Icmpv4, ICMP_CHECKSUM_OFFSET, Sum::ZERO),
-        protocol::ICMPV6 if !ipv4 => (ChecksumKind::Icmpv6, ICMP_CHECKSUM_OFFSET, pseudo_header()),
-        _ => return Ok(()),
-    };
-    if segment.len() < ICMP_HEADER_LEN {
-        return Err(EspError::Truncated { header: Header::Icmp, needed: ICMP_HEADER_LEN, available: segment.len() });
+        Ok(Some(UpperCheck { kind, pseudo_header, found: get_u16(segment, at) }))
     }
-    let total = sum.add_bytes(segment);
-    let found = get_u16(segment, at);
-    // UDP over IPv6 with a zero checksum: the data cannot verify, so the
-    // zero is reported against the value it should have had.
-    if total.verifies() && !(kind == ChecksumKind::Udp && found == 0) {
-        return Ok(());
+
+    /// Verify, given the folded network-order sum of the segment's bytes
+    /// (as [`checksum::sum`] computes it).
+    #[inline]
+    pub(crate) fn verify(&self, segment_sum: u16, stage: Stage) -> Result<(), EspError> {
+        let total = self.pseudo_header.add_u16(segment_sum);
+        // UDP over IPv6 with a zero checksum: the data cannot verify, so the
+        // zero is reported against the value it should have had.
+        if total.verifies() && !(self.kind == ChecksumKind::Udp && self.found == 0) {
+            return Ok(());
+        }
+        Err(mismatch(self.kind, total, self.found, stage))
     }
-    Err(mismatch(kind, total, found, stage))
 }
 
 #[cold]

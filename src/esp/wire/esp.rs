@@ -130,6 +130,20 @@ pub(crate) fn push_padding_and_trailer(out: &mut Vec<u8>, pad: usize, next_heade
     }
 }
 
+/// The clear text of the ESP trailer for `pad` bytes of padding ([`pad_len`],
+/// 0 to 3): the default padding 1, 2, 3..., the pad length and
+/// `next_header`, in a fixed array; the length used is `pad + 2`.
+#[inline]
+pub(crate) fn trailer(pad: usize, next_header: u8) -> ([u8; 5], usize) {
+    match pad {
+        0 => ([0, next_header, 0, 0, 0], 2),
+        1 => ([1, 1, next_header, 0, 0], 3),
+        2 => ([1, 2, 2, next_header, 0], 4),
+        // `pad_len` is below 4.
+        _ => ([1, 2, 3, 3, next_header], 5),
+    }
+}
+
 /// Length of the padding that brings `payload_len` plus the 2-byte trailer
 /// to a multiple of 4 (RFC 4303 §2.4; GCM needs no block alignment).
 pub fn pad_len(payload_len: usize) -> usize {
