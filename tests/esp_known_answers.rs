@@ -9,6 +9,7 @@
 //! supported backend.
 
 mod common;
+mod esp_support;
 
 use espgcm::esp::{EspError, Inbound, Outbound, SaConfig, Transform};
 use hex_literal::hex;
@@ -227,7 +228,7 @@ fn the_published_sequence_numbers_fit_the_sa_state_machine() {
     let v = &VECTORS[5];
     let mut tx = Outbound::new(v.config(espgcm::Backend::Scalar)).unwrap();
     tx.skip_to_sequence(v.seq).unwrap();
-    let input = espgcm::esp::example_udp_packet();
+    let input = esp_support::udp_v4(esp_support::V4_SRC, esp_support::V4_DST, b"last packet");
     let mut out = Vec::new();
     tx.seal(&input, &mut out).unwrap();
     assert_eq!(tx.seal(&input, &mut out), Err(EspError::SequenceExhausted { last: 0xffff_ffff }));

@@ -11,9 +11,22 @@
 //! buffers allocates nothing per packet.
 //!
 //! ```
+//! use espgcm::esp::checksum::pseudo_header_v4;
+//! use espgcm::esp::wire::{Ipv4Repr, UdpRepr, protocol};
 //! use espgcm::esp::{Encap, Inbound, Mode, Outbound, SaConfig};
+//! use std::net::Ipv4Addr;
 //!
-//! # let packet = espgcm::esp::example_udp_packet();
+//! // A UDP datagram over IPv4, checksums and all.
+//! let (src, dst) = (Ipv4Addr::new(10, 1, 0, 1), Ipv4Addr::new(10, 2, 0, 1));
+//! let data = b"example payload";
+//! let mut packet = vec![0u8; 20 + 8 + data.len()];
+//! packet[28..].copy_from_slice(data);
+//! let ip = Ipv4Repr { src_addr: src, dst_addr: dst, protocol: protocol::UDP, payload_len: 8 + data.len(),
+//!                     ttl: 64, dscp_ecn: 0, ident: 7, dont_frag: false };
+//! ip.emit(&mut packet)?;
+//! let pseudo = pseudo_header_v4(src, dst, protocol::UDP, (8 + data.len()) as u16);
+//! UdpRepr { src_port: 40001, dst_port: 40002 }.emit(&mut packet[20..], data.len(), Some(pseudo))?;
+//!
 //! let keymat = [7u8; 36]; // AES-256 key || salt
 //! let tunnel = Mode::Tunnel { src: "203.0.113.1".parse()?, dst: "198.51.100.9".parse()? };
 //! let cfg = SaConfig { mode: tunnel, encap: Encap::NAT_T, ..SaConfig::new(0x5000, &keymat) };
@@ -91,31 +104,3 @@ pub use error::{ChecksumKind, EspError, Field, Header, Limitation};
 pub use inbound::Inbound;
 pub use outbound::Outbound;
 pub use replay::ReplayWindow;
-
-/// A small, valid UDP-over-IPv4 packet (for examples and smoke tests).
-#[doc(hidden)]
-pub fn example_udp_packet() -> Vec<u8> {
-    use std::net::Ipv4Addr;
-    let (src, dst) = (Ipv4Addr::new(10, 1, 0, 1), Ipv4Addr::new(10, 2, 0, 1));
-    let data = b"example payload";
-    let udp_len = wire::udp::HEADER_LEN + data.len();
-    let mut packet = vec![0u8; wire::ipv4::HEADER_LEN + udp_len];
-    let ip = wire::Ipv4Repr {
-        src_addr: src,
-        dst_addr: dst,
-        protocol: wire::protocol::UDP,
-        payload_len: udp_len,
-        ttl: 64,
-        dscp_ecn: 0,
-        ident: 7,
-        dont_frag: false,
-    };
-    if ip.emit(&mut packet).is_ok()
-        && let Some(segment) = packet.get_mut(wire::ipv4::HEADER_LEN..)
-    {
-        wire::set_bytes(segment, wire::udp::HEADER_LEN, data);
-        let pseudo = checksum::pseudo_header_v4(src, dst, wire::protocol::UDP, udp_len as u16);
-        let _ = wire::UdpRepr { src_port: 5353, dst_port: 53 }.emit(segment, data.len(), Some(pseudo));
-    }
-    packet
-}
