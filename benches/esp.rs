@@ -18,46 +18,14 @@
 //! lines of a size compare directly.
 
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use espgcm::esp::checksum::pseudo_header_v4;
-use espgcm::esp::wire::{Ipv4Repr, TcpRepr, protocol};
-use espgcm::esp::{Inbound, Outbound, SaConfig};
+use espgcm::esp::{Inbound, Outbound};
 use espgcm::{Backend, Gcm};
 use std::hint::black_box;
-use std::net::Ipv4Addr;
 use std::time::Duration;
 
-const SIZES: [usize; 3] = [64, 576, 1420];
-const KEY: [u8; 16] = [0x42; 16];
-const SALT: [u8; 4] = [1, 2, 3, 4];
-
-/// A TCP/IPv4 packet of `size` bytes with correct checksums.
-fn tcp_packet(size: usize) -> Vec<u8> {
-    let (src, dst) = (Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2));
-    let mut p: Vec<u8> = (0..size).map(|i| i as u8).collect();
-    let l4 = size - 20;
-    Ipv4Repr {
-        src_addr: src,
-        dst_addr: dst,
-        protocol: protocol::TCP,
-        payload_len: l4,
-        ttl: 64,
-        dscp_ecn: 0,
-        ident: 1,
-        dont_frag: true,
-    }
-    .emit(&mut p)
-    .expect("20-byte header fits");
-    TcpRepr { src_port: 40000, dst_port: 2181, seq_number: 1, ack_number: 1, flags: 0x18, window: 1024 }
-        .emit(&mut p[20..], pseudo_header_v4(src, dst, protocol::TCP, l4 as u16))
-        .expect("20-byte header fits");
-    p
-}
-
-fn config(backend: Backend) -> SaConfig {
-    let mut keymat = KEY.to_vec();
-    keymat.extend_from_slice(&SALT);
-    SaConfig { backend: Some(backend), replay_window: 0, ..SaConfig::new(0x1000, &keymat) }
-}
+#[path = "esp_workload/mod.rs"]
+mod esp_workload;
+use esp_workload::{KEY, SIZES, config, tcp_packet};
 
 fn bench(c: &mut Criterion) {
     let backends: Vec<Backend> = Backend::ALL.into_iter().filter(|b| b.is_supported()).collect();
@@ -95,7 +63,7 @@ fn bench(c: &mut Criterion) {
                         b.iter_batched_ref(
                             || raw.clone(),
                             |ct| gcm.decrypt(&iv, &aad, black_box(ct), &tag),
-                            BatchSize::SmallInput,
+                            BatchSize::LargeInput,
                         )
                     });
                 }

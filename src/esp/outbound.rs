@@ -156,13 +156,20 @@ impl Outbound {
     /// Seal one IPv4 or IPv6 packet. `out` is cleared and receives the IP
     /// packet carrying ESP (in UDP with NAT-T).
     ///
-    /// Before anything is encrypted: the packet's lengths are checked, its
-    /// IPv4 header checksum and (unless the SA skips them) its TCP, UDP,
-    /// ICMP or ICMPv6 checksum are verified. Transport mode needs whole
-    /// datagrams; tunnel mode carries fragments too (their upper-layer
-    /// checksum covers the reassembled datagram and is counted as
-    /// unverifiable). On any error `out` is left empty, no sequence number
-    /// is used and nothing should be sent.
+    /// Before anything is encrypted, the packet's lengths and its IPv4
+    /// header checksum are checked. Its TCP, UDP, ICMP or ICMPv6 checksum
+    /// (unless the SA skips them) is verified over the bytes exactly as the
+    /// cipher read them: the cipher sums them in the pass that encrypts
+    /// them, and the ciphertext is released only if the sum verifies, so a
+    /// packet damaged before ESP is never sent, and the data is read once.
+    /// Transport mode needs whole datagrams; tunnel mode carries fragments
+    /// too (their upper-layer checksum covers the reassembled datagram and is
+    /// counted as unverifiable).
+    ///
+    /// On any error `out` is left empty and nothing should be sent. A packet
+    /// refused for its upper-layer checksum has used its sequence number
+    /// (its IV encrypted those bytes, and an IV is never used twice); every
+    /// other refusal leaves the sequence number for the next packet.
     ///
     /// Transport mode keeps the IP header (IPv4 options, and for IPv6 the
     /// hop-by-hop, routing and preceding destination-options headers) and
