@@ -252,9 +252,8 @@ impl<'a> Bulk<'a> {
     #[target_feature(enable = "aes,pclmulqdq,ssse3,sse4.1")]
     unsafe fn load(&self, batch: usize) -> [__m128i; BLOCKS] {
         core::array::from_fn(|i| {
-            // SAFETY: block `i` of batch `batch` lies within the
-            // `batches * 128` readable bytes of `src` (caller and type
-            // invariant); `loadu` has no alignment rule.
+            // SAFETY: in bounds of `src` (caller: `batch < batches`; type
+            // invariant: `batches * 128` readable bytes); no alignment rule.
             unsafe { _mm_loadu_si128(self.src.add(batch * BATCH + 16 * i).cast()) }
         })
     }
@@ -267,9 +266,8 @@ impl<'a> Bulk<'a> {
     #[target_feature(enable = "aes,pclmulqdq,ssse3,sse4.1")]
     unsafe fn store(&self, batch: usize, blocks: &[__m128i; BLOCKS]) {
         for (i, block) in blocks.iter().enumerate() {
-            // SAFETY: block `i` of batch `batch` lies within the
-            // `batches * 128` writable bytes of `dst` (caller and type
-            // invariant); `storeu` has no alignment rule.
+            // SAFETY: in bounds of `dst` (caller: `batch < batches`; type
+            // invariant: `batches * 128` writable bytes); no alignment rule.
             unsafe { _mm_storeu_si128(self.dst.add(batch * BATCH + 16 * i).cast(), *block) }
         }
     }
@@ -281,9 +279,8 @@ impl<'a> Bulk<'a> {
     #[inline(always)]
     unsafe fn add_input_to(&self, batch: usize, sum: &mut BlockSum) {
         for half in 0..2 {
-            // SAFETY: these 64 bytes lie within the readable `src` (caller and
-            // type invariant); no write to them happens while the reference
-            // lives.
+            // SAFETY: in bounds of `src` (caller and type invariant); nothing
+            // writes them while this short-lived reference exists.
             sum.add(unsafe { &*self.src.add(batch * BATCH + 64 * half).cast::<[u8; 64]>() });
         }
     }
@@ -296,10 +293,8 @@ fn init_with<'a>(dst: &'a mut [MaybeUninit<u8>], parts: [&[u8]; 2]) -> &'a mut [
     let mut at = 0;
     for part in parts {
         let n = part.len().min(dst.len() - at);
-        // SAFETY: `n` bytes are readable in `part` and writable in `dst`
-        // from `at` (`at + n <= dst.len()`); the caller's input and its
-        // output buffer do not overlap (`&` and `&mut`); `MaybeUninit<u8>`
-        // has the layout of `u8`.
+        // SAFETY: `n` bytes readable in `part`, writable in `dst` from `at`
+        // (`at + n <= dst.len()`); `&` and `&mut` do not overlap.
         unsafe { core::ptr::copy_nonoverlapping(part.as_ptr(), dst.as_mut_ptr().add(at).cast::<u8>(), n) };
         at += n;
     }

@@ -44,7 +44,16 @@ impl Drop for SaCipher {
 }
 
 impl SaCipher {
-    pub(crate) fn new(cfg: &SaConfig) -> Result<SaCipher, EspError> {
+    /// Check `cfg`, set up its key, and wipe the key material from `cfg`
+    /// whatever the outcome (the SA keeps it only inside the key schedule).
+    pub(crate) fn from_config(cfg: &mut SaConfig) -> Result<SaCipher, EspError> {
+        let cipher = cfg.validate().and_then(|()| SaCipher::new(cfg));
+        cfg.keymat.zeroize();
+        cfg.keymat = Vec::new();
+        cipher
+    }
+
+    fn new(cfg: &SaConfig) -> Result<SaCipher, EspError> {
         let backend = cfg.backend.unwrap_or_else(Backend::best);
         let mut gcm = Gcm::with_backend(cfg.key(), backend).map_err(|e| match e {
             crate::Error::Unsupported(b) => EspError::Unsupported(Limitation::Backend(b)),

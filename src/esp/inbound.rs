@@ -95,10 +95,7 @@ impl Inbound {
     /// [`EspError::Invalid`] for a bad setting (see [`SaConfig::validate`]),
     /// [`EspError::Unsupported`] if the requested backend cannot run here.
     pub fn new(mut cfg: SaConfig) -> Result<Inbound, EspError> {
-        let checked = cfg.validate().and_then(|()| SaCipher::new(&cfg));
-        cfg.keymat.zeroize();
-        cfg.keymat = Vec::new();
-        let cipher = checked?;
+        let cipher = SaCipher::from_config(&mut cfg)?;
         let window = ReplayWindow::new(cfg.replay_window);
         let nat_original = cfg.nat_original.map(|(src, dst)| Addresses::new(src, dst));
         Ok(Inbound { cfg, cipher, window, nat_original, counters: Counters::default() })
@@ -161,19 +158,7 @@ impl Inbound {
         // 1. Format and lengths.
         let located = self.locate(ip_packet)?;
         let esp_bytes = located.esp;
-        let header = EspPacket::new_checked(esp_bytes)?;
-        let icv_len = self.cipher.icv_len();
-        let minimum = esp::HEADER_LEN + esp::IV_LEN + 4 + icv_len;
-        if esp_bytes.len() < minimum {
-            return Err(EspError::Truncated { header: Header::Esp, needed: minimum, available: esp_bytes.len() });
-        }
-        let ciphertext_len = esp_bytes.len() - esp::HEADER_LEN - esp::IV_LEN - icv_len;
-        if !ciphertext_len.is_multiple_of(4) {
-            return Err(EspError::Malformed { field: Field::EspCiphertextLength, value: ciphertext_len as u64 });
-        }
-        if header.spi() != self.cfg.spi {
-            return Err(EspError::UnknownSpi { spi: header.spi(), expected: self.cfg.spi });
-        }
+        let (header, ciphertext_len) = self.check_esp(esp_bytes)?;
 
         // 2. Replay pre-check.
         let seq = if self.cfg.esn { self.window.estimate_esn(header.sequence())? } else { header.sequence().into() };
@@ -212,6 +197,28 @@ impl Inbound {
         } else {
             self.unwrap_tunnel(next_header, seq, out)
         }
+    }
+
+    /// The checks on a bare ESP packet (SPI through ICV) before anything is
+    /// decrypted: room for the header, IV, the shortest ciphertext (4 bytes:
+    /// the trailer padded to alignment) and the ICV; a ciphertext length that
+    /// is a multiple of 4; this SA's SPI. Returns the header view and the
+    /// ciphertext length.
+    fn check_esp<'a>(&self, esp_bytes: &'a [u8]) -> Result<(EspPacket<&'a [u8]>, usize), EspError> {
+        let header = EspPacket::new_checked(esp_bytes)?;
+        let icv_len = self.cipher.icv_len();
+        let minimum = esp::HEADER_LEN + esp::IV_LEN + 4 + icv_len;
+        if esp_bytes.len() < minimum {
+            return Err(EspError::Truncated { header: Header::Esp, needed: minimum, available: esp_bytes.len() });
+        }
+        let ciphertext_len = esp_bytes.len() - esp::HEADER_LEN - esp::IV_LEN - icv_len;
+        if !ciphertext_len.is_multiple_of(4) {
+            return Err(EspError::Malformed { field: Field::EspCiphertextLength, value: ciphertext_len as u64 });
+        }
+        if header.spi() != self.cfg.spi {
+            return Err(EspError::UnknownSpi { spi: header.spi(), expected: self.cfg.spi });
+        }
+        Ok((header, ciphertext_len))
     }
 
     /// Find the ESP packet: IP header checks, fragments, protocol, UDP
@@ -332,19 +339,7 @@ impl Inbound {
     /// [`EspError::Truncated`], [`EspError::Malformed`] (ciphertext length),
     /// [`EspError::UnknownSpi`], [`EspError::Auth`], [`EspError::BadPadding`].
     pub fn open_payload_at(&self, seq_high: u32, esp_bytes: &[u8]) -> Result<(Vec<u8>, u8), EspError> {
-        let header = EspPacket::new_checked(esp_bytes)?;
-        let icv_len = self.cipher.icv_len();
-        let minimum = esp::HEADER_LEN + esp::IV_LEN + esp::TRAILER_LEN + icv_len;
-        if esp_bytes.len() < minimum {
-            return Err(EspError::Truncated { header: Header::Esp, needed: minimum, available: esp_bytes.len() });
-        }
-        let ciphertext_len = esp_bytes.len() - esp::HEADER_LEN - esp::IV_LEN - icv_len;
-        if !ciphertext_len.is_multiple_of(4) {
-            return Err(EspError::Malformed { field: Field::EspCiphertextLength, value: ciphertext_len as u64 });
-        }
-        if header.spi() != self.cfg.spi {
-            return Err(EspError::UnknownSpi { spi: header.spi(), expected: self.cfg.spi });
-        }
+        let (header, ciphertext_len) = self.check_esp(esp_bytes)?;
         let low = u64::from(header.sequence());
         let seq = if self.cfg.esn { (u64::from(seq_high) << 32) | low } else { low };
         let mut out = Vec::with_capacity(ciphertext_len + self.cipher.scratch_len() + esp::HEADER_LEN + esp::IV_LEN);

@@ -7,7 +7,6 @@ use super::wire::{self, EspRepr, Ipv4Packet, Ipv4Repr, Ipv6Packet, Ipv6Repr, Udp
 use super::{Counters, Encap, EspError, Field, Limitation, Mode, SaConfig};
 use crate::Backend;
 use std::net::IpAddr;
-use zeroize::Zeroize;
 
 /// The sending half of an SA: turns IP packets into ESP packets.
 ///
@@ -96,10 +95,8 @@ impl Outbound {
     /// [`EspError::Invalid`] for a bad setting (see [`SaConfig::validate`]),
     /// [`EspError::Unsupported`] if the requested backend cannot run here.
     pub fn new(mut cfg: SaConfig) -> Result<Outbound, EspError> {
-        let checked = cfg.validate().and_then(|()| SaCipher::new(&cfg));
-        cfg.keymat.zeroize();
-        cfg.keymat = Vec::new();
-        Ok(Outbound { cfg, cipher: checked?, last_seq: 0, counters: Counters::default() })
+        let cipher = SaCipher::from_config(&mut cfg)?;
+        Ok(Outbound { cfg, cipher, last_seq: 0, counters: Counters::default() })
     }
 
     /// The configuration this SA was made with (its `keymat` is empty: the
