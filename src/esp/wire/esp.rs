@@ -112,22 +112,11 @@ impl EspRepr {
     }
 }
 
-/// Append the default padding for `pad` bytes ([`pad_len`], 0 to 3), the
-/// pad length and `next_header`: the clear text of the ESP trailer. Each
-/// length is a fixed-size copy (no `memcpy` call).
+/// Append the clear text of the ESP trailer ([`trailer`]) to `out`.
 #[inline]
 pub(crate) fn push_padding_and_trailer(out: &mut Vec<u8>, pad: usize, next_header: u8) {
-    match pad {
-        0 => out.extend_from_slice(&[0, next_header]),
-        1 => out.extend_from_slice(&[1, 1, next_header]),
-        2 => out.extend_from_slice(&[1, 2, 2, next_header]),
-        3 => out.extend_from_slice(&[1, 2, 3, 3, next_header]),
-        _ => {
-            // Not reached (`pad_len` is below 4), but correct all the same.
-            out.extend((1..=pad).map(|i| i as u8));
-            out.extend_from_slice(&[pad as u8, next_header]);
-        }
-    }
+    let (bytes, len) = trailer(pad, next_header);
+    out.extend_from_slice(bytes.get(..len).unwrap_or(&bytes));
 }
 
 /// The clear text of the ESP trailer for `pad` bytes of padding ([`pad_len`],
