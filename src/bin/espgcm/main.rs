@@ -46,12 +46,12 @@ fn main() -> ExitCode {
 
 /// The NIST CAVP files, compressed, built into the binary (see vectors/README.md).
 const VECTOR_FILES: [(&str, &[u8]); 6] = [
-    ("gcmEncryptExtIV128.rsp", include_bytes!("../../vectors/nist-cavp/gcmEncryptExtIV128.rsp.gz")),
-    ("gcmEncryptExtIV192.rsp", include_bytes!("../../vectors/nist-cavp/gcmEncryptExtIV192.rsp.gz")),
-    ("gcmEncryptExtIV256.rsp", include_bytes!("../../vectors/nist-cavp/gcmEncryptExtIV256.rsp.gz")),
-    ("gcmDecrypt128.rsp", include_bytes!("../../vectors/nist-cavp/gcmDecrypt128.rsp.gz")),
-    ("gcmDecrypt192.rsp", include_bytes!("../../vectors/nist-cavp/gcmDecrypt192.rsp.gz")),
-    ("gcmDecrypt256.rsp", include_bytes!("../../vectors/nist-cavp/gcmDecrypt256.rsp.gz")),
+    ("gcmEncryptExtIV128.rsp", include_bytes!("../../../vectors/nist-cavp/gcmEncryptExtIV128.rsp.gz")),
+    ("gcmEncryptExtIV192.rsp", include_bytes!("../../../vectors/nist-cavp/gcmEncryptExtIV192.rsp.gz")),
+    ("gcmEncryptExtIV256.rsp", include_bytes!("../../../vectors/nist-cavp/gcmEncryptExtIV256.rsp.gz")),
+    ("gcmDecrypt128.rsp", include_bytes!("../../../vectors/nist-cavp/gcmDecrypt128.rsp.gz")),
+    ("gcmDecrypt192.rsp", include_bytes!("../../../vectors/nist-cavp/gcmDecrypt192.rsp.gz")),
+    ("gcmDecrypt256.rsp", include_bytes!("../../../vectors/nist-cavp/gcmDecrypt256.rsp.gz")),
 ];
 
 /// Decompress and parse the built-in vector files.
