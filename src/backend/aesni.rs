@@ -172,7 +172,7 @@ fn to_bytes(value: __m128i) -> [u8; 16] {
 /// Up to 15 bytes, zero-padded to a block, read with at most four word loads
 /// (overlapping where the length is not a power of two) instead of a loop.
 #[inline]
-fn read_partial(bytes: &[u8]) -> [u8; 16] {
+pub(super) fn read_partial(bytes: &[u8]) -> [u8; 16] {
     let n = bytes.len();
     let mut lo = 0u64;
     let mut hi = 0u64;
@@ -202,7 +202,7 @@ fn read_partial(bytes: &[u8]) -> [u8; 16] {
 /// Write the first `out.len()` (at most 16) bytes of `block` with overlapping
 /// word stores instead of a loop.
 #[inline]
-fn write_partial(out: &mut [u8], block: &[u8; 16]) {
+pub(super) fn write_partial(out: &mut [u8], block: &[u8; 16]) {
     let n = out.len().min(16);
     let (lo, hi) = block.split_at(8);
     match n {
@@ -367,7 +367,7 @@ impl Wide {
 /// Reduce the 256-bit reflected value `hi:lo` modulo the GCM polynomial.
 #[inline]
 #[target_feature(enable = "aes,pclmulqdq,ssse3,sse4.1")]
-fn reduce(lo: __m128i, hi: __m128i) -> __m128i {
+pub(super) fn reduce(lo: __m128i, hi: __m128i) -> __m128i {
     let c = fold_constant();
     // Clear the lowest word w0: w0 * y^128 lands two words up (the lane swap),
     // w0 * (y^121 + y^126 + y^127) one word up (the multiply).
@@ -379,7 +379,7 @@ fn reduce(lo: __m128i, hi: __m128i) -> __m128i {
 /// Full product of two reflected values (schoolbook), reduced. Key setup only.
 #[inline]
 #[target_feature(enable = "aes,pclmulqdq,ssse3,sse4.1")]
-fn gf_mul(a: __m128i, b: __m128i) -> __m128i {
+pub(super) fn gf_mul(a: __m128i, b: __m128i) -> __m128i {
     let lo = _mm_clmulepi64_si128::<0x00>(a, b);
     let hi = _mm_clmulepi64_si128::<0x11>(a, b);
     let mid = xor(_mm_clmulepi64_si128::<0x01>(a, b), _mm_clmulepi64_si128::<0x10>(a, b));
@@ -493,6 +493,17 @@ impl AesNiKey {
             power = gf_mul(power, h1);
         }
         k
+    }
+
+    /// Round keys `0..=rounds()`, for the VAES backends to widen.
+    pub(super) fn round_keys(&self) -> &[__m128i] {
+        &self.round_keys[..=self.rounds]
+    }
+
+    /// `H * x^-1`, reflected (see the module docs): the hash key in the form
+    /// every power is derived from.
+    pub(super) fn h1(&self) -> __m128i {
+        self.h[0]
     }
 
     /// Encrypt one block.

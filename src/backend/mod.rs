@@ -17,6 +17,10 @@
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod aesni;
 pub(crate) mod scalar;
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod vaes256;
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod vaes512;
 
 use core::fmt;
 use core::str::FromStr;
@@ -79,16 +83,16 @@ impl Backend {
                 Some(false) => Some("this CPU lacks AES-NI, PCLMULQDQ, SSSE3 or SSE4.1"),
                 None => Some("not an x86-64 CPU"),
             },
-            Backend::Vaes256 => Some(match cpu::has_vaes256() {
-                Some(false) => "this CPU lacks VAES, VPCLMULQDQ or AVX2",
-                None => "not an x86-64 CPU",
-                Some(true) => "not implemented in this build yet (the CPU has VAES, VPCLMULQDQ and AVX2)",
-            }),
-            Backend::Vaes512 => Some(match cpu::has_vaes512() {
-                Some(false) => "this CPU lacks VAES, VPCLMULQDQ or AVX-512 F/BW/VL",
-                None => "not an x86-64 CPU",
-                Some(true) => "not implemented in this build yet (the CPU has VAES, VPCLMULQDQ and AVX-512)",
-            }),
+            Backend::Vaes256 => match cpu::has_vaes256() {
+                Some(true) => None,
+                Some(false) => Some("this CPU lacks VAES, VPCLMULQDQ, AVX2 or AES-NI"),
+                None => Some("not an x86-64 CPU"),
+            },
+            Backend::Vaes512 => match cpu::has_vaes512() {
+                Some(true) => None,
+                Some(false) => Some("this CPU lacks VAES, VPCLMULQDQ, AVX-512 F/BW/VL or AES-NI"),
+                None => Some("not an x86-64 CPU"),
+            },
         }
     }
 
@@ -231,7 +235,6 @@ pub mod cpu {
     #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
     mod detect {
         cpufeatures::new!(aesni, "aes", "pclmulqdq", "ssse3", "sse4.1");
-        cpufeatures::new!(vaes256, "vaes", "vpclmulqdq", "avx2");
         cpufeatures::new!(vaes512, "vaes", "vpclmulqdq", "avx512f", "avx512bw", "avx512vl");
         cpufeatures::new!(f_aes, "aes");
         cpufeatures::new!(f_pclmulqdq, "pclmulqdq");
@@ -262,11 +265,17 @@ pub mod cpu {
         pub(super) fn has_aesni() -> bool {
             aesni::get()
         }
+        /// cpufeatures ties VAES and VPCLMULQDQ to the OS saving zmm state,
+        /// which would hide them on CPUs with VAES but no AVX-512 (Alder
+        /// Lake); the 256-bit forms need only ymm state, which std checks.
         pub(super) fn has_vaes256() -> bool {
-            vaes256::get()
+            std::is_x86_feature_detected!("vaes")
+                && std::is_x86_feature_detected!("vpclmulqdq")
+                && std::is_x86_feature_detected!("avx2")
+                && aesni::get()
         }
         pub(super) fn has_vaes512() -> bool {
-            vaes512::get()
+            vaes512::get() && aesni::get()
         }
     }
 
@@ -352,6 +361,10 @@ pub(crate) enum Engine {
     Scalar(Box<scalar::ScalarKey>),
     #[cfg(target_arch = "x86_64")]
     AesNi(Box<aesni::AesNiKey>),
+    #[cfg(target_arch = "x86_64")]
+    Vaes256(Box<vaes256::Vaes256Key>),
+    #[cfg(target_arch = "x86_64")]
+    Vaes512(Box<vaes512::Vaes512Key>),
 }
 
 impl Engine {
@@ -361,9 +374,12 @@ impl Engine {
             Backend::Scalar => Some(Engine::scalar(key)),
             #[cfg(target_arch = "x86_64")]
             Backend::AesNi => aesni::AesNiKey::new(key).map(|k| Engine::AesNi(Box::new(k))),
+            #[cfg(target_arch = "x86_64")]
+            Backend::Vaes256 => vaes256::Vaes256Key::new(key).map(|k| Engine::Vaes256(Box::new(k))),
+            #[cfg(target_arch = "x86_64")]
+            Backend::Vaes512 => vaes512::Vaes512Key::new(key).map(|k| Engine::Vaes512(Box::new(k))),
             #[cfg(not(target_arch = "x86_64"))]
-            Backend::AesNi => None,
-            Backend::Vaes256 | Backend::Vaes512 => None,
+            Backend::AesNi | Backend::Vaes256 | Backend::Vaes512 => None,
         }
     }
 
@@ -377,6 +393,10 @@ impl Engine {
             Engine::Scalar(_) => Backend::Scalar,
             #[cfg(target_arch = "x86_64")]
             Engine::AesNi(_) => Backend::AesNi,
+            #[cfg(target_arch = "x86_64")]
+            Engine::Vaes256(_) => Backend::Vaes256,
+            #[cfg(target_arch = "x86_64")]
+            Engine::Vaes512(_) => Backend::Vaes512,
         }
     }
 
@@ -385,6 +405,10 @@ impl Engine {
             Engine::Scalar(k) => k.ghash(acc, data),
             #[cfg(target_arch = "x86_64")]
             Engine::AesNi(k) => k.ghash(acc, data),
+            #[cfg(target_arch = "x86_64")]
+            Engine::Vaes256(k) => k.ghash(acc, data),
+            #[cfg(target_arch = "x86_64")]
+            Engine::Vaes512(k) => k.ghash(acc, data),
         }
     }
 
@@ -393,6 +417,10 @@ impl Engine {
             Engine::Scalar(k) => k.ghash_block(acc, block),
             #[cfg(target_arch = "x86_64")]
             Engine::AesNi(k) => k.ghash_block(acc, block),
+            #[cfg(target_arch = "x86_64")]
+            Engine::Vaes256(k) => k.ghash_block(acc, block),
+            #[cfg(target_arch = "x86_64")]
+            Engine::Vaes512(k) => k.ghash_block(acc, block),
         }
     }
 
@@ -405,6 +433,10 @@ impl Engine {
             Engine::Scalar(k) => k.seal(j0, aad, buf),
             #[cfg(target_arch = "x86_64")]
             Engine::AesNi(k) => k.seal(j0, aad, buf),
+            #[cfg(target_arch = "x86_64")]
+            Engine::Vaes256(k) => k.seal(j0, aad, buf),
+            #[cfg(target_arch = "x86_64")]
+            Engine::Vaes512(k) => k.seal(j0, aad, buf),
         }
     }
 
@@ -418,6 +450,10 @@ impl Engine {
             Engine::Scalar(k) => append_by_copy(out, parts, false, |buf| k.seal(j0, aad, buf)),
             #[cfg(target_arch = "x86_64")]
             Engine::AesNi(k) => k.seal_append(j0, aad, parts, out),
+            #[cfg(target_arch = "x86_64")]
+            Engine::Vaes256(k) => k.seal_append(j0, aad, parts, out),
+            #[cfg(target_arch = "x86_64")]
+            Engine::Vaes512(k) => k.seal_append(j0, aad, parts, out),
         }
     }
 
@@ -427,6 +463,10 @@ impl Engine {
             Engine::Scalar(k) => k.open(j0, aad, buf),
             #[cfg(target_arch = "x86_64")]
             Engine::AesNi(k) => k.open(j0, aad, buf),
+            #[cfg(target_arch = "x86_64")]
+            Engine::Vaes256(k) => k.open(j0, aad, buf),
+            #[cfg(target_arch = "x86_64")]
+            Engine::Vaes512(k) => k.open(j0, aad, buf),
         }
     }
 }
