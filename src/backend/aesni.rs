@@ -305,7 +305,7 @@ impl<'a> Bulk<'a> {
 /// Fill `dst` with `parts` one after the other (their lengths must add up
 /// to `dst.len()`; anything left over is zero-filled) and return it as
 /// initialised bytes.
-fn init_with<'a>(dst: &'a mut [MaybeUninit<u8>], parts: [&[u8]; 2]) -> &'a mut [u8] {
+pub(super) fn init_with<'a>(dst: &'a mut [MaybeUninit<u8>], parts: [&[u8]; 2]) -> &'a mut [u8] {
     let mut at = 0;
     for part in parts {
         let n = part.len().min(dst.len() - at);
@@ -324,7 +324,7 @@ fn init_with<'a>(dst: &'a mut [MaybeUninit<u8>], parts: [&[u8]; 2]) -> &'a mut [
 /// The GCM length block: bit lengths of the AAD and of the message.
 #[inline]
 #[target_feature(enable = "aes,pclmulqdq,ssse3,sse4.1")]
-fn length_block(aad_len: usize, len: usize) -> __m128i {
+pub(super) fn length_block(aad_len: usize, len: usize) -> __m128i {
     _mm_set_epi64x((aad_len as u64 * 8) as i64, (len as u64 * 8) as i64)
 }
 
@@ -495,9 +495,14 @@ impl AesNiKey {
         k
     }
 
-    /// Round keys `0..=rounds()`, for the VAES backends to widen.
-    pub(super) fn round_keys(&self) -> &[__m128i] {
-        &self.round_keys[..=self.rounds]
+    /// Round keys `0..=rounds()` (zero after), for the VAES backends to widen.
+    pub(super) fn round_keys(&self) -> &[__m128i; MAX_ROUND_KEYS] {
+        &self.round_keys
+    }
+
+    /// 10, 12 or 14.
+    pub(super) fn rounds(&self) -> usize {
+        self.rounds
     }
 
     /// `H * x^-1`, reflected (see the module docs): the hash key in the form
@@ -509,7 +514,7 @@ impl AesNiKey {
     /// Encrypt one block.
     #[inline]
     #[target_feature(enable = "aes,pclmulqdq,ssse3,sse4.1")]
-    fn encrypt_block(&self, block: __m128i) -> __m128i {
+    pub(super) fn encrypt_block(&self, block: __m128i) -> __m128i {
         let rk = &self.round_keys;
         let mut b = xor(block, rk[0]);
         for k in &rk[1..self.rounds] {
@@ -534,7 +539,7 @@ impl AesNiKey {
 
     /// GHASH `data`, zero-padded to whole blocks, into the reflected `acc`.
     #[target_feature(enable = "aes,pclmulqdq,ssse3,sse4.1")]
-    fn ghash_bytes(&self, mut acc: __m128i, data: &[u8]) -> __m128i {
+    pub(super) fn ghash_bytes(&self, mut acc: __m128i, data: &[u8]) -> __m128i {
         if data.len() <= 16 {
             // ESP's 8- or 12-byte AAD: one block, nothing to loop over.
             return if data.is_empty() {
@@ -650,7 +655,7 @@ impl AesNiKey {
     /// counter: everything that comes before the message.
     #[inline]
     #[target_feature(enable = "aes,pclmulqdq,ssse3,sse4.1")]
-    fn begin(&self, j0: u128, aad: &[u8]) -> (__m128i, __m128i, __m128i) {
+    pub(super) fn begin(&self, j0: u128, aad: &[u8]) -> (__m128i, __m128i, __m128i) {
         // J0 as a big-endian integer is the byte-reversed block: its counter
         // word (the block's last four bytes) is lane 0, so `PADDD` is inc32.
         let j0 = _mm_set_epi64x((j0 >> 64) as i64, j0 as i64);
@@ -663,7 +668,7 @@ impl AesNiKey {
     /// The tag from the final hash and the mask.
     #[inline]
     #[target_feature(enable = "aes,pclmulqdq,ssse3,sse4.1")]
-    fn tag(acc: __m128i, tag_mask: __m128i) -> [u8; 16] {
+    pub(super) fn tag(acc: __m128i, tag_mask: __m128i) -> [u8; 16] {
         to_bytes(xor(byte_reverse(acc), tag_mask))
     }
 

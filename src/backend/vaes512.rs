@@ -1,46 +1,808 @@
-//! The VAES + VPCLMULQDQ backend on 512-bit registers.
+//! The VAES + VPCLMULQDQ backend on 512-bit registers (AVX-512).
 //!
-//! Work in progress: until its own loops land, every call runs on the
-//! AES-NI key it is built on.
+//! # Shape
+//!
+//! One `zmm` register holds four blocks, one per 128-bit lane, and `VAESENC`
+//! and `VPCLMULQDQ` work on each lane independently. The field arithmetic is
+//! the AES-NI backend's (see `aesni`'s module docs): blocks are byte-reversed
+//! into reflected form, every stored power of H is pre-multiplied by `x^-1`,
+//! and a 256-bit product is reduced with two carry-less multiplies by the
+//! constant `0xC2 << 56`; here all four lanes are reduced at once and then
+//! added together.
+//!
+//! - **Key:** the AES-NI key (round keys, `H`) plus `H^32..H^1`, highest
+//!   first, followed by four zero blocks, so that a run of `n` blocks finds
+//!   its powers as one unaligned load per four blocks, and a partial last
+//!   group loads zeros past `H^1`. Round keys are broadcast to all four
+//!   lanes as they are used; the number of rounds is a compile-time constant
+//!   (one copy of the code per key size), so the loops unroll.
+//! - **Bulk:** sixteen blocks (256 bytes, four registers) per batch, and
+//!   batches go in pairs that share one reduction (32 products summed
+//!   unreduced). Sealing hashes the previous pair's ciphertext while it
+//!   encrypts the current one; opening hashes the ciphertext it is
+//!   decrypting. Four-term products (schoolbook) are added with three-input
+//!   XORs (`VPTERNLOGQ`). Counters are advanced in memory order with one add
+//!   per register while the counter's last byte does not wrap, and through
+//!   the byte-reversed form when it does.
+//! - **Tail:** the last 1..=255 bytes are up to four registers moved with
+//!   AVX-512 byte-masked loads and stores (no byte loops and no reads past
+//!   the buffer: masked-off bytes are never touched), hashed together with
+//!   the length block under a single reduction.
+//! - **Per call:** `E(K, J0)` and the AAD hash run on the 128-bit units of the
+//!   AES-NI key, independent of the data path, so they overlap with it.
+//!
+//! # Safety
+//!
+//! Every function that uses the instructions carries
+//! `#[target_feature(enable = "vaes,vpclmulqdq,avx512f,avx512bw,avx512vl,aes,pclmulqdq,ssse3,sse4.1")]`.
+//! A [`Vaes512Key`] can only be made by [`Vaes512Key::new`], which returns
+//! `None` unless run-time detection found all of them; calling those functions
+//! through a key is therefore sound. Memory is read and written through
+//! fixed-size references, through masked accesses whose mask never covers a
+//! byte outside the slice, or through a [`Bulk`], whose accessors are called
+//! only with a batch index below its batch count.
 
-use super::KeyBytes;
-use super::aesni::AesNiKey;
+use super::aesni::{AesNiKey, gf_mul, init_with, length_block};
+use super::{KeyBytes, append_by_copy};
+use crate::ones_complement::{BlockSum, add_folding, sum_native};
+use core::arch::x86_64::{
+    __m128i, __m512i, _MM_PERM_BADC, _mm_clmulepi64_si128, _mm_cvtsi128_si32, _mm_set_epi8, _mm_setzero_si128,
+    _mm_xor_si128, _mm256_castsi256_si128, _mm256_extracti128_si256, _mm256_xor_si256, _mm512_add_epi32,
+    _mm512_aesenc_epi128, _mm512_aesenclast_epi128, _mm512_broadcast_i32x4, _mm512_bslli_epi128, _mm512_bsrli_epi128,
+    _mm512_castsi512_si128, _mm512_castsi512_si256, _mm512_clmulepi64_epi128, _mm512_extracti64x4_epi64,
+    _mm512_loadu_si512, _mm512_mask_storeu_epi8, _mm512_maskz_loadu_epi8, _mm512_maskz_mov_epi8, _mm512_set_epi32,
+    _mm512_set1_epi64, _mm512_set4_epi32, _mm512_setzero_si512, _mm512_shuffle_epi8, _mm512_shuffle_epi32,
+    _mm512_storeu_si512, _mm512_ternarylogic_epi64, _mm512_xor_si512, _mm512_zextsi128_si512,
+};
+use core::marker::PhantomData;
+use core::mem::MaybeUninit;
+use zeroize::Zeroize;
+
+/// Blocks per bulk iteration (four registers).
+const BLOCKS: usize = 16;
+/// Bytes per bulk iteration.
+const BATCH: usize = 16 * BLOCKS;
+/// Powers of H kept: thirty-two for a pair of bulk iterations (one reduction
+/// per pair); the longest tail (sixteen blocks and the length block) needs
+/// seventeen.
+const POWERS: usize = 2 * BLOCKS;
+/// The power table: `H^POWERS..H^1`, then four zero blocks.
+const TABLE: usize = POWERS + 4;
+
+/// Three-way XOR in one instruction.
+#[inline]
+#[target_feature(enable = "vaes,vpclmulqdq,avx512f,avx512bw,avx512vl,aes,pclmulqdq,ssse3,sse4.1")]
+fn xor3(a: __m512i, b: __m512i, c: __m512i) -> __m512i {
+    _mm512_ternarylogic_epi64::<0x96>(a, b, c)
+}
+
+/// Reverse the bytes of each 128-bit lane.
+#[inline]
+#[target_feature(enable = "vaes,vpclmulqdq,avx512f,avx512bw,avx512vl,aes,pclmulqdq,ssse3,sse4.1")]
+fn byte_reverse(x: __m512i) -> __m512i {
+    let mask = _mm512_broadcast_i32x4(_mm_set_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
+    _mm512_shuffle_epi8(x, mask)
+}
+
+/// The byte mask of group `g` (bytes `64g..64g+64`) of an `r`-byte tail.
+#[inline]
+fn group_mask(r: usize, g: usize) -> u64 {
+    let bytes = r.saturating_sub(64 * g).min(64) as u32;
+    u64::MAX.checked_shr(64 - bytes).unwrap_or(0)
+}
+
+/// An unreduced GHASH sum in four lanes: schoolbook low, middle and high
+/// products.
+#[derive(Clone, Copy)]
+struct Wide {
+    lo: __m512i,
+    mid: __m512i,
+    hi: __m512i,
+}
+
+impl Wide {
+    /// The four products of `x` and `h`, lane by lane.
+    #[inline]
+    #[target_feature(enable = "vaes,vpclmulqdq,avx512f,avx512bw,avx512vl,aes,pclmulqdq,ssse3,sse4.1")]
+    fn product(x: __m512i, h: __m512i) -> Wide {
+        Wide {
+            lo: _mm512_clmulepi64_epi128::<0x00>(x, h),
+            mid: _mm512_xor_si512(_mm512_clmulepi64_epi128::<0x01>(x, h), _mm512_clmulepi64_epi128::<0x10>(x, h)),
+            hi: _mm512_clmulepi64_epi128::<0x11>(x, h),
+        }
+    }
+
+    /// Add `x * h`.
+    #[inline]
+    #[target_feature(enable = "vaes,vpclmulqdq,avx512f,avx512bw,avx512vl,aes,pclmulqdq,ssse3,sse4.1")]
+    fn mul_add(&mut self, x: __m512i, h: __m512i) {
+        self.lo = _mm512_xor_si512(self.lo, _mm512_clmulepi64_epi128::<0x00>(x, h));
+        self.mid = xor3(self.mid, _mm512_clmulepi64_epi128::<0x01>(x, h), _mm512_clmulepi64_epi128::<0x10>(x, h));
+        self.hi = _mm512_xor_si512(self.hi, _mm512_clmulepi64_epi128::<0x11>(x, h));
+    }
+
+    /// Add the 128-bit product `x * h` (in lane 0).
+    #[inline]
+    #[target_feature(enable = "vaes,vpclmulqdq,avx512f,avx512bw,avx512vl,aes,pclmulqdq,ssse3,sse4.1")]
+    fn mul_add_128(&mut self, x: __m128i, h: __m128i) {
+        let lo = _mm_clmulepi64_si128::<0x00>(x, h);
+        let mid = _mm_xor_si128(_mm_clmulepi64_si128::<0x01>(x, h), _mm_clmulepi64_si128::<0x10>(x, h));
+        let hi = _mm_clmulepi64_si128::<0x11>(x, h);
+        self.lo = _mm512_xor_si512(self.lo, _mm512_zextsi128_si512(lo));
+        self.mid = _mm512_xor_si512(self.mid, _mm512_zextsi128_si512(mid));
+        self.hi = _mm512_xor_si512(self.hi, _mm512_zextsi128_si512(hi));
+    }
+
+    /// Reduce each lane, add the four lanes: the reflected 128-bit hash.
+    #[inline]
+    #[target_feature(enable = "vaes,vpclmulqdq,avx512f,avx512bw,avx512vl,aes,pclmulqdq,ssse3,sse4.1")]
+    fn reduce(self) -> __m128i {
+        let lo = _mm512_xor_si512(self.lo, _mm512_bslli_epi128::<8>(self.mid));
+        let hi = _mm512_xor_si512(self.hi, _mm512_bsrli_epi128::<8>(self.mid));
+        // The AES-NI backend's two folds, in every lane at once.
+        let c = _mm512_set1_epi64(0xC200_0000_0000_0000_u64 as i64);
+        let folded =
+            _mm512_xor_si512(_mm512_shuffle_epi32::<_MM_PERM_BADC>(lo), _mm512_clmulepi64_epi128::<0x00>(lo, c));
+        let r = xor3(hi, _mm512_shuffle_epi32::<_MM_PERM_BADC>(folded), _mm512_clmulepi64_epi128::<0x00>(folded, c));
+        let half = _mm256_xor_si256(_mm512_castsi512_si256(r), _mm512_extracti64x4_epi64::<1>(r));
+        _mm_xor_si128(_mm256_castsi256_si128(half), _mm256_extracti128_si256::<1>(half))
+    }
+}
+
+/// The round keys of one call, for `R` rounds (10, 12 or 14, a constant so
+/// that the round loops unroll and the keys can stay in registers), broadcast
+/// to all four lanes as they are used (copying fifteen 64-byte registers per
+/// call would cost more than short messages take).
+#[derive(Clone, Copy)]
+struct Schedule<'k, const R: usize> {
+    rk: &'k [__m128i; 15],
+}
+
+impl<'k, const R: usize> Schedule<'k, R> {
+    fn new(base: &'k AesNiKey) -> Schedule<'k, R> {
+        const { assert!(R == 10 || R == 12 || R == 14) };
+        debug_assert_eq!(base.rounds(), R);
+        Schedule { rk: base.round_keys() }
+    }
+
+    /// Counter groups `ctr + 4g` (lanes `ctr, ctr+1, ctr+2, ctr+3` in the
+    /// byte-reversed form where `ADD` is inc32), in memory order, with round
+    /// key 0 added.
+    #[inline]
+    #[target_feature(enable = "vaes,vpclmulqdq,avx512f,avx512bw,avx512vl,aes,pclmulqdq,ssse3,sse4.1")]
+    fn counter_blocks<const G: usize>(&self, ctr: __m512i) -> [__m512i; G] {
+        let rk0 = _mm512_broadcast_i32x4(self.rk[0]);
+        core::array::from_fn(|g| {
+            let c = _mm512_add_epi32(ctr, _mm512_set4_epi32(0, 0, 0, 4 * g as i32));
+            _mm512_xor_si512(byte_reverse(c), rk0)
+        })
+    }
+
+    /// AES rounds `from..=R` on blocks that had the earlier ones.
+    #[inline]
+    #[target_feature(enable = "vaes,vpclmulqdq,avx512f,avx512bw,avx512vl,aes,pclmulqdq,ssse3,sse4.1")]
+    fn finish_rounds<const G: usize>(&self, b: &mut [__m512i; G], from: usize) {
+        for i in from..R {
+            let k = _mm512_broadcast_i32x4(self.rk[i]);
+            for x in b.iter_mut() {
+                *x = _mm512_aesenc_epi128(*x, k);
+            }
+        }
+        let last = _mm512_broadcast_i32x4(self.rk[R]);
+        for x in b.iter_mut() {
+            *x = _mm512_aesenclast_epi128(*x, last);
+        }
+    }
+}
+
+/// The counters of the bulk loops, kept in memory order so that a batch
+/// costs one add per register: while the counter's last byte does not wrap
+/// inside a batch (15 batches in 16), adding to that byte is inc32. The
+/// other batch takes the byte-reversed route.
+struct Counters {
+    /// Lanes `ctr, ctr+1, ctr+2, ctr+3`, as the blocks sit in memory.
+    mem: __m512i,
+    /// The last byte of lane 0's counter.
+    low: u32,
+}
+
+impl Counters {
+    /// From the byte-reversed lanes `ctr..ctr+3`.
+    #[inline]
+    #[target_feature(enable = "vaes,vpclmulqdq,avx512f,avx512bw,avx512vl,aes,pclmulqdq,ssse3,sse4.1")]
+    fn new(reflected: __m512i) -> Counters {
+        let low = _mm_cvtsi128_si32(_mm512_castsi512_si128(reflected)) as u32 & 0xff;
+        Counters { mem: byte_reverse(reflected), low }
+    }
+
+    /// The byte-reversed lanes of the next counters.
+    #[inline]
+    #[target_feature(enable = "vaes,vpclmulqdq,avx512f,avx512bw,avx512vl,aes,pclmulqdq,ssse3,sse4.1")]
+    fn reflected(&self) -> __m512i {
+        byte_reverse(self.mem)
+    }
+
+    /// The sixteen counter blocks of the next batch with round key 0 added;
+    /// moves on by sixteen.
+    #[inline]
+    #[target_feature(enable = "vaes,vpclmulqdq,avx512f,avx512bw,avx512vl,aes,pclmulqdq,ssse3,sse4.1")]
+    fn next_batch(&mut self, rk0: __m512i) -> [__m512i; 4] {
+        // The batch's counters end at `low + 15`.
+        let groups = if self.low + 15 <= 0xff {
+            // The last byte is the top byte of each lane's fourth dword.
+            core::array::from_fn(|g| {
+                let step = _mm512_set4_epi32(((4 * g as u32) << 24) as i32, 0, 0, 0);
+                _mm512_xor_si512(_mm512_add_epi32(self.mem, step), rk0)
+            })
+        } else {
+            let reflected = self.reflected();
+            core::array::from_fn(|g| {
+                let c = _mm512_add_epi32(reflected, _mm512_set4_epi32(0, 0, 0, 4 * g as i32));
+                _mm512_xor_si512(byte_reverse(c), rk0)
+            })
+        };
+        // Lane 3 holds `low + 3`: after the step it must still fit the byte.
+        self.mem = if self.low + 3 + 16 <= 0xff {
+            _mm512_add_epi32(self.mem, _mm512_set4_epi32(16 << 24, 0, 0, 0))
+        } else {
+            byte_reverse(_mm512_add_epi32(self.reflected(), _mm512_set4_epi32(0, 0, 0, 16)))
+        };
+        self.low = (self.low + 16) & 0xff;
+        groups
+    }
+}
+
+/// The whole 256-byte batches of a message, read from `src` and written to
+/// `dst`: the same memory (in place) or two regions that do not overlap.
+///
+/// Made only from slices by [`Bulk::in_place`] and [`Bulk::between`], which
+/// guarantee that `src` is readable and `dst` writable for `batches * 256`
+/// bytes for the lifetime `'a`; that is what the loads and stores rely on.
+#[derive(Clone, Copy)]
+struct Bulk<'a> {
+    src: *const u8,
+    dst: *mut u8,
+    batches: usize,
+    _borrow: PhantomData<&'a mut [u8]>,
+}
+
+impl<'a> Bulk<'a> {
+    /// The batches of `buf`, in place, and the bytes after them.
+    fn in_place(buf: &'a mut [u8]) -> (Bulk<'a>, &'a mut [u8]) {
+        let batches = buf.len() / BATCH;
+        let (head, rest) = buf.split_at_mut(batches * BATCH);
+        let dst = head.as_mut_ptr();
+        (Bulk { src: dst, dst, batches, _borrow: PhantomData }, rest)
+    }
+
+    /// The batches of `src` into the start of `dst` (at least as long), and
+    /// what is left of each.
+    fn between(src: &'a [u8], dst: &'a mut [MaybeUninit<u8>]) -> (Bulk<'a>, &'a [u8], &'a mut [MaybeUninit<u8>]) {
+        let batches = (src.len() / BATCH).min(dst.len() / BATCH);
+        let (src_head, src_rest) = src.split_at(batches * BATCH);
+        let (dst_head, dst_rest) = dst.split_at_mut(batches * BATCH);
+        let bulk = Bulk { src: src_head.as_ptr(), dst: dst_head.as_mut_ptr().cast(), batches, _borrow: PhantomData };
+        (bulk, src_rest, dst_rest)
+    }
+
+    /// The sixteen blocks of input batch `batch`.
+    ///
+    /// # Safety
+    /// `batch < self.batches`.
+    #[inline]
+    #[target_feature(enable = "vaes,vpclmulqdq,avx512f,avx512bw,avx512vl,aes,pclmulqdq,ssse3,sse4.1")]
+    unsafe fn load(&self, batch: usize) -> [__m512i; 4] {
+        core::array::from_fn(|g| {
+            // SAFETY: in bounds of `src` (caller: `batch < batches`; type
+            // invariant: `batches * 256` readable bytes); no alignment rule.
+            unsafe { _mm512_loadu_si512(self.src.add(batch * BATCH + 64 * g).cast()) }
+        })
+    }
+
+    /// Write output batch `batch`.
+    ///
+    /// # Safety
+    /// `batch < self.batches`.
+    #[inline]
+    #[target_feature(enable = "vaes,vpclmulqdq,avx512f,avx512bw,avx512vl,aes,pclmulqdq,ssse3,sse4.1")]
+    unsafe fn store(&self, batch: usize, groups: &[__m512i; 4]) {
+        for (g, v) in groups.iter().enumerate() {
+            // SAFETY: in bounds of `dst` (caller: `batch < batches`; type
+            // invariant: `batches * 256` writable bytes); no alignment rule.
+            unsafe { _mm512_storeu_si512(self.dst.add(batch * BATCH + 64 * g).cast(), *v) }
+        }
+    }
+
+    /// Add input batch `batch` to `sum`.
+    ///
+    /// # Safety
+    /// `batch < self.batches`.
+    #[inline(always)]
+    unsafe fn add_input_to(&self, batch: usize, sum: &mut BlockSum) {
+        for quarter in 0..4 {
+            // SAFETY: in bounds of `src` (caller and type invariant); nothing
+            // writes them while this short-lived reference exists.
+            sum.add(unsafe { &*self.src.add(batch * BATCH + 64 * quarter).cast::<[u8; 64]>() });
+        }
+    }
+}
 
 /// Key material of the 512-bit VAES backend.
 #[derive(Clone)]
 pub(crate) struct Vaes512Key {
+    /// Round keys and `H`, and the 128-bit code for per-call work.
     base: AesNiKey,
+    /// `table[i]` = `H^(POWERS - i) * x^-1`, reflected, for `i < POWERS`;
+    /// zero after.
+    table: [__m128i; TABLE],
+}
+
+impl Drop for Vaes512Key {
+    fn drop(&mut self) {
+        self.table.zeroize();
+    }
 }
 
 impl Vaes512Key {
-    /// Key setup; `None` unless this CPU has what the backend needs.
+    /// Key setup; `None` unless this CPU has VAES, VPCLMULQDQ, AVX-512 F/BW/VL
+    /// and AES-NI (so that holding a `Vaes512Key` proves it does).
     pub(crate) fn new(key: KeyBytes<'_>) -> Option<Vaes512Key> {
         if crate::backend::cpu::has_vaes512() != Some(true) {
             return None;
         }
-        Some(Vaes512Key { base: AesNiKey::new(key)? })
+        let base = AesNiKey::new(key)?;
+        // SAFETY: the features were detected just above.
+        Some(unsafe { Vaes512Key::setup(base) })
     }
 
+    #[target_feature(enable = "vaes,vpclmulqdq,avx512f,avx512bw,avx512vl,aes,pclmulqdq,ssse3,sse4.1")]
+    fn setup(base: AesNiKey) -> Vaes512Key {
+        let mut table = [_mm_setzero_si128(); TABLE];
+        let h1 = base.h1();
+        let mut power = h1;
+        for slot in table[..POWERS].iter_mut().rev() {
+            *slot = power;
+            // (H^i x^-1)(H x^-1) x = H^(i+1) x^-1.
+            power = gf_mul(power, h1);
+        }
+        Vaes512Key { base, table }
+    }
+
+    /// Four consecutive entries of the power table from `at` (callers keep
+    /// `at + 4 <= TABLE`; past the end reads as zeros rather than out of
+    /// bounds).
+    #[inline]
+    #[target_feature(enable = "vaes,vpclmulqdq,avx512f,avx512bw,avx512vl,aes,pclmulqdq,ssse3,sse4.1")]
+    fn powers(&self, at: usize) -> __m512i {
+        match self.table.get(at..at + 4) {
+            // SAFETY: `four` is 64 readable bytes; `loadu` has no alignment rule.
+            Some(four) => unsafe { _mm512_loadu_si512(four.as_ptr().cast()) },
+            None => _mm512_setzero_si512(),
+        }
+    }
+
+    /// GHASH `data` (zero-padded) into `acc`, as big-endian integers.
     pub(crate) fn ghash(&self, acc: &mut u128, data: &[u8]) {
-        self.base.ghash(acc, data)
+        self.base.ghash(acc, data);
     }
 
+    /// GHASH one block given as a big-endian integer.
     pub(crate) fn ghash_block(&self, acc: &mut u128, block: u128) {
-        self.base.ghash_block(acc, block)
+        self.base.ghash_block(acc, block);
     }
 
+    /// Encrypt `buf` in place with counters `inc32(J0)`, ... and return the
+    /// full tag over `aad` and the ciphertext.
     #[inline]
     pub(crate) fn seal(&self, j0: u128, aad: &[u8], buf: &mut [u8]) -> [u8; 16] {
-        self.base.seal(j0, aad, buf)
+        // SAFETY: a `Vaes512Key` exists only if the features were detected.
+        unsafe {
+            match self.base.rounds() {
+                10 => self.crypt_in_place::<false, 10>(j0, aad, buf),
+                12 => self.crypt_in_place::<false, 12>(j0, aad, buf),
+                _ => self.crypt_in_place::<false, 14>(j0, aad, buf),
+            }
+        }
     }
 
+    /// Decrypt `buf` in place and return the tag computed over `aad` and the
+    /// ciphertext it held. The caller compares tags and wipes `buf` on mismatch.
     #[inline]
     pub(crate) fn open(&self, j0: u128, aad: &[u8], buf: &mut [u8]) -> [u8; 16] {
-        self.base.open(j0, aad, buf)
+        // SAFETY: a `Vaes512Key` exists only if the features were detected.
+        unsafe {
+            match self.base.rounds() {
+                10 => self.crypt_in_place::<true, 10>(j0, aad, buf),
+                12 => self.crypt_in_place::<true, 12>(j0, aad, buf),
+                _ => self.crypt_in_place::<true, 14>(j0, aad, buf),
+            }
+        }
     }
 
+    /// Encrypt `parts[0] || parts[1]` and append the ciphertext to `out`;
+    /// return the tag and the one's complement sum of `parts[0]`, computed in
+    /// the same pass.
     #[inline]
     pub(crate) fn seal_append(&self, j0: u128, aad: &[u8], parts: [&[u8]; 2], out: &mut Vec<u8>) -> ([u8; 16], u64) {
-        self.base.seal_append(j0, aad, parts, out)
+        let [src, extra] = parts;
+        let total = src.len() + extra.len();
+        out.reserve(total);
+        let start = out.len();
+        match out.spare_capacity_mut().get_mut(..total) {
+            // Without a whole batch to read in place of a copy, copying first
+            // is as cheap and simpler. (`reserve` guarantees the capacity.)
+            Some(dst) if src.len() >= BATCH => {
+                // SAFETY: a `Vaes512Key` exists only if the features were detected.
+                let result = unsafe {
+                    match self.base.rounds() {
+                        10 => self.seal_into::<10>(j0, aad, src, extra, dst),
+                        12 => self.seal_into::<12>(j0, aad, src, extra, dst),
+                        _ => self.seal_into::<14>(j0, aad, src, extra, dst),
+                    }
+                };
+                // SAFETY: `seal_into` initialised all `total` bytes of `dst`,
+                // the spare capacity right after the first `start` bytes.
+                unsafe { out.set_len(start + total) };
+                result
+            }
+            _ => append_by_copy(out, parts, false, |buf| self.seal(j0, aad, buf)),
+        }
+    }
+
+    #[target_feature(enable = "vaes,vpclmulqdq,avx512f,avx512bw,avx512vl,aes,pclmulqdq,ssse3,sse4.1")]
+    fn crypt_in_place<const DECRYPT: bool, const R: usize>(&self, j0: u128, aad: &[u8], buf: &mut [u8]) -> [u8; 16] {
+        let (tag_mask, acc, ctr) = self.base.begin(j0, aad);
+        let lengths = length_block(aad.len(), buf.len());
+        let s = Schedule::new(&self.base);
+        let ctr = first_counters(ctr);
+        let acc = self.finish_in_place::<DECRYPT, R>(s, ctr, acc, buf, lengths);
+        AesNiKey::tag(acc, tag_mask)
+    }
+
+    /// Out of place: `src || extra` encrypted into `dst`, which has exactly
+    /// that length; returns the tag and the one's complement sum of `src`,
+    /// taken on the integer units while the vector units encrypt.
+    #[target_feature(enable = "vaes,vpclmulqdq,avx512f,avx512bw,avx512vl,aes,pclmulqdq,ssse3,sse4.1")]
+    fn seal_into<const R: usize>(
+        &self,
+        j0: u128,
+        aad: &[u8],
+        src: &[u8],
+        extra: &[u8],
+        dst: &mut [MaybeUninit<u8>],
+    ) -> ([u8; 16], u64) {
+        let (tag_mask, acc, ctr) = self.base.begin(j0, aad);
+        let lengths = length_block(aad.len(), src.len() + extra.len());
+        let s = Schedule::new(&self.base);
+        let mut ctr = first_counters(ctr);
+        let (bulk, rest_src, rest_dst) = Bulk::between(src, dst);
+        let mut sum = BlockSum::default();
+        let acc = self.seal_bulk::<true, R>(s, &mut ctr, acc, bulk, &mut sum);
+        // The rest of `src` (under 256 bytes) and `extra` are copied to the
+        // end of `dst` and finished there in place.
+        let rest_sum = sum_native(rest_src);
+        let work = init_with(rest_dst, [rest_src, extra]);
+        let acc = self.finish_in_place::<false, R>(s, ctr, acc, work, lengths);
+        (AesNiKey::tag(acc, tag_mask), add_folding(sum.finish(), rest_sum))
+    }
+
+    /// Whole batches of `buf` and then its tail, in place, then the length
+    /// block; returns the final hash.
+    #[inline]
+    #[target_feature(enable = "vaes,vpclmulqdq,avx512f,avx512bw,avx512vl,aes,pclmulqdq,ssse3,sse4.1")]
+    fn finish_in_place<const DECRYPT: bool, const R: usize>(
+        &self,
+        s: Schedule<'_, R>,
+        mut ctr: __m512i,
+        mut acc: __m128i,
+        buf: &mut [u8],
+        lengths: __m128i,
+    ) -> __m128i {
+        let (bulk, rest) = Bulk::in_place(buf);
+        if bulk.batches > 0 {
+            acc = if DECRYPT {
+                self.open_bulk::<R>(s, &mut ctr, acc, bulk)
+            } else {
+                self.seal_bulk::<false, R>(s, &mut ctr, acc, bulk, &mut BlockSum::default())
+            };
+        }
+        match rest.len().div_ceil(64) {
+            0 => gf_mul(_mm_xor_si128(acc, lengths), self.table[POWERS - 1]),
+            1 => self.tail::<1, DECRYPT, R>(s, ctr, rest, acc, lengths),
+            2 => self.tail::<2, DECRYPT, R>(s, ctr, rest, acc, lengths),
+            3 => self.tail::<3, DECRYPT, R>(s, ctr, rest, acc, lengths),
+            _ => self.tail::<4, DECRYPT, R>(s, ctr, rest, acc, lengths),
+        }
+    }
+
+    /// `(acc + x0) H^(4N) + x1 H^(4N-1) + ... + x(4N-1) H` for the `N`
+    /// registers `x` (16 or 32 blocks), one reduction.
+    #[inline]
+    #[target_feature(enable = "vaes,vpclmulqdq,avx512f,avx512bw,avx512vl,aes,pclmulqdq,ssse3,sse4.1")]
+    fn hash_batches<const N: usize>(&self, h: &[__m512i; 8], acc: __m128i, x: &[__m512i; N]) -> __m128i {
+        const { assert!(N == 4 || N == 8) };
+        // `h` holds H^32..H^1: the last N registers are the powers needed.
+        let h = &h[8 - N..];
+        let mut wide = Wide::product(_mm512_xor_si512(x[0], _mm512_zextsi128_si512(acc)), h[0]);
+        for g in 1..N {
+            wide.mul_add(x[g], h[g]);
+        }
+        wide.reduce()
+    }
+
+    /// `H^32..H^1` as eight registers.
+    #[inline]
+    #[target_feature(enable = "vaes,vpclmulqdq,avx512f,avx512bw,avx512vl,aes,pclmulqdq,ssse3,sse4.1")]
+    fn bulk_powers(&self) -> [__m512i; 8] {
+        core::array::from_fn(|g| self.powers(POWERS - 2 * BLOCKS + 4 * g))
+    }
+
+    /// Encrypt whole batches; returns the hash including all their
+    /// ciphertext. Batches go in pairs (32 blocks, one reduction): each pair
+    /// is hashed while the next one is encrypted. With `SUM`, the plaintext
+    /// is also added to `sum`.
+    #[target_feature(enable = "vaes,vpclmulqdq,avx512f,avx512bw,avx512vl,aes,pclmulqdq,ssse3,sse4.1")]
+    fn seal_bulk<const SUM: bool, const R: usize>(
+        &self,
+        s: Schedule<'_, R>,
+        ctr: &mut __m512i,
+        mut acc: __m128i,
+        io: Bulk<'_>,
+        sum: &mut BlockSum,
+    ) -> __m128i {
+        let h = self.bulk_powers();
+        let rk0 = _mm512_broadcast_i32x4(s.rk[0]);
+        let mut counters = Counters::new(*ctr);
+        let mut prev = [_mm512_setzero_si512(); 8];
+        let pairs = io.batches / 2;
+        for pair in 0..pairs {
+            let (a, b) = (counters.next_batch(rk0), counters.next_batch(rk0));
+            let mut ks: [__m512i; 8] = core::array::from_fn(|i| if i < 4 { a[i] } else { b[i - 4] });
+            if pair > 0 {
+                acc = self.hash_batches(&h, acc, &prev);
+            }
+            s.finish_rounds(&mut ks, 1);
+            for half in 0..2 {
+                let batch = 2 * pair + half;
+                if SUM {
+                    // SAFETY: `batch < 2 * pairs <= io.batches`.
+                    unsafe { io.add_input_to(batch, sum) };
+                }
+                // SAFETY: `batch < 2 * pairs <= io.batches`.
+                let input = unsafe { io.load(batch) };
+                let output: [__m512i; 4] = core::array::from_fn(|g| _mm512_xor_si512(input[g], ks[4 * half + g]));
+                // SAFETY: `batch < 2 * pairs <= io.batches`.
+                unsafe { io.store(batch, &output) };
+                for g in 0..4 {
+                    prev[4 * half + g] = byte_reverse(output[g]);
+                }
+            }
+        }
+        if pairs > 0 {
+            acc = self.hash_batches(&h, acc, &prev);
+        }
+        if io.batches % 2 == 1 {
+            let batch = io.batches - 1;
+            let mut ks = counters.next_batch(rk0);
+            s.finish_rounds(&mut ks, 1);
+            if SUM {
+                // SAFETY: `batch < io.batches`.
+                unsafe { io.add_input_to(batch, sum) };
+            }
+            // SAFETY: `batch < io.batches`.
+            let input = unsafe { io.load(batch) };
+            let output: [__m512i; 4] = core::array::from_fn(|g| _mm512_xor_si512(input[g], ks[g]));
+            // SAFETY: `batch < io.batches`.
+            unsafe { io.store(batch, &output) };
+            acc = self.hash_batches(&h, acc, &output.map(|c| byte_reverse(c)));
+        }
+        *ctr = counters.reflected();
+        acc
+    }
+
+    /// Decrypt whole batches; returns the hash including all their
+    /// ciphertext, each pair of batches hashed while it is decrypted.
+    #[target_feature(enable = "vaes,vpclmulqdq,avx512f,avx512bw,avx512vl,aes,pclmulqdq,ssse3,sse4.1")]
+    fn open_bulk<const R: usize>(
+        &self,
+        s: Schedule<'_, R>,
+        ctr: &mut __m512i,
+        mut acc: __m128i,
+        io: Bulk<'_>,
+    ) -> __m128i {
+        let h = self.bulk_powers();
+        let rk0 = _mm512_broadcast_i32x4(s.rk[0]);
+        let mut counters = Counters::new(*ctr);
+        let pairs = io.batches / 2;
+        for pair in 0..pairs {
+            // SAFETY: `2 * pair + 1 < 2 * pairs <= io.batches`.
+            let (ct_a, ct_b) = unsafe { (io.load(2 * pair), io.load(2 * pair + 1)) };
+            let ct: [__m512i; 8] = core::array::from_fn(|i| if i < 4 { ct_a[i] } else { ct_b[i - 4] });
+            let (a, b) = (counters.next_batch(rk0), counters.next_batch(rk0));
+            let mut ks: [__m512i; 8] = core::array::from_fn(|i| if i < 4 { a[i] } else { b[i - 4] });
+            acc = self.hash_batches(&h, acc, &ct.map(|c| byte_reverse(c)));
+            s.finish_rounds(&mut ks, 1);
+            for half in 0..2 {
+                let output: [__m512i; 4] =
+                    core::array::from_fn(|g| _mm512_xor_si512(ct[4 * half + g], ks[4 * half + g]));
+                // SAFETY: `2 * pair + half < 2 * pairs <= io.batches`.
+                unsafe { io.store(2 * pair + half, &output) };
+            }
+        }
+        if io.batches % 2 == 1 {
+            let batch = io.batches - 1;
+            // SAFETY: `batch < io.batches`.
+            let ct = unsafe { io.load(batch) };
+            let mut ks = counters.next_batch(rk0);
+            acc = self.hash_batches(&h, acc, &ct.map(|c| byte_reverse(c)));
+            s.finish_rounds(&mut ks, 1);
+            let output: [__m512i; 4] = core::array::from_fn(|g| _mm512_xor_si512(ct[g], ks[g]));
+            // SAFETY: `batch < io.batches`.
+            unsafe { io.store(batch, &output) };
+        }
+        *ctr = counters.reflected();
+        acc
+    }
+
+    /// The last `rest.len()` (1..=255) bytes in `G` groups of up to 64,
+    /// en- or decrypted in place with masked loads and stores, and hashed
+    /// with the length block under one reduction.
+    #[inline]
+    #[target_feature(enable = "vaes,vpclmulqdq,avx512f,avx512bw,avx512vl,aes,pclmulqdq,ssse3,sse4.1")]
+    fn tail<const G: usize, const DECRYPT: bool, const R: usize>(
+        &self,
+        s: Schedule<'_, R>,
+        ctr: __m512i,
+        rest: &mut [u8],
+        acc: __m128i,
+        lengths: __m128i,
+    ) -> __m128i {
+        let r = rest.len();
+        let n = r.div_ceil(16);
+        debug_assert!(G == n.div_ceil(4) && n <= BLOCKS);
+        let masks: [u64; G] = core::array::from_fn(|g| group_mask(r, g));
+        let base = rest.as_mut_ptr();
+        let input: [__m512i; G] = core::array::from_fn(|g| {
+            // SAFETY: the mask covers only bytes `64g..r` of `rest` (none if
+            // `64g >= r`); masked-off bytes are neither read nor faulted on.
+            // (`wrapping_add`: the address itself is never out of bounds UB.)
+            unsafe { _mm512_maskz_loadu_epi8(masks[g], base.wrapping_add(64 * g).cast()) }
+        });
+        let mut ks = s.counter_blocks::<G>(ctr);
+        s.finish_rounds(&mut ks, 1);
+        // Block j is multiplied by H^(n + 1 - j): group g's powers start at
+        // table index POWERS - 1 - n + 4g (the length block gets H^1).
+        let first = POWERS - 1 - n;
+        let mut hashed = [_mm512_setzero_si512(); G];
+        for g in 0..G {
+            let output = _mm512_maskz_mov_epi8(masks[g], _mm512_xor_si512(input[g], ks[g]));
+            // SAFETY: as for the load: the mask covers only bytes of `rest`.
+            unsafe { _mm512_mask_storeu_epi8(base.wrapping_add(64 * g).cast(), masks[g], output) };
+            hashed[g] = byte_reverse(if DECRYPT { input[g] } else { output });
+        }
+        hashed[0] = _mm512_xor_si512(hashed[0], _mm512_zextsi128_si512(acc));
+        let mut wide = Wide::product(hashed[0], self.powers(first));
+        for (g, &x) in hashed.iter().enumerate().skip(1) {
+            wide.mul_add(x, self.powers(first + 4 * g));
+        }
+        wide.mul_add_128(lengths, self.table[POWERS - 1]);
+        wide.reduce()
+    }
+}
+
+/// The first data counters `ctr, ctr+1, ctr+2, ctr+3` in four lanes, from
+/// the 128-bit counter `begin` returns.
+#[inline]
+#[target_feature(enable = "vaes,vpclmulqdq,avx512f,avx512bw,avx512vl,aes,pclmulqdq,ssse3,sse4.1")]
+fn first_counters(ctr: __m128i) -> __m512i {
+    _mm512_add_epi32(_mm512_broadcast_i32x4(ctr), _mm512_set_epi32(0, 0, 0, 3, 0, 0, 0, 2, 0, 0, 0, 1, 0, 0, 0, 0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::scalar::ScalarKey;
+
+    fn keys(key: &[u8]) -> Option<(Vaes512Key, ScalarKey)> {
+        let kb = KeyBytes::new(key)?;
+        Some((Vaes512Key::new(kb)?, ScalarKey::new(kb)))
+    }
+
+    #[test]
+    fn group_masks_cover_exactly_the_tail() {
+        assert_eq!(group_mask(1, 0), 1);
+        assert_eq!(group_mask(64, 0), u64::MAX);
+        assert_eq!(group_mask(65, 0), u64::MAX);
+        assert_eq!(group_mask(65, 1), 1);
+        assert_eq!(group_mask(255, 3), u64::MAX >> 1);
+        assert_eq!(group_mask(100, 2), 0);
+    }
+
+    #[test]
+    fn seal_and_open_match_the_scalar_backend_for_every_length_to_600_and_every_key_size() {
+        for key in [[0x11u8; 16].as_slice(), &[0x22; 24], &[0x33; 32]] {
+            let Some((fast, reference)) = keys(key) else {
+                eprintln!("skipped vaes512: {}", crate::Backend::Vaes512.unsupported_reason().unwrap_or("?"));
+                return;
+            };
+            let msg: Vec<u8> = (0..600u32).map(|i| (i * 29 + 3) as u8).collect();
+            let j0 = u128::from_be_bytes(*b"0123456789ab\0\0\0\x01");
+            for len in 0..=msg.len() {
+                for aad in [&b""[..], b"spi+seq!", b"a longer additional data block, over 16"] {
+                    let (mut a, mut b) = (msg[..len].to_vec(), msg[..len].to_vec());
+                    let ta = fast.seal(j0, aad, &mut a);
+                    let tb = reference.seal(j0, aad, &mut b);
+                    assert_eq!(a, b, "ciphertext, length {len}");
+                    assert_eq!(ta, tb, "tag, length {len}");
+                    assert_eq!(fast.open(j0, aad, &mut a), ta, "open tag, length {len}");
+                    assert_eq!(a, &msg[..len], "plaintext, length {len}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn counter_wraps_modulo_2_pow_32_like_the_scalar_backend() {
+        for key in [[0x11u8; 16].as_slice(), &[0x22; 24], &[0x33; 32]] {
+            let Some((fast, reference)) = keys(key) else {
+                eprintln!("skipped vaes512: {}", crate::Backend::Vaes512.unsupported_reason().unwrap_or("?"));
+                return;
+            };
+            let mut j0 = [0xa5u8; 16];
+            j0[12..].copy_from_slice(&0xFFFF_FFF3u32.to_be_bytes());
+            for len in [0usize, 1, 15, 16, 17, 255, 256, 257, 511, 512, 600, 1000, 4096] {
+                let msg: Vec<u8> = (0..len).map(|i| (i * 7) as u8).collect();
+                let (mut a, mut b) = (msg.clone(), msg.clone());
+                let j0 = u128::from_be_bytes(j0);
+                let ta = fast.seal(j0, b"aad", &mut a);
+                let tb = reference.seal(j0, b"aad", &mut b);
+                assert_eq!(a, b, "ciphertext, length {len}");
+                assert_eq!(ta, tb, "tag, length {len}");
+                assert_eq!(fast.open(j0, b"aad", &mut a), ta);
+                assert_eq!(a, msg);
+            }
+        }
+    }
+
+    #[test]
+    fn every_counter_start_byte_and_batch_count_matches_the_scalar_backend() {
+        let Some((fast, reference)) = keys(&[0x55; 16]) else {
+            eprintln!("skipped vaes512: {}", crate::Backend::Vaes512.unsupported_reason().unwrap_or("?"));
+            return;
+        };
+        let msg: Vec<u8> = (0..2100u32).map(|i| (i * 31 + 5) as u8).collect();
+        for low in 0..=255u128 {
+            let j0 = 0x0a0b_0c0d_0e0f_1011_1213_1415_1617_0000u128 | (0xFE << 8) | low;
+            for len in [256, 512, 768, 1024, 1604, 2100] {
+                let (mut a, mut b) = (msg[..len].to_vec(), msg[..len].to_vec());
+                let ta = fast.seal(j0, b"", &mut a);
+                let tb = reference.seal(j0, b"", &mut b);
+                assert_eq!(a, b, "ciphertext, length {len}, counter low byte {low:#x}");
+                assert_eq!(ta, tb, "tag, length {len}, counter low byte {low:#x}");
+                assert_eq!(fast.open(j0, b"", &mut a), ta);
+                assert_eq!(a, &msg[..len]);
+            }
+        }
+    }
+
+    #[test]
+    fn seal_append_matches_seal_with_the_payload_sum() {
+        let Some((fast, _)) = keys(&[0x44; 16]) else {
+            eprintln!("skipped vaes512: {}", crate::Backend::Vaes512.unsupported_reason().unwrap_or("?"));
+            return;
+        };
+        let j0 = 0x0102_0304_0506_0708_090a_0b0c_0000_0001u128;
+        let data: Vec<u8> = (0..1200u32).map(|i| (i * 13 + 1) as u8).collect();
+        for (len, extra_len) in [(0, 2), (255, 2), (256, 2), (257, 17), (511, 3), (512, 0), (1000, 14), (1199, 1)] {
+            let (payload, extra) = (&data[..len], &data[len..len + extra_len]);
+            let mut whole = [payload, extra].concat();
+            let tag = fast.seal(j0, b"hdr", &mut whole);
+            let mut out = b"prefix".to_vec();
+            let (tag2, sum) = fast.seal_append(j0, b"hdr", [payload, extra], &mut out);
+            assert_eq!(&out[..6], b"prefix");
+            assert_eq!(&out[6..], &whole[..], "length {len}+{extra_len}");
+            assert_eq!(tag2, tag);
+            assert_eq!(crate::ones_complement::fold(sum), crate::ones_complement::fold(sum_native(payload)));
+        }
     }
 }
