@@ -28,8 +28,8 @@ fn check_report(r: &FaultReport, backend: Backend, msg_len: usize) {
     assert_eq!(r.kind, FaultKind::Keystream, "{r}");
     let covered = msg_len.saturating_sub(r.block_index as usize * 16).min(16);
     assert!(covered > 0, "block {} is past a {msg_len}-byte message", r.block_index);
-    for i in 0..16 {
-        let want = if i < covered { XOR[i] } else { 0 };
+    for (i, x) in XOR.iter().enumerate() {
+        let want = if i < covered { *x } else { 0 };
         assert_eq!(r.expected[i] ^ r.actual[i], want, "{r}: byte {i}");
     }
 }

@@ -127,7 +127,7 @@ pub(crate) fn run(args: BurninArgs) -> ExitCode {
             }
         }
         round += 1;
-        if round % 8 == 0 {
+        if round.is_multiple_of(8) {
             bar.set_position(start.elapsed().as_millis().min(u128::from(u64::MAX)) as u64);
             let bytes: u64 = state.checked.iter().map(|c| c.1).sum();
             bar.set_message(format!("{} MB checked, {mismatches} mismatches", bytes / 1_000_000));
