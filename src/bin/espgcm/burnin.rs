@@ -296,6 +296,9 @@ mod tests {
     fn xxd_rows_look_like_xxd() {
         let row: Vec<u8> = (0x41..0x51).collect();
         assert_eq!(xxd_row(0x120, &row), "00000120: 4142 4344 4546 4748 494a 4b4c 4d4e 4f50  ABCDEFGHIJKLMNOP");
-        assert_eq!(xxd_row(0, &[0, 0xff, 0x20]), "00000000: 00ff 20                                 .. ");
+        // A short row keeps the text column where a full row has it.
+        let short = xxd_row(0, &[0, 0xff, 0x20]);
+        assert_eq!(short, "00000000: 00ff 20                                  .. ");
+        assert_eq!(short.find(".. "), xxd_row(0, &row).find("ABC"));
     }
 }
