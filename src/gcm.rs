@@ -7,12 +7,14 @@
 //! buffer wiped before an authentication failure is returned.
 
 use crate::backend::{Engine, KeyBytes};
+use crate::verify;
 use crate::{Backend, Error, VerifyPolicy};
 use aead::array::Array;
 use aead::consts::{U12, U16, U24, U32};
 use aead::inout::InOutBuf;
 use aead::{AeadCore, AeadInOut, Key, KeyInit, KeySizeUser, Nonce, Tag, TagPosition};
 use core::fmt;
+use std::sync::OnceLock;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroize;
 
@@ -79,9 +81,53 @@ pub(crate) fn check_lengths(iv_len: usize, aad_len: usize, msg_len: usize) -> Re
 /// ```
 #[derive(Clone)]
 pub struct Gcm {
+    /// The engine on the backend chosen at key setup: every call goes here
+    /// unless that backend has been quarantined.
     engine: Engine,
-    key_len: usize,
+    /// Engines for other backends, built at first need: the scalar one as
+    /// the reference for verify mode, and the one the key moves to if its
+    /// own backend is quarantined. Indexed like [`Backend::ALL`].
+    others: [OnceLock<Engine>; Backend::ALL.len()],
+    /// The key itself, to build those engines (zeroized on drop, as the
+    /// engines' own key schedules are).
+    key: StoredKey,
     verify: VerifyPolicy,
+}
+
+/// A copy of the AES key, wiped when dropped.
+#[derive(Clone)]
+enum StoredKey {
+    Aes128([u8; 16]),
+    Aes192([u8; 24]),
+    Aes256([u8; 32]),
+}
+
+impl StoredKey {
+    fn new(key: KeyBytes<'_>) -> StoredKey {
+        match key {
+            KeyBytes::Aes128(k) => StoredKey::Aes128(*k),
+            KeyBytes::Aes192(k) => StoredKey::Aes192(*k),
+            KeyBytes::Aes256(k) => StoredKey::Aes256(*k),
+        }
+    }
+
+    fn get(&self) -> KeyBytes<'_> {
+        match self {
+            StoredKey::Aes128(k) => KeyBytes::Aes128(k),
+            StoredKey::Aes192(k) => KeyBytes::Aes192(k),
+            StoredKey::Aes256(k) => KeyBytes::Aes256(k),
+        }
+    }
+}
+
+impl Drop for StoredKey {
+    fn drop(&mut self) {
+        match self {
+            StoredKey::Aes128(k) => k.zeroize(),
+            StoredKey::Aes192(k) => k.zeroize(),
+            StoredKey::Aes256(k) => k.zeroize(),
+        }
+    }
 }
 
 impl Gcm {
@@ -112,21 +158,65 @@ impl Gcm {
     }
 
     fn from_engine(engine: Engine, key: KeyBytes<'_>) -> Gcm {
-        Gcm { engine, key_len: key.as_slice().len(), verify: VerifyPolicy::Off }
+        Gcm { engine, others: Default::default(), key: StoredKey::new(key), verify: VerifyPolicy::Off }
     }
 
-    /// The backend this key runs on.
+    /// The backend this key runs on: the one it was set up on, or, if that
+    /// one has since been quarantined by verify mode, the one its calls
+    /// have moved to (see [`health`](crate::health)).
     pub fn backend(&self) -> Backend {
-        self.engine.backend()
+        verify::current_backend(self.engine.backend())
     }
 
     /// Key length in bytes: 16, 24 or 32.
     pub fn key_len(&self) -> usize {
-        self.key_len
+        self.key.get().as_slice().len()
+    }
+
+    /// The engine calls go to: the key's own, or another one if its backend
+    /// is quarantined. When nothing is quarantined this is one relaxed load.
+    #[inline(always)]
+    fn active(&self) -> &Engine {
+        if verify::any_quarantined() { self.moved() } else { &self.engine }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn moved(&self) -> &Engine {
+        self.engine_for(verify::current_backend(self.engine.backend()))
+    }
+
+    /// The engine for `backend`, built on first use.
+    fn engine_for(&self, backend: Backend) -> &Engine {
+        if backend == self.engine.backend() {
+            return &self.engine;
+        }
+        let slot = Backend::ALL.iter().position(|b| *b == backend).unwrap_or(Backend::ALL.len() - 1);
+        let Some(cell) = self.others.get(slot) else {
+            return &self.engine;
+        };
+        cell.get_or_init(|| {
+            let key = self.key.get();
+            Engine::new(backend, key).unwrap_or_else(|| Engine::scalar(key))
+        })
+    }
+
+    /// The scalar engine to check `engine` against, if this call is to be
+    /// checked: never for the scalar backend itself; per the policy
+    /// otherwise.
+    #[inline(always)]
+    fn reference_for(&self, engine: &Engine) -> Option<&Engine> {
+        if self.verify != VerifyPolicy::Off && engine.backend() != Backend::Scalar && self.verify.check_next() {
+            Some(self.engine_for(Backend::Scalar))
+        } else {
+            None
+        }
     }
 
     /// Choose how much SIMD output is cross-checked against the scalar
-    /// backend (see [`VerifyPolicy`]).
+    /// backend (see [`VerifyPolicy`]). On a mismatch the call still returns
+    /// the correct (scalar) result, the fault is recorded in
+    /// [`health`](crate::health), and the backend is quarantined.
     pub fn set_verify(&mut self, policy: VerifyPolicy) {
         self.verify = policy;
     }
@@ -147,8 +237,16 @@ impl Gcm {
     /// SP 800-38D limits. `buf` is unchanged on error.
     pub fn encrypt(&self, iv: &[u8], aad: &[u8], buf: &mut [u8]) -> Result<[u8; 16], Error> {
         check_lengths(iv.len(), aad.len(), buf.len())?;
-        let j0 = self.j0(iv);
-        Ok(self.engine.seal(j0, aad, buf))
+        let engine = self.active();
+        if let Some(reference) = self.reference_for(engine) {
+            let j0 = j0(reference, iv);
+            return Ok(verify::seal_checked(engine, reference, j0, aad, buf));
+        }
+        #[allow(unused_mut)]
+        let mut tag = engine.seal(j0(engine, iv), aad, buf);
+        #[cfg(feature = "fault-injection")]
+        crate::fault::corrupt_sealed(engine, buf, &mut tag);
+        Ok(tag)
     }
 
     /// Decrypt `buf` in place if `tag` (4 to 16 bytes, a prefix of the full
@@ -164,8 +262,15 @@ impl Gcm {
             return Err(Error::TagLength);
         }
         check_lengths(iv.len(), aad.len(), buf.len())?;
-        let j0 = self.j0(iv);
-        let computed = self.engine.open(j0, aad, buf);
+        let engine = self.active();
+        let computed = if let Some(reference) = self.reference_for(engine) {
+            verify::open_checked(engine, reference, j0(reference, iv), aad, buf)
+        } else {
+            let computed = engine.open(j0(engine, iv), aad, buf);
+            #[cfg(feature = "fault-injection")]
+            crate::fault::corrupt_opened(engine, buf);
+            computed
+        };
         if tags_match(computed, tag) {
             Ok(())
         } else {
@@ -191,23 +296,35 @@ impl Gcm {
         out: &mut Vec<u8>,
     ) -> Result<([u8; 16], u64), Error> {
         check_lengths(iv.len(), aad.len(), parts[0].len().saturating_add(parts[1].len()))?;
-        let j0 = self.j0(iv);
-        Ok(self.engine.seal_append(j0, aad, parts, out))
-    }
-
-    /// The pre-counter block as a big-endian integer: `IV || 0^31 || 1` for
-    /// 12-byte IVs, otherwise `GHASH(IV, zero-padded || 0^64 || [bits(IV)]_64)`.
-    fn j0(&self, iv: &[u8]) -> u128 {
-        if let Some((head, tail)) = <&[u8; 12]>::try_from(iv).ok().map(|iv| iv.split_at(8)) {
-            let head = u64::from_be_bytes(head.try_into().unwrap_or_default());
-            let tail = u32::from_be_bytes(tail.try_into().unwrap_or_default());
-            (u128::from(head) << 64) | (u128::from(tail) << 32) | 1
-        } else {
-            let mut acc = 0u128;
-            self.engine.ghash(&mut acc, iv);
-            self.engine.ghash_block(&mut acc, (iv.len() as u128) * 8);
-            acc
+        let engine = self.active();
+        if let Some(reference) = self.reference_for(engine) {
+            let j0 = j0(reference, iv);
+            return Ok(verify::seal_append_checked(engine, reference, j0, aad, parts, out));
         }
+        #[cfg(feature = "fault-injection")]
+        let start = out.len();
+        #[allow(unused_mut)]
+        let (mut tag, sum) = engine.seal_append(j0(engine, iv), aad, parts, out);
+        #[cfg(feature = "fault-injection")]
+        crate::fault::corrupt_sealed(engine, out.get_mut(start..).unwrap_or_default(), &mut tag);
+        Ok((tag, sum))
+    }
+}
+
+/// The pre-counter block as a big-endian integer: `IV || 0^31 || 1` for
+/// 12-byte IVs, otherwise `GHASH(IV, zero-padded || 0^64 || [bits(IV)]_64)`
+/// computed by `engine` (the scalar reference in a checked call, so that a
+/// faulty SIMD GHASH cannot skew both sides of the comparison alike).
+fn j0(engine: &Engine, iv: &[u8]) -> u128 {
+    if let Some((head, tail)) = <&[u8; 12]>::try_from(iv).ok().map(|iv| iv.split_at(8)) {
+        let head = u64::from_be_bytes(head.try_into().unwrap_or_default());
+        let tail = u32::from_be_bytes(tail.try_into().unwrap_or_default());
+        (u128::from(head) << 64) | (u128::from(tail) << 32) | 1
+    } else {
+        let mut acc = 0u128;
+        engine.ghash(&mut acc, iv);
+        engine.ghash_block(&mut acc, (iv.len() as u128) * 8);
+        acc
     }
 }
 
@@ -216,7 +333,7 @@ impl fmt::Debug for Gcm {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Gcm")
             .field("backend", &self.backend())
-            .field("key_bits", &(self.key_len * 8))
+            .field("key_bits", &(self.key_len() * 8))
             .field("verify", &self.verify)
             .finish_non_exhaustive()
     }

@@ -42,6 +42,16 @@
 //! - Key material is zeroized when a key is dropped.
 //! - Every length rule of NIST SP 800-38D is enforced with an [`Error`].
 //!
+//! ## Verify mode
+//!
+//! A key on a SIMD backend can cross-check its output against the
+//! constant-time scalar backend ([`Gcm::set_verify`] with a
+//! [`VerifyPolicy`]): on a mismatch the call still returns the correct
+//! result, the fault is recorded ([`health`], [`fault_events`]) and the
+//! backend is quarantined for the whole process, so keys move off it. With
+//! the cargo feature `fault-injection`, `fault::inject` corrupts a backend's
+//! keystream the way the 2015 Xen/AES-NI bug did, to prove that it is caught.
+//!
 //! ## ESP
 //!
 //! [`esp`] builds IPsec ESP on top: [`esp::Outbound::seal`] and
@@ -59,6 +69,8 @@ pub use aead;
 mod backend;
 mod error;
 pub mod esp;
+#[cfg(feature = "fault-injection")]
+pub mod fault;
 mod gcm;
 pub mod kat;
 mod ones_complement;
@@ -67,7 +79,7 @@ mod verify;
 pub use backend::{Backend, Overrides, UnknownBackend, cpu};
 pub use error::Error;
 pub use gcm::{Aes128Gcm, Aes192Gcm, Aes256Gcm, Gcm, MAX_AAD_LEN, MAX_IV_LEN, MAX_MESSAGE_LEN, MIN_TAG_LEN};
-pub use verify::VerifyPolicy;
+pub use verify::{FaultKind, FaultReport, Health, VerifyPolicy, fault_events, health};
 
 /// The README's Rust examples, compiled and run by `cargo test`.
 #[cfg(doctest)]

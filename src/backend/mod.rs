@@ -7,8 +7,8 @@
 //! 2. the operator: `ESPGCM_DISABLE=<name,name>` removes backends, and
 //!    `ESPGCM_BACKEND=<name>` forces the one new keys get (both read once,
 //!    at first use, so a restart applies a change; no rebuild needed);
-//! 3. nothing else yet. (Quarantine after a detected fault comes with verify
-//!    mode.)
+//! 3. verify mode: a backend caught producing a wrong block is quarantined
+//!    for the rest of the process (`crate::verify`).
 //!
 //! Dispatch is decided once per key: [`Engine`] is an enum with one variant
 //! per backend, each holding that backend's own key layout, and every call
@@ -96,16 +96,19 @@ impl Backend {
         }
     }
 
-    /// Backends this process may use: supported and not disabled by
-    /// `ESPGCM_DISABLE`, most preferred first.
+    /// Backends this process may use: supported, not disabled by
+    /// `ESPGCM_DISABLE` and not quarantined by verify mode after a fault
+    /// (see [`health`](crate::health)), most preferred first.
     ///
     /// Never empty: if every backend is ruled out, the scalar backend is
-    /// returned anyway (it needs nothing from the CPU), and
-    /// [`Overrides::warnings`] says so.
+    /// returned anyway (it needs nothing from the CPU, and is never
+    /// quarantined), and [`Overrides::warnings`] says so.
     pub fn available() -> Vec<Backend> {
         let overrides = Overrides::get();
-        let list: Vec<Backend> =
-            Backend::ALL.into_iter().filter(|b| b.is_supported() && !overrides.disabled.contains(b)).collect();
+        let list: Vec<Backend> = Backend::ALL
+            .into_iter()
+            .filter(|b| b.is_supported() && !overrides.disabled.contains(b) && !crate::verify::is_quarantined(*b))
+            .collect();
         if list.is_empty() { vec![Backend::Scalar] } else { list }
     }
 
@@ -123,6 +126,18 @@ impl Backend {
     pub fn best_reason() -> String {
         let best = Backend::best();
         let overrides = Overrides::get();
+        let quarantined: Vec<&str> = Backend::ALL
+            .into_iter()
+            .take_while(|b| *b != best)
+            .filter(|b| crate::verify::is_quarantined(*b))
+            .map(Backend::name)
+            .collect();
+        if !quarantined.is_empty() {
+            return format!(
+                "the fastest backend not quarantined: {} produced wrong output under verify mode (see espgcm::health())",
+                quarantined.join(" and ")
+            );
+        }
         if overrides.disabled.contains(&best) {
             return "ESPGCM_DISABLE lists it too, but nothing else is usable, so the scalar backend is the last resort"
                 .to_string();

@@ -4,6 +4,8 @@
 //! that each supported backend gives the right answers before anyone trusts it
 //! with traffic.
 
+mod burnin;
+
 use clap::{Parser, Subcommand};
 use espgcm::{Backend, Gcm, Overrides, kat};
 use flate2::read::GzDecoder;
@@ -35,12 +37,17 @@ Example:
   ...
   verdict: PASS: scalar ran 47250 known answers (...); new keys get scalar")]
     Check,
+    /// Stream zeros and other patterns through every SIMD backend for N
+    /// seconds and compare with scalar; print each mismatch as xxd rows.
+    /// Exits 1 on any mismatch.
+    Burnin(burnin::BurninArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Check) {
         Command::Check => check(),
+        Command::Burnin(args) => burnin::run(args),
     }
 }
 

@@ -1,0 +1,159 @@
+//! Fault injection (cargo feature `fault-injection`): corrupt a backend's
+//! keystream blocks the way the 2015 Xen/AES-NI bug did, so that verify mode
+//! and the ESP checks can be shown to catch it.
+//!
+//! The corruption happens *before GHASH sees the ciphertext*: on encryption
+//! the wrong ciphertext carries a tag that is valid for it, so a receiver
+//! accepts it; on decryption the plaintext comes out wrong while the tag
+//! (computed over the intact ciphertext) checks. It is applied to the output
+//! of the key's own backend, after the backend ran: the chosen ciphertext
+//! blocks are XORed with the pattern and the tag is corrected by the change
+//! in GHASH (`GHASH` is linear, so `T' = T ^ GHASH_H(C ^ C')` with the length
+//! block's multiplication), which is exactly the result of a keystream block
+//! XORed with the pattern inside the backend. The scalar reference that
+//! verify mode compares against is never corrupted.
+//!
+//! Without the feature none of this is compiled: no hook, no check, no cost.
+//!
+//! ```
+//! use espgcm::fault::{self, FaultPlan};
+//! use espgcm::{Backend, Gcm, VerifyPolicy};
+//!
+//! # fault::reset_health();
+//! // Corrupt every block of the scalar backend's output (a demonstration:
+//! // real use targets a SIMD backend, as the tests do).
+//! fault::inject(Backend::Scalar, FaultPlan { one_in_blocks: 1, run_blocks: 1, xor: [0x01; 16] });
+//! let gcm = Gcm::with_backend(&[9u8; 16], Backend::Scalar)?;
+//! let mut buf = [0u8; 32];
+//! let tag = gcm.encrypt(&[0u8; 12], b"", &mut buf)?;
+//! fault::clear();
+//! assert_eq!(fault::injected(), 2);
+//!
+//! // The receiver accepts the corrupted message: the tag matches it.
+//! let mut back = buf;
+//! gcm.decrypt(&[0u8; 12], b"", &mut back, &tag)?;
+//! assert_eq!(back, [0x01; 32]);
+//! # Ok::<(), espgcm::Error>(())
+//! ```
+
+use crate::Backend;
+use crate::backend::Engine;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
+
+/// Which keystream blocks to corrupt and how.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FaultPlan {
+    /// About one block in this many starts a run of corrupted blocks
+    /// (chosen at random per block; 0 and 1 mean every block).
+    pub one_in_blocks: u64,
+    /// Length of each run in blocks (0 counts as 1); a run ends with its
+    /// message.
+    pub run_blocks: u32,
+    /// XORed into each corrupted keystream block (for the message's last,
+    /// partial block, only the bytes that cover the message).
+    pub xor: [u8; 16],
+}
+
+/// Bit `1 << (backend as u32)`: a plan is active for the backend.
+static ACTIVE: AtomicU32 = AtomicU32::new(0);
+static PLANS: Mutex<Vec<(Backend, FaultPlan)>> = Mutex::new(Vec::new());
+static INJECTED: AtomicU64 = AtomicU64::new(0);
+
+/// Start corrupting `backend`'s keystream as `plan` says, replacing any
+/// earlier plan for it, in every key of the process, from the next call on.
+pub fn inject(backend: Backend, plan: FaultPlan) {
+    let mut plans = PLANS.lock().unwrap_or_else(PoisonError::into_inner);
+    plans.retain(|(b, _)| *b != backend);
+    plans.push((backend, plan));
+    ACTIVE.fetch_or(1 << (backend as u32), Ordering::AcqRel);
+}
+
+/// Stop every injection. The count of [`injected`] blocks is kept.
+pub fn clear() {
+    let mut plans = PLANS.lock().unwrap_or_else(PoisonError::into_inner);
+    plans.clear();
+    ACTIVE.store(0, Ordering::Release);
+}
+
+/// Blocks corrupted so far in this process (a block whose pattern bytes
+/// fell wholly past the end of the message changed nothing and is not
+/// counted).
+pub fn injected() -> u64 {
+    INJECTED.load(Ordering::Relaxed)
+}
+
+/// Lift every quarantine and zero the [`health`](crate::health) counters
+/// and the [`injected`] count, so that a test or demonstration can start
+/// again in the same process. Not for production (where a quarantine lasts
+/// until the process restarts), hence only with this feature.
+pub fn reset_health() {
+    crate::verify::reset();
+    INJECTED.store(0, Ordering::Relaxed);
+}
+
+/// The plan for `backend`, if any (one relaxed load when there is none).
+#[inline]
+fn plan_for(backend: Backend) -> Option<FaultPlan> {
+    if ACTIVE.load(Ordering::Relaxed) & (1 << (backend as u32)) == 0 {
+        return None;
+    }
+    let plans = PLANS.lock().unwrap_or_else(PoisonError::into_inner);
+    plans.iter().find(|(b, _)| *b == backend).map(|(_, p)| *p)
+}
+
+/// XOR the pattern into the blocks of `data` the plan picks; returns how
+/// many blocks changed.
+fn corrupt(plan: &FaultPlan, data: &mut [u8]) -> u64 {
+    let mut changed = 0;
+    let mut run_left = 0u32;
+    for block in data.chunks_mut(16) {
+        if run_left == 0 && (plan.one_in_blocks <= 1 || crate::verify::random_below(plan.one_in_blocks) == 0) {
+            run_left = plan.run_blocks.max(1);
+        }
+        if run_left > 0 {
+            run_left -= 1;
+            let mut any = 0u8;
+            for (d, x) in block.iter_mut().zip(plan.xor.iter()) {
+                *d ^= x;
+                any |= x;
+            }
+            changed += u64::from(any != 0);
+        }
+    }
+    INJECTED.fetch_add(changed, Ordering::Relaxed);
+    changed
+}
+
+/// After `engine` encrypted `data` with tag `tag`: corrupt the ciphertext as
+/// a corrupted keystream would have, with the tag recomputed to match it.
+#[inline]
+pub(crate) fn corrupt_sealed(engine: &Engine, data: &mut [u8], tag: &mut [u8; 16]) {
+    let Some(plan) = plan_for(engine.backend()) else {
+        return;
+    };
+    let mut before = 0u128;
+    engine.ghash(&mut before, data);
+    if corrupt(&plan, data) == 0 {
+        return;
+    }
+    let mut after = 0u128;
+    engine.ghash(&mut after, data);
+    // GHASH(C') ^ GHASH(C) from a zero accumulator is GHASH(C ^ C'); the
+    // AAD before it contributes equally to both, and the length block after
+    // it adds one more multiplication by H.
+    let mut delta = before ^ after;
+    engine.ghash_block(&mut delta, 0);
+    for (t, d) in tag.iter_mut().zip(delta.to_be_bytes()) {
+        *t ^= d;
+    }
+}
+
+/// After `engine` decrypted into `data`: corrupt the plaintext as a
+/// corrupted keystream would have (the tag, over the ciphertext, is intact).
+#[inline]
+pub(crate) fn corrupt_opened(engine: &Engine, data: &mut [u8]) {
+    if let Some(plan) = plan_for(engine.backend()) {
+        corrupt(&plan, data);
+    }
+}
