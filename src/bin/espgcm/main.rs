@@ -4,6 +4,11 @@
 //! that each supported backend gives the right answers before anyone trusts it
 //! with traffic.
 
+mod bench;
+mod pcap;
+mod sa_file;
+mod seal_open;
+
 use clap::{Parser, Subcommand};
 use espgcm::{Backend, Gcm, Overrides, kat};
 use flate2::read::GzDecoder;
@@ -35,12 +40,22 @@ Example:
   ...
   verdict: PASS: scalar ran 47250 known answers (...); new keys get scalar")]
     Check,
+    /// Time AES-GCM seal and open on every supported backend (and peers
+    /// with the `peers` feature) from 16 B to 16 KiB: table, JSON or chart.
+    Bench(bench::BenchArgs),
+    /// Seal the IP packets of a pcap/pcapng capture with an SA (TOML file).
+    Seal(seal_open::SealArgs),
+    /// Open the ESP packets of a pcap/pcapng capture with an SA (TOML file).
+    Open(seal_open::OpenArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Check) {
         Command::Check => check(),
+        Command::Bench(args) => bench::run(args),
+        Command::Seal(args) => seal_open::seal(args),
+        Command::Open(args) => seal_open::open(args),
     }
 }
 
