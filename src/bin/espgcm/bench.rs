@@ -759,6 +759,9 @@ fn chart(path: &std::path::Path, results: &[Measurement], sizes: &[usize]) -> Re
     let mut ticks: Vec<f64> = sizes.iter().map(|&s| s as f64).collect();
     ticks.sort_by(f64::total_cmp);
     ticks.dedup();
+    // 1-2-5 steps on the throughput axis.
+    let y_ticks: Vec<f64> =
+        (-3..=3).flat_map(|e| [1.0, 2.0, 5.0].map(|m| m * 10f64.powi(e))).filter(|v| (y0..=y1).contains(v)).collect();
 
     let (w, h) = (620 * cols as u32, 440 * rows as u32 + 40);
     let root = SVGBackend::new(path, (w, h)).into_drawing_area();
@@ -776,7 +779,10 @@ fn chart(path: &std::path::Path, results: &[Measurement], sizes: &[usize]) -> Re
                 .margin(14)
                 .x_label_area_size(44)
                 .y_label_area_size(60)
-                .build_cartesian_2d((x0..x1).log_scale().with_key_points(ticks.clone()), (y0..y1).log_scale())?;
+                .build_cartesian_2d(
+                    (x0..x1).log_scale().with_key_points(ticks.clone()),
+                    (y0..y1).log_scale().with_key_points(y_ticks.clone()),
+                )?;
             chart
                 .configure_mesh()
                 .x_desc("message size, bytes (log scale)")

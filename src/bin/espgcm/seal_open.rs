@@ -241,7 +241,7 @@ fn summary(command: &str, done: &str, input: &Path, output: &Path, sa: &str, inf
     println!("espgcm {command}: {} ({format}, {}) -> {}", input.display(), links.join(", "), output.display());
     println!("SA: {sa}");
     println!("packets read:        {}", info.packets);
-    println!("{done:<21}{}", tally.done);
+    println!("{:<21}{}", format!("{done}:"), tally.done);
     if tally.not_ip > 0 {
         println!("not IP, copied:      {}", tally.not_ip);
     }
