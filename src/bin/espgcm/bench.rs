@@ -4,8 +4,8 @@
 //!
 //! Measuring on a shared, noisy machine: every implementation of one
 //! (operation, key size, message size) cell runs in short batches, the
-//! implementations take turns batch by batch (interleaved rounds), and the
-//! fastest batch of each counts. Load that comes and goes then hits every
+//! implementations take turns batch by batch (interleaved rounds of at most
+//! 200 µs batches, at least five rounds), and the fastest batch of each counts. Load that comes and goes then hits every
 //! implementation alike, and the best batch is the one least disturbed.
 //!
 //! Every implementation's ciphertext and tag are compared with the scalar
@@ -27,8 +27,11 @@ const DEFAULT_SIZES: [usize; 6] = [16, 64, 576, 1420, 8192, 16384];
 const AAD: [u8; 8] = [0x00, 0x00, 0x12, 0x34, 0x00, 0x00, 0x00, 0x01];
 /// ESP's 12-byte nonce (salt and IV).
 const IV: [u8; 12] = [0x5a; 12];
-/// Interleaved rounds per cell; the fastest counts.
-const ROUNDS: u32 = 7;
+/// The fewest interleaved rounds per cell; the fastest batch counts.
+const MIN_ROUNDS: u32 = 5;
+/// The longest batch: short enough that many batches fit between two
+/// preemptions on a busy machine (a scheduler slice is a few ms).
+const MAX_BATCH: Duration = Duration::from_micros(200);
 /// The largest message accepted by `--sizes`.
 const MAX_SIZE: usize = 1 << 26;
 
@@ -78,7 +81,7 @@ fn parse_size(s: &str) -> Result<usize, String> {
         None => (t, 1),
     };
     let n: usize = digits.parse().map_err(|_| format!("`{s}` is not a size: write bytes (1420) or KiB (16K)"))?;
-    let size = n.checked_mul(scale).unwrap_or(usize::MAX);
+    let size = n.saturating_mul(scale);
     if size == 0 || size > MAX_SIZE {
         return Err(format!("size {s} is out of range: give 1 byte to 64M bytes"));
     }
@@ -319,7 +322,10 @@ struct Report {
     units: Units,
     iv_len: usize,
     aad_len: usize,
+    /// The fewest interleaved batches any cell had.
     rounds: u32,
+    /// The longest a batch was made to take, in microseconds.
+    batch_us: u64,
     seconds: f64,
     sizes: Vec<usize>,
     key_bits: Vec<u32>,
@@ -462,6 +468,7 @@ fn bench(args: &BenchArgs) -> Result<ExitCode, String> {
     );
 
     let mut results: Vec<Measurement> = Vec::new();
+    let mut min_rounds = u32::MAX;
     let (mut total_ticks, mut total_ns) = (0f64, 0f64);
     for &bits in &key_bits {
         let k = key(bits);
@@ -498,7 +505,10 @@ fn bench(args: &BenchArgs) -> Result<ExitCode, String> {
             for op in ops {
                 progress.set_message(format!("{} AES-{bits} {size} B", op.name()));
                 let shares = keyed.len() + usize::from(op == Op::Open);
-                let per_batch = per_cell / (shares as u32 * ROUNDS);
+                let per_share = per_cell / shares as u32;
+                let per_batch = (per_share / MIN_ROUNDS).min(MAX_BATCH);
+                let rounds = ((per_share.as_secs_f64() / per_batch.as_secs_f64().max(1e-9)) as u32).max(MIN_ROUNDS);
+                min_rounds = min_rounds.min(rounds);
                 let mut bufs: Vec<Vec<u8>> = keyed.iter().map(|_| plain.clone()).collect();
                 let mut copy_buf = ct.clone();
                 let mut copy_only = || {
@@ -513,7 +523,7 @@ fn bench(args: &BenchArgs) -> Result<ExitCode, String> {
                 }
                 let mut best = vec![Best::NONE; keyed.len()];
                 let mut copy_best = Best::NONE;
-                for _ in 0..ROUNDS {
+                for _ in 0..rounds {
                     for (i, ((_, s), buf)) in keyed.iter().zip(bufs.iter_mut()).enumerate() {
                         let mut f = call(op, s.as_ref(), buf, &ct, &tag);
                         let b = batch(&mut f, counts[i]);
@@ -585,7 +595,8 @@ fn bench(args: &BenchArgs) -> Result<ExitCode, String> {
         units: UNITS,
         iv_len: IV.len(),
         aad_len: AAD.len(),
-        rounds: ROUNDS,
+        rounds: min_rounds,
+        batch_us: MAX_BATCH.as_micros() as u64,
         seconds: args.seconds,
         sizes: sizes.clone(),
         key_bits: key_bits.clone(),
@@ -632,13 +643,14 @@ fn call<'a>(op: Op, s: &'a dyn Sealer, buf: &'a mut [u8], ct: &'a [u8], tag: &'a
 
 /// `16 B`, `1420 B`, `8 KiB`.
 pub fn size_label(size: usize) -> String {
-    if size >= 1024 && size % 1024 == 0 { format!("{} KiB", size / 1024) } else { format!("{size} B") }
+    if size >= 1024 && size.is_multiple_of(1024) { format!("{} KiB", size / 1024) } else { format!("{size} B") }
 }
 
 fn print_table(r: &Report) {
     println!(
-        "espgcm {} bench: AES-GCM in place, {}-byte IV, {}-byte AAD; fastest of {} interleaved batches, {} s in all",
-        r.espgcm_version, r.iv_len, r.aad_len, r.rounds, r.seconds
+        "espgcm {} bench: AES-GCM in place, {}-byte IV, {}-byte AAD; {} s in all, the fastest of {} or more \
+         interleaved batches of at most {} us per cell",
+        r.espgcm_version, r.iv_len, r.aad_len, r.seconds, r.rounds, r.batch_us
     );
     let cpu = if r.cpu_features.is_empty() { "-".to_string() } else { r.cpu_features.join(" ") };
     let tsc = r.tsc_ghz.map_or("no TSC".to_string(), |g| format!("TSC {g:.2} GHz"));
@@ -715,7 +727,7 @@ const SERIES_COLOURS: [(u8, u8, u8); 8] = [
 /// `16`, `1420`, `8K`: short tick labels for the size axis.
 fn size_tick(v: f64) -> String {
     let n = v.round() as usize;
-    if n >= 1024 && n % 1024 == 0 { format!("{}K", n / 1024) } else { n.to_string() }
+    if n >= 1024 && n.is_multiple_of(1024) { format!("{}K", n / 1024) } else { n.to_string() }
 }
 
 /// `0.05`, `0.5`, `2`, `10`: tick labels for the throughput axis.

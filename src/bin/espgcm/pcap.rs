@@ -17,9 +17,11 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::Path;
 
-/// The snapshot length written when the input's is smaller: sealing makes
-/// packets longer, and a reader may refuse a packet above the snapshot length.
-const OUTPUT_SNAPLEN: u32 = 262_144;
+/// The smallest snapshot length written: sealing makes packets longer, and
+/// a reader may cut a packet to the snapshot length. An input with a larger
+/// one (or pcapng's 0, no limit) keeps its own, so that a capture sealed and
+/// opened again comes back identical.
+const OUTPUT_SNAPLEN: u32 = 65_535;
 
 const ETHERTYPE_IPV4: u16 = 0x0800;
 const ETHERTYPE_IPV6: u16 = 0x86dd;
@@ -170,14 +172,14 @@ fn format_of(path: &Path, reader: &mut BufReader<File>) -> Result<Format, String
     }
 }
 
+/// What [`transform`] does to one frame: given its link type, its packet
+/// number (from 1) and its bytes, the frame to write, or `None` to drop it.
+pub type FrameFn<'a> = dyn FnMut(DataLink, u64, &[u8]) -> Option<Vec<u8>> + 'a;
+
 /// Read `input`, hand every frame to `f` with its link type and packet
 /// number (from 1), and write what `f` returns to `output` (`None` drops
 /// the frame) in the input's format.
-pub fn transform(
-    input: &Path,
-    output: &Path,
-    f: &mut dyn FnMut(DataLink, u64, &[u8]) -> Option<Vec<u8>>,
-) -> Result<CaptureInfo, String> {
+pub fn transform(input: &Path, output: &Path, f: &mut FrameFn<'_>) -> Result<CaptureInfo, String> {
     let file = File::open(input)
         .map_err(|e| format!("cannot open the input capture {}: {e}; check the path given to --in", input.display()))?;
     let mut reader = BufReader::new(file);

@@ -106,7 +106,7 @@ fn decode_hex(text: &str) -> Result<Vec<u8>, String> {
             },
         }
     }
-    if digits.len() % 2 != 0 {
+    if !digits.len().is_multiple_of(2) {
         let n = digits.len();
         digits.zeroize();
         return Err(format!("keymat: {n} hex digits is an odd number; each byte takes two"));
