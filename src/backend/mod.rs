@@ -21,6 +21,7 @@ pub(crate) mod scalar;
 pub(crate) mod vaes256;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod vaes512;
+mod tsc;
 
 use core::fmt;
 use core::str::FromStr;
@@ -247,6 +248,7 @@ impl Overrides {
 
 /// CPU features relevant to the backends, as this process sees them.
 pub mod cpu {
+    pub use super::tsc::tsc;
     #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
     mod detect {
         cpufeatures::new!(aesni, "aes", "pclmulqdq", "ssse3", "sse4.1");

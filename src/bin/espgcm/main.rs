@@ -5,6 +5,10 @@
 //! with traffic.
 
 mod burnin;
+mod bench;
+mod pcap;
+mod sa_file;
+mod seal_open;
 
 use clap::{Parser, Subcommand};
 use espgcm::{Backend, Gcm, Overrides, kat};
@@ -41,6 +45,13 @@ Example:
     /// seconds and compare with scalar; print each mismatch as xxd rows.
     /// Exits 1 on any mismatch.
     Burnin(burnin::BurninArgs),
+    /// Time AES-GCM seal and open on every supported backend (and peers
+    /// with the `peers` feature) from 16 B to 16 KiB: table, JSON or chart.
+    Bench(bench::BenchArgs),
+    /// Seal the IP packets of a pcap/pcapng capture with an SA (TOML file).
+    Seal(seal_open::SealArgs),
+    /// Open the ESP packets of a pcap/pcapng capture with an SA (TOML file).
+    Open(seal_open::OpenArgs),
 }
 
 fn main() -> ExitCode {
@@ -48,6 +59,9 @@ fn main() -> ExitCode {
     match cli.command.unwrap_or(Command::Check) {
         Command::Check => check(),
         Command::Burnin(args) => burnin::run(args),
+        Command::Bench(args) => bench::run(args),
+        Command::Seal(args) => seal_open::seal(args),
+        Command::Open(args) => seal_open::open(args),
     }
 }
 
