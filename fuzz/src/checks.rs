@@ -21,9 +21,7 @@ use espgcm::esp::wire::{
     self, EspPacket, EspRepr, Ipv4Packet, Ipv4Repr, Ipv6Packet, Ipv6Repr, TcpPacket, TcpRepr, UdpPacket, UdpRepr,
     protocol,
 };
-use espgcm::esp::{
-    ChecksumPolicy, Counters, Encap, EspError, Inbound, Mode, Outbound, SaConfig, Transform, natt,
-};
+use espgcm::esp::{ChecksumPolicy, Counters, Encap, EspError, Inbound, Mode, Outbound, SaConfig, Transform, natt};
 use espgcm::{Backend, Error, Gcm, VerifyPolicy};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -699,26 +697,20 @@ fn reference_sum(data: &[u8]) -> u16 {
 pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
     let mut seeds = Vec::new();
     let data = b"GET /ruok HTTP/1.1\r\n";
-    let datagrams = [
-        tcp_v4(data),
-        udp_v4(data),
-        icmp_v4(data),
-        tcp_v6(data),
-        udp_v6(data),
-        tcp_v4(&[]),
-        udp_v6(&[0x42; 200]),
-    ];
+    let datagrams =
+        [tcp_v4(data), udp_v4(data), icmp_v4(data), tcp_v6(data), udp_v6(data), tcp_v4(&[]), udp_v6(&[0x42; 200])];
     let b0s = [0x00, 0x01, 0x02, 0x04, 0x05, 0x06, 0x08, 0x10, 0x20, 0x40, 0x4c, 0x80, 0x8e];
     let b1s = [0x02, 0x00, 0x03, 0x2e, 0x0d, 0x1d];
     for (n, &b0) in b0s.iter().enumerate() {
         let b1 = b1s[n % b1s.len()];
         let datagram = &datagrams[n % datagrams.len()];
-        // esp_open, raw: the sealed packet as received.
+        // esp_open, raw: the sealed packet as received (no NAT-OA: nothing
+        // rewrote the addresses).
         let cfg = sa_config(b0, b1);
         let mut tx = Outbound::new(SaConfig { nat_original: None, ..cfg.clone() }).expect("valid SA");
         let mut sealed = Vec::new();
         if tx.seal(datagram, &mut sealed).is_ok() {
-            seeds.push(("esp_open", [&[b0, b1 & 0x3f][..], &sealed].concat()));
+            seeds.push(("esp_open", [&[b0, b1 & 0x27][..], &sealed].concat()));
         }
         // esp_open, authentic: seq || payload || padding || trailer.
         let mut plaintext = datagram.clone();
