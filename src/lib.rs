@@ -57,6 +57,8 @@
 pub use aead;
 
 mod backend;
+#[doc(hidden)]
+pub mod ct_probe;
 mod error;
 pub mod esp;
 mod gcm;

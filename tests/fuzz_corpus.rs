@@ -11,7 +11,10 @@ mod checks;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-const TARGETS: [(&str, fn(&[u8])); 4] = [
+/// A fuzz target's check.
+type Check = fn(&[u8]);
+
+const TARGETS: [(&str, Check); 4] = [
     ("esp_open", checks::esp_open),
     ("esp_seal", checks::esp_seal),
     ("gcm_differential", checks::gcm_differential),
