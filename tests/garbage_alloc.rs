@@ -157,7 +157,13 @@ fn opening_random_garbage_allocates_at_most_its_size() {
             // Make much of it look like IP (v4 or v6) carrying ESP or UDP,
             // so the checks past the first byte are reached.
             if let Some(first) = input.first_mut() {
-                *first = if i % 3 == 0 { 0x45 } else if i % 3 == 1 { 0x60 } else { *first };
+                *first = if i % 3 == 0 {
+                    0x45
+                } else if i % 3 == 1 {
+                    0x60
+                } else {
+                    *first
+                };
             }
             if input.len() > 9 && i % 2 == 0 {
                 input[9] = if i % 4 == 0 { 50 } else { 17 };
@@ -234,7 +240,6 @@ fn sealing_garbage_allocates_at_most_its_size_plus_overhead() {
         }
     }
 }
-
 
 #[test]
 #[ignore = "known issue: GMAC with ESN under-reserves in open (see KNOWN_ISSUE_GMAC_ESN_RESERVE)"]
