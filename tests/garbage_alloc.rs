@@ -255,3 +255,42 @@ fn gmac_with_esn_opens_with_one_exact_reservation() {
     assert!(largest <= sealed.len() + SLACK, "largest allocation {largest} for {} bytes", sealed.len());
     assert_eq!(largest, total, "one allocation");
 }
+
+/// The no-panic rules of the packet path, checked where they are written:
+/// `src/esp/mod.rs` denies `unwrap`, `expect`, unchecked indexing and
+/// `panic!` (clippy) and forbids `unsafe` for the whole `esp` module tree,
+/// and no file under `src/esp/` lifts those lints outside a
+/// `#[cfg(test)]` module.
+#[test]
+fn the_packet_path_denies_panicking_constructs() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/esp");
+    let module = std::fs::read_to_string(root.join("mod.rs")).unwrap();
+    assert!(module.contains("#![forbid(unsafe_code)]"), "src/esp/mod.rs must forbid unsafe code");
+    assert!(
+        module.contains(
+            "#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]"
+        ),
+        "src/esp/mod.rs must deny unwrap, expect, indexing and panic"
+    );
+    let mut files = vec![root.clone()];
+    let mut checked = 0;
+    while let Some(path) = files.pop() {
+        if path.is_dir() {
+            files.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            let lifts = ["unwrap_used", "expect_used", "indexing_slicing", "clippy::panic"]
+                .iter()
+                .any(|lint| line.contains("allow(") && line.contains(lint));
+            if lifts {
+                let in_test = i > 0 && lines[i - 1].trim() == "#[cfg(test)]";
+                assert!(in_test, "{}:{}: lint lifted outside a test module: {line}", path.display(), i + 1);
+            }
+        }
+        checked += 1;
+    }
+    assert!(checked >= 10, "only {checked} files under src/esp");
+}
