@@ -267,9 +267,7 @@ fn the_packet_path_denies_panicking_constructs() {
     let module = std::fs::read_to_string(root.join("mod.rs")).unwrap();
     assert!(module.contains("#![forbid(unsafe_code)]"), "src/esp/mod.rs must forbid unsafe code");
     assert!(
-        module.contains(
-            "#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]"
-        ),
+        module.contains("#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]"),
         "src/esp/mod.rs must deny unwrap, expect, indexing and panic"
     );
     let mut files = vec![root.clone()];
