@@ -169,8 +169,11 @@ fn control_early_exit(runner: &mut CtRunner, rng: &mut BenchRng) {
     }
 }
 
+/// One dudect bench function.
+type Bench = fn(&mut CtRunner, &mut BenchRng);
+
 fn main() -> std::io::Result<()> {
-    let benches: [(&'static str, fn(&mut CtRunner, &mut BenchRng)); 7] = [
+    let benches: [(&'static str, Bench); 7] = [
         ("aes_plaintext", aes_plaintext),
         ("aes_key", aes_key),
         ("ghash_data", ghash_data),
