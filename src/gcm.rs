@@ -32,7 +32,7 @@ pub const MIN_TAG_LEN: usize = 4;
 /// bytes past `tag.len()` are masked off (the length is public) and the
 /// difference is compared with zero by `subtle`, with no branch or early
 /// exit on the data. The computed tag is wiped afterwards.
-fn tags_match(mut computed: [u8; 16], tag: &[u8]) -> bool {
+pub(crate) fn tags_match(mut computed: [u8; 16], tag: &[u8]) -> bool {
     let mut given = [0u8; 16];
     let n = tag.len().min(16);
     if let (Some(dst), Some(src)) = (given.get_mut(..n), tag.get(..n)) {

@@ -67,6 +67,8 @@
 pub use aead;
 
 mod backend;
+#[doc(hidden)]
+pub mod ct_probe;
 mod error;
 pub mod esp;
 #[cfg(feature = "fault-injection")]

@@ -1,0 +1,5 @@
+//! Fuzz target `esp_open`: the checks are `espgcm_fuzz::esp_open` (fuzz/src/checks.rs),
+//! which `cargo test` also runs over the committed corpus.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| espgcm_fuzz::esp_open(data));
