@@ -349,17 +349,6 @@ pub fn esp_seal(data: &[u8]) {
                 assert_eq!(ip_next_header(&packet), protocol::NO_NEXT_HEADER);
                 return;
             }
-            if KNOWN_ISSUE_ZERO_ICMPV4 && is_all_zero_icmpv4(&packet) {
-                // KNOWN ISSUE (reported; `fuzz/corpus/esp_seal/regression-zero-icmpv4`):
-                // `seal` checks the ICMPv4 checksum on the sum the cipher took
-                // of the whole protected region, which for an all-zero ICMP
-                // message can come out as 0xFFFF (one's complement's other
-                // zero), so it accepts a message whose checksum should be
-                // 0xFFFF; `open` sums the segment directly (+0) and drops it.
-                // Set the flag to false once `seal` refuses such messages.
-                assert!(r.is_ok() || matches!(r, Err(EspError::ChecksumAfterDecrypt { .. })), "{r:?}");
-                return;
-            }
             assert_eq!(r, Ok(()), "a sealed packet failed to open ({} bytes sealed)", sealed.len());
             assert!(opened.len() <= packet.len(), "opened more than was sealed");
             assert_eq!(opened, packet[..opened.len()], "the round trip changed the datagram");
@@ -373,16 +362,6 @@ pub fn esp_seal(data: &[u8]) {
         assert!(matches!(r, Err(EspError::SequenceExhausted { .. })), "sealed past the sequence space: {r:?}");
         assert!(more.is_empty());
     }
-}
-
-/// See the use: whether the seal/open disagreement over all-zero ICMPv4
-/// messages is still tolerated.
-const KNOWN_ISSUE_ZERO_ICMPV4: bool = true;
-
-/// An IPv4 packet carrying an ICMP message that is all zero bytes.
-fn is_all_zero_icmpv4(packet: &[u8]) -> bool {
-    let ip = Ipv4Packet::new_unchecked(packet);
-    ip.version() == 4 && ip.protocol() == protocol::ICMP && !ip.is_fragment() && ip.payload().iter().all(|&b| b == 0)
 }
 
 /// The protocol / next header of the upper layer ESP was inserted before

@@ -17,11 +17,11 @@
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod aesni;
 pub(crate) mod scalar;
+mod tsc;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod vaes256;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod vaes512;
-mod tsc;
 
 use core::fmt;
 use core::str::FromStr;

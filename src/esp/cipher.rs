@@ -83,6 +83,13 @@ impl SaCipher {
         if self.gmac && self.esn { 4 } else { 0 }
     }
 
+    /// Extra room `open` needs in `out` beyond the ciphertext: GMAC with ESN
+    /// builds SPI || high || low || IV || body there before moving the body
+    /// down.
+    pub(crate) fn open_room(&self) -> usize {
+        if self.gmac && self.esn { esp::HEADER_LEN + 4 + esp::IV_LEN } else { 0 }
+    }
+
     fn nonce(&self, iv: [u8; 8]) -> [u8; 12] {
         let mut nonce = [0u8; 12];
         let (salt, rest) = nonce.split_at_mut(4);

@@ -167,7 +167,7 @@ impl Inbound {
         // 3. AEAD open into `out`, behind the kept header in transport mode.
         let transport = matches!(self.cfg.mode, Mode::Transport);
         let prefix_len = if transport { located.prefix.len() } else { 0 };
-        out.reserve(prefix_len + ciphertext_len + self.cipher.scratch_len());
+        out.reserve(prefix_len + ciphertext_len + self.cipher.open_room());
         if transport {
             wire::extend_header(out, located.prefix);
         }
@@ -342,7 +342,7 @@ impl Inbound {
         let (header, ciphertext_len) = self.check_esp(esp_bytes)?;
         let low = u64::from(header.sequence());
         let seq = if self.cfg.esn { (u64::from(seq_high) << 32) | low } else { low };
-        let mut out = Vec::with_capacity(ciphertext_len + self.cipher.scratch_len() + esp::HEADER_LEN + esp::IV_LEN);
+        let mut out = Vec::with_capacity(ciphertext_len + self.cipher.open_room());
         self.cipher.open(esp_bytes, seq, &mut out)?;
         match esp::parse_trailer(&out) {
             Ok((payload_len, next_header)) => {

@@ -1,6 +1,6 @@
 //! The sending side of an SA: `seal`.
 
-use super::checksum::RegionSum;
+use super::checksum::{self, RegionSum};
 use super::cipher::SaCipher;
 use super::packet::{self, Stage, Upper, UpperPlan};
 use super::wire::{self, EspRepr, Ipv4Packet, Ipv4Repr, Ipv6Packet, Ipv6Repr, UdpRepr, esp, ipv4, ipv6, protocol, udp};
@@ -235,8 +235,15 @@ impl Outbound {
                 // The cipher summed the protected bytes; the segment runs
                 // from `segment.start` to their end.
                 let before = protected.get(..segment.start.saturating_sub(protected_start)).unwrap_or(&[]);
-                let sum = RegionSum::new(sealed).remove(before, 0);
-                if let Err(e) = check.verify(sum.value(), Stage::BeforeEncrypt) {
+                let segment_sum = if check.has_pseudo_header() {
+                    RegionSum::new(sealed).remove(before, 0).value()
+                } else {
+                    // ICMPv4: without a pseudo-header, an all-zero message
+                    // sums to +0, which a sum with bytes taken away cannot
+                    // tell from -0 (it would pass). It is short: sum it.
+                    checksum::sum(protected.get(before.len()..).unwrap_or(&[]))
+                };
+                if let Err(e) = check.verify(segment_sum, Stage::BeforeEncrypt) {
                     // Nothing is sent. The sequence number stays used: its IV
                     // encrypted these bytes, and an IV is never used twice.
                     out.fill(0);

@@ -302,6 +302,11 @@ impl UpperCheck {
         Ok(Some(UpperCheck { kind, pseudo_header, found: get_u16(segment, at) }))
     }
 
+    /// Whether the checksum covers a pseudo-header (every kind but ICMPv4).
+    pub(crate) fn has_pseudo_header(&self) -> bool {
+        self.pseudo_header != Sum::ZERO
+    }
+
     /// Verify, given the folded network-order sum of the segment's bytes
     /// (as [`checksum::sum`] computes it).
     #[inline]
@@ -318,8 +323,10 @@ impl UpperCheck {
 
 #[cold]
 fn mismatch(kind: ChecksumKind, total: Sum, found: u16, stage: Stage) -> EspError {
+    // Where the rest sums to zero, only 0xffff is sure to verify (+0 and -0
+    // cannot be told apart here); UDP also reserves 0 for "no checksum".
     let mut expected = total.add_u16(!found).checksum();
-    if kind == ChecksumKind::Udp && expected == 0 {
+    if expected == 0 {
         expected = 0xffff;
     }
     stage.mismatch(kind, found, expected)

@@ -4,8 +4,8 @@
 //! that each supported backend gives the right answers before anyone trusts it
 //! with traffic.
 
-mod burnin;
 mod bench;
+mod burnin;
 mod pcap;
 mod sa_file;
 mod seal_open;
