@@ -113,7 +113,6 @@ fn configs() -> Vec<SaConfig> {
 
 /// Open `input` on `rx` into a fresh `Vec` and check what it allocated.
 fn open_is_bounded(rx: &mut Inbound, input: &[u8], what: &str) -> bool {
-    let cfg = rx.config();
     let bound = input.len() + SLACK;
     let mut out = Vec::new();
     let (r, largest, total) = measure(|| rx.open(input, &mut out));
