@@ -551,27 +551,25 @@ fn run() -> Result<(), String> {
     // burst of load lasting seconds cannot spoil one of them alone.
     let mut entries: Vec<Vec<Vec<Box<dyn Timed + '_>>>> =
         keys.iter().zip(&expected).map(|(k, per_size)| per_size.iter().map(|e| k.entries(e)).collect()).collect();
-    let ops = [Op::Seal, Op::Open];
     let mut plan = Vec::new();
-    for key in 0..KEY_LENS.len() {
-        for (op_index, &op) in ops.iter().enumerate() {
-            for size in 0..SIZES.len() {
-                let iters: Vec<usize> =
-                    entries[key][size].iter_mut().map(|t| calibrate(t.as_mut(), op)).collect::<Result<_, _>>()?;
+    for (key, per_size) in entries.iter_mut().enumerate() {
+        for op in [Op::Seal, Op::Open] {
+            for (size, row) in per_size.iter_mut().enumerate() {
+                let iters = row.iter_mut().map(|t| calibrate(t.as_mut(), op)).collect::<Result<Vec<_>, _>>()?;
                 let samples = vec![Vec::with_capacity(PASSES * ROUNDS_PER_PASS); iters.len()];
-                plan.push((key, op_index, size, iters, samples));
+                plan.push(Measurement { key, op, size, iters, samples });
             }
         }
     }
     for _ in 0..PASSES {
-        for (key, op_index, size, iters, samples) in &mut plan {
-            let row = &mut entries[*key][*size];
+        for m in &mut plan {
+            let row = &mut entries[m.key][m.size];
             let n = row.len();
             for round in 0..ROUNDS_PER_PASS {
                 for k in 0..n {
                     let i = (round + k) % n;
-                    let elapsed = row[i].batch(ops[*op_index], iters[i])?;
-                    samples[i].push(elapsed.as_secs_f64() * 1e9 / iters[i] as f64);
+                    let elapsed = row[i].batch(m.op, m.iters[i])?;
+                    m.samples[i].push(elapsed.as_secs_f64() * 1e9 / m.iters[i] as f64);
                 }
             }
         }
@@ -579,16 +577,24 @@ fn run() -> Result<(), String> {
 
     let best = Backend::best().name();
     for (key, k) in keys.iter().enumerate() {
-        for (op_index, op) in ops.iter().enumerate() {
-            let columns: Vec<Vec<Stats>> = plan
-                .iter()
-                .filter(|(kk, oo, ..)| *kk == key && *oo == op_index)
-                .map(|(.., samples)| stats(samples))
-                .collect();
+        for op in [Op::Seal, Op::Open] {
+            let columns: Vec<Vec<Stats>> =
+                plan.iter().filter(|m| m.key == key && m.op == op).map(|m| stats(&m.samples)).collect();
             print_table(&format!("{}, AES-{}", op.name(), KEY_LENS[key] * 8), &k.names(), best, &columns);
         }
     }
     Ok(())
+}
+
+/// One timed cell set: a key size, an operation and a message size (indices
+/// into `KEY_LENS` and `SIZES`), with each implementation's calls per batch
+/// and its samples in ns per call.
+struct Measurement {
+    key: usize,
+    op: Op,
+    size: usize,
+    iters: Vec<usize>,
+    samples: Vec<Vec<f64>>,
 }
 
 fn print_header(library: &ffi::Library) {
