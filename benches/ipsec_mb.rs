@@ -2,7 +2,7 @@
 //! side in one run, as interleaved best-of-N timings.
 //!
 //! ```text
-//! sudo apt-get install libipsec-mb-dev      # the C library and its header
+//! sudo apt-get install libipsec-mb-dev      # the C library and its header (and a C compiler)
 //! taskset -c 1 cargo bench --features ipsec-mb,peers --bench ipsec_mb
 //! taskset -c 1 cargo bench --features ipsec-mb --bench ipsec_mb   # without ring, aws-lc-rs
 //! ```
@@ -10,9 +10,10 @@
 //! intel-ipsec-mb is called through its direct AES-GCM API, the way an IPsec
 //! data plane calls it per packet: `IMB_AES128_GCM_PRE`/`IMB_AES256_GCM_PRE`
 //! once per key, then `IMB_AES{128,256}_GCM_ENC`/`_DEC` per message on the
-//! manager `init_mb_mgr_auto` picked (on Ice Lake its VAES + AVX-512 code).
+//! manager `init_mb_mgr_auto` picked (with VAES and AVX-512, its `vaes_avx512`
+//! code; the first line of the output names the code path timed).
 //! Those are function pointers inside `IMB_MGR`, whose layout changes between
-//! library versions, so a ten-line C shim (`benches/ipsec_mb/shim.c`, built by
+//! library versions, so a small C shim (`benches/ipsec_mb/shim.c`, built by
 //! `build.rs` only with the `ipsec-mb` feature) makes the calls and this file
 //! sees plain functions ([`ffi`]); the shim adds one direct call per message.
 //!
@@ -34,6 +35,7 @@
 //! Interference only ever adds time, so the table shows the fastest batch of
 //! each implementation, per call; the `noise` line gives the worst
 //! median/fastest ratio of the table.
+//!
 //! Open decrypts the same buffer over and over with two alternating tags: the
 //! tag of the ciphertext C, and the tag of sealing C itself, which is the tag
 //! of the plaintext P read as ciphertext (decrypting P gives C back, because
