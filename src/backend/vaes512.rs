@@ -63,9 +63,9 @@ const BLOCKS: usize = 16;
 /// Bytes per bulk iteration.
 const BATCH: usize = 16 * BLOCKS;
 /// Powers of H kept: thirty-two for a pair of bulk iterations (one reduction
-/// per pair); the longest tail (sixteen blocks and the length block) needs
-/// seventeen.
-const POWERS: usize = 2 * BLOCKS;
+/// per pair), and thirty-three for the final hash of a sealed message (its
+/// last batch, up to fifteen blocks of tail and the length block).
+const POWERS: usize = 2 * BLOCKS + 1;
 /// The power table: `H^POWERS..H^1`, then four zero blocks.
 const TABLE: usize = POWERS + 4;
 
@@ -101,6 +101,12 @@ struct Wide {
 }
 
 impl Wide {
+    #[inline]
+    #[target_feature(enable = "vaes,vpclmulqdq,avx512f,avx512bw,avx512vl,aes,pclmulqdq,ssse3,sse4.1")]
+    fn zero() -> Wide {
+        Wide { lo: _mm512_setzero_si512(), mid: _mm512_setzero_si512(), hi: _mm512_setzero_si512() }
+    }
+
     /// The four products of `x` and `h`, lane by lane.
     #[inline]
     #[target_feature(enable = "vaes,vpclmulqdq,avx512f,avx512bw,avx512vl,aes,pclmulqdq,ssse3,sse4.1")]
@@ -477,12 +483,23 @@ impl Vaes512Key {
         let mut ctr = first_counters(ctr);
         let (bulk, rest_src, rest_dst) = Bulk::between(src, dst);
         let mut sum = BlockSum::default();
-        let acc = self.seal_bulk::<true, R>(s, &mut ctr, acc, bulk, &mut sum);
+        let (acc, pending) = self.seal_bulk::<true, R>(s, &mut ctr, acc, bulk, &mut sum);
         // The rest of `src` (under 256 bytes) and `extra` are copied to the
-        // end of `dst` and finished there in place.
+        // end of `dst` and finished there in place, the last batch hashed
+        // with them.
         let rest_sum = sum_native(rest_src);
         let work = init_with(rest_dst, [rest_src, extra]);
-        let acc = self.finish_in_place::<false, R>(s, ctr, acc, work, lengths);
+        let acc = if work.len() < BATCH {
+            self.finish_tail::<false, R>(s, ctr, acc, pending, work, lengths)
+        } else {
+            // A batch straddles `src` and `extra`: hash the pending batch on
+            // its own and run the whole loop again on the copy.
+            let acc = match pending {
+                Some(batch) => self.hash_batches(&self.bulk_powers(), acc, &batch),
+                None => acc,
+            };
+            self.finish_in_place::<false, R>(s, ctr, acc, work, lengths)
+        };
         (AesNiKey::tag(acc, tag_mask), add_folding(sum.finish(), rest_sum))
     }
 
@@ -499,20 +516,92 @@ impl Vaes512Key {
         lengths: __m128i,
     ) -> __m128i {
         let (bulk, rest) = Bulk::in_place(buf);
+        // Sealing leaves the last batch's ciphertext unhashed, to share the
+        // final reduction with the tail and the length block.
+        let mut pending = None;
         if bulk.batches > 0 {
-            acc = if DECRYPT {
-                self.open_bulk::<R>(s, &mut ctr, acc, bulk)
+            if DECRYPT {
+                acc = self.open_bulk::<R>(s, &mut ctr, acc, bulk);
             } else {
-                self.seal_bulk::<false, R>(s, &mut ctr, acc, bulk, &mut BlockSum::default())
-            };
+                (acc, pending) = self.seal_bulk::<false, R>(s, &mut ctr, acc, bulk, &mut BlockSum::default());
+            }
         }
+        self.finish_tail::<DECRYPT, R>(s, ctr, acc, pending, rest, lengths)
+    }
+
+    /// The tail (under 256 bytes) in place, and the final hash.
+    #[inline]
+    #[target_feature(enable = "vaes,vpclmulqdq,avx512f,avx512bw,avx512vl,aes,pclmulqdq,ssse3,sse4.1")]
+    fn finish_tail<const DECRYPT: bool, const R: usize>(
+        &self,
+        s: Schedule<'_, R>,
+        ctr: __m512i,
+        acc: __m128i,
+        pending: Option<[__m512i; 4]>,
+        rest: &mut [u8],
+        lengths: __m128i,
+    ) -> __m128i {
+        let n = rest.len().div_ceil(16);
+        let pending = pending.as_ref();
         match rest.len().div_ceil(64) {
-            0 => gf_mul(_mm_xor_si128(acc, lengths), self.table[POWERS - 1]),
-            1 => self.tail::<1, DECRYPT, R>(s, ctr, rest, acc, lengths),
-            2 => self.tail::<2, DECRYPT, R>(s, ctr, rest, acc, lengths),
-            3 => self.tail::<3, DECRYPT, R>(s, ctr, rest, acc, lengths),
-            _ => self.tail::<4, DECRYPT, R>(s, ctr, rest, acc, lengths),
+            0 => self.final_hash::<0>(acc, pending, &[], n, lengths),
+            1 => {
+                let hashed = self.tail::<1, DECRYPT, R>(s, ctr, rest);
+                self.final_hash(acc, pending, &hashed, n, lengths)
+            }
+            2 => {
+                let hashed = self.tail::<2, DECRYPT, R>(s, ctr, rest);
+                self.final_hash(acc, pending, &hashed, n, lengths)
+            }
+            3 => {
+                let hashed = self.tail::<3, DECRYPT, R>(s, ctr, rest);
+                self.final_hash(acc, pending, &hashed, n, lengths)
+            }
+            _ => {
+                let hashed = self.tail::<4, DECRYPT, R>(s, ctr, rest);
+                self.final_hash(acc, pending, &hashed, n, lengths)
+            }
         }
+    }
+
+    /// The last hash, one reduction: `pending` (a batch of reflected
+    /// ciphertext not yet hashed, if any), then the `n` blocks of the tail in
+    /// `G` registers (zero past `n`), then the length block; `acc` joins the
+    /// first block. Block `j` of the `F` blocks is multiplied by `H^(F - j)`.
+    #[inline]
+    #[target_feature(enable = "vaes,vpclmulqdq,avx512f,avx512bw,avx512vl,aes,pclmulqdq,ssse3,sse4.1")]
+    fn final_hash<const G: usize>(
+        &self,
+        acc: __m128i,
+        pending: Option<&[__m512i; 4]>,
+        hashed: &[__m512i; G],
+        n: usize,
+        lengths: __m128i,
+    ) -> __m128i {
+        let acc = _mm512_zextsi128_si512(acc);
+        // The length block gets H^1, the last table entry.
+        let mut wide = Wide::zero();
+        wide.mul_add_128(lengths, self.table[POWERS - 1]);
+        // Tail block j gets H^(n + 1 - j): table index POWERS - 1 - n + j.
+        let first = POWERS - 1 - n;
+        let mut acc_used = false;
+        if let Some(batch) = pending {
+            // Pending block j gets H^(17 + n - j): table index POWERS - 17 - n + j.
+            for (g, &x) in batch.iter().enumerate() {
+                let x = if g == 0 { _mm512_xor_si512(x, acc) } else { x };
+                wide.mul_add(x, self.powers(first - BLOCKS + 4 * g));
+            }
+            acc_used = true;
+        }
+        for (g, &x) in hashed.iter().enumerate() {
+            let x = if g == 0 && !acc_used { _mm512_xor_si512(x, acc) } else { x };
+            wide.mul_add(x, self.powers(first + 4 * g));
+        }
+        if G == 0 && !acc_used {
+            // Only the length block: acc joins it.
+            return gf_mul(_mm_xor_si128(_mm512_castsi512_si128(acc), lengths), self.table[POWERS - 1]);
+        }
+        wide.reduce()
     }
 
     /// `(acc + x0) H^(4N) + x1 H^(4N-1) + ... + x(4N-1) H` for the `N`
@@ -537,10 +626,13 @@ impl Vaes512Key {
         core::array::from_fn(|g| self.powers(POWERS - 2 * BLOCKS + 4 * g))
     }
 
-    /// Encrypt whole batches; returns the hash including all their
-    /// ciphertext. Batches go in pairs (32 blocks, one reduction): each pair
-    /// is hashed while the next one is encrypted. With `SUM`, the plaintext
-    /// is also added to `sum`.
+    /// Encrypt whole batches; returns the hash of all but the last batch's
+    /// ciphertext, and that batch byte-reversed (`None` if there are no
+    /// batches) for
+    /// [`final_hash`](Self::final_hash). Batch `k - 1` is hashed while batch
+    /// `k` is encrypted, two batches (32 products) per reduction (a single
+    /// batch first if their number is odd). With `SUM`, the plaintext is also
+    /// added to `sum`.
     #[target_feature(enable = "vaes,vpclmulqdq,avx512f,avx512bw,avx512vl,aes,pclmulqdq,ssse3,sse4.1")]
     fn seal_bulk<const SUM: bool, const R: usize>(
         &self,
@@ -549,55 +641,50 @@ impl Vaes512Key {
         mut acc: __m128i,
         io: Bulk<'_>,
         sum: &mut BlockSum,
-    ) -> __m128i {
+    ) -> (__m128i, Option<[__m512i; 4]>) {
+        if io.batches == 0 {
+            return (acc, None);
+        }
         let h = self.bulk_powers();
         let rk0 = _mm512_broadcast_i32x4(s.rk[0]);
         let mut counters = Counters::new(*ctr);
-        let mut prev = [_mm512_setzero_si512(); 8];
-        let pairs = io.batches / 2;
-        for pair in 0..pairs {
-            let (a, b) = (counters.next_batch(rk0), counters.next_batch(rk0));
-            let mut ks: [__m512i; 8] = core::array::from_fn(|i| if i < 4 { a[i] } else { b[i - 4] });
-            if pair > 0 {
-                acc = self.hash_batches(&h, acc, &prev);
-            }
-            s.finish_rounds(&mut ks, 1);
-            for half in 0..2 {
-                let batch = 2 * pair + half;
-                if SUM {
-                    // SAFETY: `batch < 2 * pairs <= io.batches`.
-                    unsafe { io.add_input_to(batch, sum) };
-                }
-                // SAFETY: `batch < 2 * pairs <= io.batches`.
-                let input = unsafe { io.load(batch) };
-                let output: [__m512i; 4] = core::array::from_fn(|g| _mm512_xor_si512(input[g], ks[4 * half + g]));
-                // SAFETY: `batch < 2 * pairs <= io.batches`.
-                unsafe { io.store(batch, &output) };
-                for g in 0..4 {
-                    prev[4 * half + g] = byte_reverse(output[g]);
-                }
-            }
-        }
-        if pairs > 0 {
-            acc = self.hash_batches(&h, acc, &prev);
-        }
-        if io.batches % 2 == 1 {
-            let batch = io.batches - 1;
+        let mut prev = [_mm512_setzero_si512(); 4];
+        let mut wide = Wide::zero();
+        // Batches hashed in the loop: all but the last.
+        let odd = (io.batches - 1) % 2 == 1;
+        for batch in 0..io.batches {
             let mut ks = counters.next_batch(rk0);
+            if batch > 0 {
+                let i = batch - 1;
+                if odd && i == 0 {
+                    acc = self.hash_batches(&h, acc, &prev);
+                } else if (i % 2 == 0) != odd {
+                    // First of a pair: H^32..H^17, with acc.
+                    wide = Wide::product(_mm512_xor_si512(prev[0], _mm512_zextsi128_si512(acc)), h[0]);
+                    for g in 1..4 {
+                        wide.mul_add(prev[g], h[g]);
+                    }
+                } else {
+                    for g in 0..4 {
+                        wide.mul_add(prev[g], h[4 + g]);
+                    }
+                    acc = wide.reduce();
+                }
+            }
             s.finish_rounds(&mut ks, 1);
             if SUM {
-                // SAFETY: `batch < io.batches`.
+                // SAFETY: `batch < io.batches` (the loop bound).
                 unsafe { io.add_input_to(batch, sum) };
             }
-            // SAFETY: `batch < io.batches`.
+            // SAFETY: `batch < io.batches` (the loop bound).
             let input = unsafe { io.load(batch) };
             let output: [__m512i; 4] = core::array::from_fn(|g| _mm512_xor_si512(input[g], ks[g]));
-            // SAFETY: `batch < io.batches`.
+            // SAFETY: `batch < io.batches` (the loop bound).
             unsafe { io.store(batch, &output) };
-            acc = self.hash_batches(&h, acc, &output.map(|c| byte_reverse(c)));
+            prev = output.map(|c| byte_reverse(c));
         }
         *ctr = counters.reflected();
-        acc
+        (acc, Some(prev))
     }
 
     /// Decrypt whole batches; returns the hash including all their
@@ -645,8 +732,8 @@ impl Vaes512Key {
     }
 
     /// The last `rest.len()` (1..=255) bytes in `G` groups of up to 64,
-    /// en- or decrypted in place with masked loads and stores, and hashed
-    /// with the length block under one reduction.
+    /// en- or decrypted in place with masked loads and stores; returns the
+    /// ciphertext, byte-reversed and zero-padded, for the final hash.
     #[inline]
     #[target_feature(enable = "vaes,vpclmulqdq,avx512f,avx512bw,avx512vl,aes,pclmulqdq,ssse3,sse4.1")]
     fn tail<const G: usize, const DECRYPT: bool, const R: usize>(
@@ -654,12 +741,8 @@ impl Vaes512Key {
         s: Schedule<'_, R>,
         ctr: __m512i,
         rest: &mut [u8],
-        acc: __m128i,
-        lengths: __m128i,
-    ) -> __m128i {
+    ) -> [__m512i; G] {
         let r = rest.len();
-        let n = r.div_ceil(16);
-        debug_assert!(G == n.div_ceil(4) && n <= BLOCKS);
         let masks: [u64; G] = core::array::from_fn(|g| group_mask(r, g));
         let base = rest.as_mut_ptr();
         let input: [__m512i; G] = core::array::from_fn(|g| {
@@ -670,23 +753,12 @@ impl Vaes512Key {
         });
         let mut ks = s.counter_blocks::<G>(ctr);
         s.finish_rounds(&mut ks, 1);
-        // Block j is multiplied by H^(n + 1 - j): group g's powers start at
-        // table index POWERS - 1 - n + 4g (the length block gets H^1).
-        let first = POWERS - 1 - n;
-        let mut hashed = [_mm512_setzero_si512(); G];
-        for g in 0..G {
+        core::array::from_fn(|g| {
             let output = _mm512_maskz_mov_epi8(masks[g], _mm512_xor_si512(input[g], ks[g]));
             // SAFETY: as for the load: the mask covers only bytes of `rest`.
             unsafe { _mm512_mask_storeu_epi8(base.wrapping_add(64 * g).cast(), masks[g], output) };
-            hashed[g] = byte_reverse(if DECRYPT { input[g] } else { output });
-        }
-        hashed[0] = _mm512_xor_si512(hashed[0], _mm512_zextsi128_si512(acc));
-        let mut wide = Wide::product(hashed[0], self.powers(first));
-        for (g, &x) in hashed.iter().enumerate().skip(1) {
-            wide.mul_add(x, self.powers(first + 4 * g));
-        }
-        wide.mul_add_128(lengths, self.table[POWERS - 1]);
-        wide.reduce()
+            byte_reverse(if DECRYPT { input[g] } else { output })
+        })
     }
 }
 
