@@ -305,7 +305,7 @@ impl<'a> Bulk<'a> {
 /// Fill `dst` with `parts` one after the other (their lengths must add up
 /// to `dst.len()`; anything left over is zero-filled) and return it as
 /// initialised bytes.
-fn init_with<'a>(dst: &'a mut [MaybeUninit<u8>], parts: [&[u8]; 2]) -> &'a mut [u8] {
+pub(super) fn init_with<'a>(dst: &'a mut [MaybeUninit<u8>], parts: [&[u8]; 2]) -> &'a mut [u8] {
     let mut at = 0;
     for part in parts {
         let n = part.len().min(dst.len() - at);
