@@ -741,3 +741,156 @@ struct End<'a> {
     /// The length block (reflected), in the low lane.
     lengths: __m256i,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::scalar::ScalarKey;
+
+    const KEYS: [&[u8]; 3] = [&[0x11; 16], &[0x22; 24], &[0x33; 32]];
+
+    fn keys(key: &[u8]) -> Option<(Vaes256Key, ScalarKey)> {
+        let kb = KeyBytes::new(key)?;
+        Some((Vaes256Key::new(kb)?, ScalarKey::new(kb)))
+    }
+
+    fn message(len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i.wrapping_mul(37) ^ (i >> 8)) as u8).collect()
+    }
+
+    /// Seal and open `len` bytes with both keys; assert equal ciphertext and
+    /// tags, and that opening restores the message.
+    fn check(fast: &Vaes256Key, reference: &ScalarKey, j0: u128, aad: &[u8], len: usize) {
+        let msg = message(len);
+        let (mut a, mut b) = (msg.clone(), msg.clone());
+        let ta = fast.seal(j0, aad, &mut a);
+        let tb = reference.seal(j0, aad, &mut b);
+        assert_eq!(a, b, "ciphertext, length {len}, aad {}", aad.len());
+        assert_eq!(ta, tb, "tag, length {len}, aad {}", aad.len());
+        assert_eq!(fast.open(j0, aad, &mut a), ta, "open tag, length {len}, aad {}", aad.len());
+        assert_eq!(a, msg, "open plaintext, length {len}");
+    }
+
+    #[test]
+    fn powers_of_h_are_stored_highest_first_and_zero_padded() {
+        let Some((k, _)) = keys(&[0x5c; 16]) else {
+            eprintln!("skipped: this CPU lacks VAES/VPCLMULQDQ/AVX2");
+            return;
+        };
+        // SAFETY: a key exists, so the features were detected.
+        let bytes = |i: usize| unsafe { to_bytes(k.h_powers[i]) };
+        // SAFETY: as above.
+        assert_eq!(bytes(POWERS - 1), unsafe { to_bytes(k.base.h1()) });
+        assert_eq!(bytes(POWERS), [0u8; 16]);
+        // H^2 x^-1 = (H x^-1)(H x^-1) x.
+        // SAFETY: as above.
+        let h2 = unsafe { to_bytes(aesni::gf_mul(k.base.h1(), k.base.h1())) };
+        assert_eq!(bytes(POWERS - 2), h2);
+        assert_ne!(bytes(0), bytes(1));
+    }
+
+    #[test]
+    fn seal_and_open_match_the_scalar_backend_for_every_length_to_600() {
+        for key in KEYS {
+            let Some((fast, reference)) = keys(key) else {
+                eprintln!("skipped: this CPU lacks VAES/VPCLMULQDQ/AVX2");
+                return;
+            };
+            let j0 = u128::from_be_bytes(*b"\x5a\x5a\x5a\x5a\x5a\x5a\x5a\x5a\x5a\x5a\x5a\x5a\0\0\0\x01");
+            for len in 0..=600 {
+                check(&fast, &reference, j0, &[0x00, 0x00, 0x12, 0x34, 0x00, 0x00, 0x00, 0x01], len);
+            }
+        }
+    }
+
+    #[test]
+    fn every_aad_length_and_block_count_boundary_matches_the_scalar_backend() {
+        let Some((fast, reference)) = keys(&[0x42; 16]) else {
+            eprintln!("skipped: this CPU lacks VAES/VPCLMULQDQ/AVX2");
+            return;
+        };
+        let aad = message(300);
+        let j0 = 0x0102_0304_0506_0708_090a_0b0c_0000_0001;
+        let mut lens = vec![];
+        for blocks in [1, 2, 3, 4, 5, 6, 7, 8, 9, 15, 16, 17, 23, 24, 25, 32, 64, 89, 128, 1024] {
+            lens.extend([16 * blocks - 1, 16 * blocks, 16 * blocks + 1]);
+        }
+        for aad_len in [0, 1, 4, 8, 12, 15, 16, 17, 31, 32, 33, 128, 129, 300] {
+            for &len in &lens {
+                check(&fast, &reference, j0, &aad[..aad_len], len);
+            }
+        }
+    }
+
+    #[test]
+    fn counter_wraps_modulo_2_pow_32_like_the_scalar_backend() {
+        for key in KEYS {
+            let Some((fast, reference)) = keys(key) else {
+                eprintln!("skipped: this CPU lacks VAES/VPCLMULQDQ/AVX2");
+                return;
+            };
+            let mut j0 = [0xa5u8; 16];
+            j0[12..].copy_from_slice(&0xFFFF_FFF3u32.to_be_bytes());
+            let j0 = u128::from_be_bytes(j0);
+            for len in [0usize, 1, 15, 16, 17, 127, 128, 129, 200, 255, 256, 300, 1000] {
+                check(&fast, &reference, j0, b"aad", len);
+            }
+            // J0 itself at the wrap point: the tail's J0 slot must not be
+            // confused with a counter.
+            let j0 = u128::from_be_bytes([0x77; 16]) | 0xFFFF_FFFF;
+            for len in [0usize, 16, 33, 144, 255] {
+                check(&fast, &reference, j0, b"", len);
+            }
+        }
+    }
+
+    #[test]
+    fn ghash_matches_the_scalar_backend() {
+        let Some((fast, reference)) = keys(&[0x3c; 32]) else {
+            eprintln!("skipped: this CPU lacks VAES/VPCLMULQDQ/AVX2");
+            return;
+        };
+        let data = message(300);
+        for len in 0..=data.len() {
+            let (mut a, mut b) = (0x0123_4567_89ab_cdef_u128 << 40, 0x0123_4567_89ab_cdef_u128 << 40);
+            fast.ghash(&mut a, &data[..len]);
+            reference.ghash(&mut b, &data[..len]);
+            assert_eq!(a, b, "length {len}");
+        }
+        let (mut a, mut b) = (5u128, 5u128);
+        fast.ghash_block(&mut a, u128::MAX - 3);
+        reference.ghash_block(&mut b, u128::MAX - 3);
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn seal_append_matches_seal_and_sums_the_first_part() {
+        let Some((fast, _)) = keys(&[0x99; 32]) else {
+            eprintln!("skipped: this CPU lacks VAES/VPCLMULQDQ/AVX2");
+            return;
+        };
+        let j0 = u128::from_be_bytes([0x0f; 16]);
+        let backing = message(2000);
+        let extras: [&[u8]; 4] = [&[], &[1, 2, 3, 4, 5, 6, 7], &backing[..130], &backing[..300]];
+        for len in [0usize, 1, 20, 64, 127, 128, 129, 255, 256, 257, 576, 1420, 1439] {
+            for offset in [0usize, 1, 3] {
+                for extra in extras {
+                    let src = &backing[offset..offset + len];
+                    let mut expect: Vec<u8> = [src, extra].concat();
+                    let tag = fast.seal(j0, b"12345678", &mut expect);
+                    // Unaligned output start too: existing bytes before it.
+                    let mut out = vec![0xEE; offset];
+                    let (got_tag, sum) = fast.seal_append(j0, b"12345678", [src, extra], &mut out);
+                    assert_eq!(&out[..offset], &vec![0xEE; offset][..], "prefix kept");
+                    assert_eq!(&out[offset..], &expect[..], "ciphertext, length {len}+{}", extra.len());
+                    assert_eq!(got_tag, tag, "tag, length {len}+{}", extra.len());
+                    assert_eq!(
+                        crate::ones_complement::fold(sum),
+                        crate::ones_complement::fold(sum_native(src)),
+                        "sum, length {len}"
+                    );
+                }
+            }
+        }
+    }
+}
