@@ -629,7 +629,7 @@ impl Vaes256Key {
             let step = 2 * y as i32;
             *k = _mm256_add_epi32(*k, _mm256_set_epi32(0, 0, 0, step, 0, 0, 0, step));
         }
-        ks[N / 2] = if N % 2 == 0 {
+        ks[N / 2] = if N.is_multiple_of(2) {
             _mm256_blend_epi32::<0x0F>(ks[N / 2], j0)
         } else {
             _mm256_blend_epi32::<0xF0>(ks[N / 2], j0)
@@ -693,7 +693,8 @@ impl Vaes256Key {
             masked
         }
         .map(|x| byte_reverse2(x));
-        let lengths_slot = if N % 2 == 0 { lengths } else { _mm256_permute2x128_si256::<0x08>(lengths, lengths) };
+        let lengths_slot =
+            if N.is_multiple_of(2) { lengths } else { _mm256_permute2x128_si256::<0x08>(lengths, lengths) };
         hashed[N / 2] = xor2(hashed[N / 2], lengths_slot);
 
         // One reduction over [head | pending batch] and the tail: block j of
