@@ -25,9 +25,9 @@
 //! (ESP's 8 or 12 bytes), its blocks and the length block, at most ten, under
 //! one reduction too.
 //!
-//! Products are schoolbook (four multiplies per register, no Karatsuba): on
-//! Ice Lake the multiplier and the lane shuffles Karatsuba needs share a
-//! port, so its saved multiply is paid back in shuffles.
+//! Products are schoolbook (four multiplies per register, the two middle
+//! ones summed). Karatsuba would save one multiply per register for a lane
+//! shuffle, two XORs and a table of half-sums; it has not been tried here.
 //!
 //! # Loop shape
 //!
