@@ -550,40 +550,62 @@ impl Vaes256Key {
     ) {
         let step = _mm_set_epi32(0, 0, 0, BLOCKS as i32);
         let (mut c, mut a) = (*ctr, *acc);
-        let (mut prev, mut have_prev) = match pending {
-            Some(p) => (*p, true),
-            None => ([_mm256_setzero_si256(); REGS], false),
+        // The first batch has nothing before it to hash: peeled off, so that
+        // the loop itself has no branch.
+        let (mut prev, first) = match pending {
+            Some(p) => (*p, 0),
+            None if io.batches == 0 => return,
+            None => {
+                let mut ks = self.whiten(Self::counter_pairs::<REGS>(c));
+                c = _mm_add_epi32(c, step);
+                self.finish_rounds(&mut ks, 1);
+                // SAFETY: `0 < io.batches` (checked above).
+                (unsafe { self.seal_output::<SUM>(&ks, io, 0, sum) }, 1)
+            }
         };
-        for batch in 0..io.batches {
+        for batch in first..io.batches {
             let mut ks = self.whiten(Self::counter_pairs::<REGS>(c));
             c = _mm_add_epi32(c, step);
-            if have_prev {
-                a = self.rounds_with_ghash(&mut ks, &prev, a);
-                self.finish_rounds(&mut ks, 1 + REGS);
-            } else {
-                self.finish_rounds(&mut ks, 1);
-            }
-            if SUM {
-                // SAFETY: `batch < io.batches` (the loop bound).
-                unsafe { io.add_input_to(batch, sum) };
-            }
+            a = self.rounds_with_ghash(&mut ks, &prev, a);
+            self.finish_rounds(&mut ks, 1 + REGS);
             // SAFETY: `batch < io.batches` (the loop bound).
-            let input = unsafe { io.load(batch) };
-            let mut output = [_mm256_setzero_si256(); REGS];
-            for ((out, i), k) in output.iter_mut().zip(input).zip(ks) {
-                *out = xor2(i, k);
-            }
-            // SAFETY: `batch < io.batches` (the loop bound).
-            unsafe { io.store(batch, &output) };
-            for (p, out) in prev.iter_mut().zip(output) {
-                *p = byte_reverse2(out);
-            }
-            have_prev = true;
+            prev = unsafe { self.seal_output::<SUM>(&ks, io, batch, sum) };
         }
         (*ctr, *acc) = (c, a);
-        if have_prev {
-            *pending = Some(prev);
+        *pending = Some(prev);
+    }
+
+    /// XOR batch `batch` of the input with the keystream `ks`, store it, add
+    /// the input to `sum` if `SUM`; returns the ciphertext reflected, for
+    /// hashing.
+    ///
+    /// # Safety
+    /// `batch < io.batches`.
+    #[inline]
+    #[target_feature(enable = "vaes,vpclmulqdq,avx2,avx,aes,pclmulqdq,ssse3,sse4.1")]
+    unsafe fn seal_output<const SUM: bool>(
+        &self,
+        ks: &[__m256i; REGS],
+        io: Bulk<'_>,
+        batch: usize,
+        sum: &mut BlockSum,
+    ) -> [__m256i; REGS] {
+        if SUM {
+            // SAFETY: `batch < io.batches` (caller).
+            unsafe { io.add_input_to(batch, sum) };
         }
+        // SAFETY: `batch < io.batches` (caller).
+        let input = unsafe { io.load(batch) };
+        let mut output = [_mm256_setzero_si256(); REGS];
+        for ((out, i), k) in output.iter_mut().zip(input).zip(ks) {
+            *out = xor2(i, *k);
+        }
+        // SAFETY: `batch < io.batches` (caller).
+        unsafe { io.store(batch, &output) };
+        for out in output.iter_mut() {
+            *out = byte_reverse2(*out);
+        }
+        output
     }
 
     /// Decrypt whole batches, each hashed while it is decrypted.
