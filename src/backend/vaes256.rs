@@ -324,17 +324,18 @@ impl Vaes256Key {
             return None;
         }
         let base = AesNiKey::new(key)?;
+        // AES-128/192/256: 4/6/8 key words, 10/12/14 rounds.
+        let rounds = key.as_slice().len() / 4 + 6;
         // SAFETY: the features were detected just above.
-        Some(unsafe { Vaes256Key::setup(base) })
+        Some(unsafe { Vaes256Key::setup(base, rounds) })
     }
 
     #[target_feature(enable = "vaes,vpclmulqdq,avx2,avx,aes,pclmulqdq,ssse3,sse4.1")]
-    fn setup(base: AesNiKey) -> Vaes256Key {
+    fn setup(base: AesNiKey, rounds: usize) -> Vaes256Key {
         let mut round_keys = [_mm256_setzero_si256(); MAX_ROUND_KEYS];
-        for (wide, k) in round_keys.iter_mut().zip(base.round_keys()) {
+        for (wide, k) in round_keys.iter_mut().zip(base.round_keys()).take(rounds + 1) {
             *wide = _mm256_broadcastsi128_si256(*k);
         }
-        let rounds = base.round_keys().len() - 1;
         let h1 = base.h1();
         let mut h_powers = [_mm_setzero_si128(); POWERS + 1];
         let mut power = h1;
