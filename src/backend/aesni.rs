@@ -537,6 +537,19 @@ impl AesNiKey {
         wide.reduce()
     }
 
+    /// GHASH of at most 16 bytes (ESP's 8- or 12-byte AAD) from zero: small
+    /// enough to be inlined into the per-call setup, where a call to
+    /// [`ghash_bytes`](Self::ghash_bytes) would pass its result through memory.
+    #[inline]
+    #[target_feature(enable = "aes,pclmulqdq,ssse3,sse4.1")]
+    pub(super) fn ghash_short(&self, data: &[u8]) -> __m128i {
+        if data.is_empty() {
+            _mm_setzero_si128()
+        } else {
+            self.ghash_blocks::<1>(_mm_setzero_si128(), &[byte_reverse(load(&read_partial(data)))])
+        }
+    }
+
     /// GHASH `data`, zero-padded to whole blocks, into the reflected `acc`.
     #[target_feature(enable = "aes,pclmulqdq,ssse3,sse4.1")]
     pub(super) fn ghash_bytes(&self, mut acc: __m128i, data: &[u8]) -> __m128i {
@@ -661,7 +674,7 @@ impl AesNiKey {
         let j0 = _mm_set_epi64x((j0 >> 64) as i64, j0 as i64);
         // Independent of everything else: the tag mask and the AAD hash.
         let tag_mask = self.encrypt_block(byte_reverse(j0));
-        let acc = self.ghash_bytes(_mm_setzero_si128(), aad);
+        let acc = if aad.len() <= 16 { self.ghash_short(aad) } else { self.ghash_bytes(_mm_setzero_si128(), aad) };
         (tag_mask, acc, _mm_add_epi32(j0, _mm_set_epi32(0, 0, 0, 1)))
     }
 

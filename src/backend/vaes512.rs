@@ -46,13 +46,14 @@ use super::aesni::{AesNiKey, gf_mul, init_with, length_block};
 use super::{KeyBytes, append_by_copy};
 use crate::ones_complement::{BlockSum, add_folding, sum_native};
 use core::arch::x86_64::{
-    __m128i, __m512i, _MM_PERM_BADC, _mm_clmulepi64_si128, _mm_cvtsi128_si32, _mm_set_epi8, _mm_setzero_si128,
-    _mm_xor_si128, _mm256_castsi256_si128, _mm256_extracti128_si256, _mm256_xor_si256, _mm512_add_epi32,
-    _mm512_aesenc_epi128, _mm512_aesenclast_epi128, _mm512_broadcast_i32x4, _mm512_bslli_epi128, _mm512_bsrli_epi128,
-    _mm512_castsi512_si128, _mm512_castsi512_si256, _mm512_clmulepi64_epi128, _mm512_extracti64x4_epi64,
-    _mm512_loadu_si512, _mm512_mask_storeu_epi8, _mm512_maskz_loadu_epi8, _mm512_maskz_mov_epi8, _mm512_set_epi32,
-    _mm512_set1_epi64, _mm512_set4_epi32, _mm512_setzero_si512, _mm512_shuffle_epi8, _mm512_shuffle_epi32,
-    _mm512_storeu_si512, _mm512_ternarylogic_epi64, _mm512_xor_si512, _mm512_zextsi128_si512,
+    __m128i, __m512i, _MM_PERM_BADC, _mm_add_epi32, _mm_clmulepi64_si128, _mm_cvtsi128_si32, _mm_set_epi8,
+    _mm_set_epi32, _mm_set_epi64x, _mm_setzero_si128, _mm_shuffle_epi8, _mm_xor_si128, _mm256_castsi256_si128,
+    _mm256_extracti128_si256, _mm256_xor_si256, _mm512_add_epi32, _mm512_aesenc_epi128, _mm512_aesenclast_epi128,
+    _mm512_broadcast_i32x4, _mm512_bslli_epi128, _mm512_bsrli_epi128, _mm512_castsi512_si128, _mm512_castsi512_si256,
+    _mm512_clmulepi64_epi128, _mm512_extracti64x4_epi64, _mm512_loadu_si512, _mm512_mask_storeu_epi8,
+    _mm512_maskz_loadu_epi8, _mm512_maskz_mov_epi8, _mm512_set_epi32, _mm512_set1_epi64, _mm512_set4_epi32,
+    _mm512_setzero_si512, _mm512_shuffle_epi8, _mm512_shuffle_epi32, _mm512_storeu_si512, _mm512_ternarylogic_epi64,
+    _mm512_xor_si512, _mm512_zextsi128_si512,
 };
 use core::marker::PhantomData;
 use core::mem::MaybeUninit;
@@ -68,6 +69,11 @@ const BATCH: usize = 16 * BLOCKS;
 const POWERS: usize = 2 * BLOCKS + 1;
 /// The power table: `H^POWERS..H^1`, then four zero blocks.
 const TABLE: usize = POWERS + 4;
+/// Messages shorter than this (one block or less) go to the 128-bit code of
+/// the AES-NI key, whose setup is shorter; from two blocks up the 512-bit
+/// path is as fast or faster (measured with interleaved runs: 16 B 75 vs
+/// 85 TSC ticks, 17 to 64 B 76 to 78 against 83 to 95 for AES-NI).
+const SHORT: usize = 17;
 
 /// Three-way XOR in one instruction.
 #[inline]
@@ -401,6 +407,9 @@ impl Vaes512Key {
     /// full tag over `aad` and the ciphertext.
     #[inline]
     pub(crate) fn seal(&self, j0: u128, aad: &[u8], buf: &mut [u8]) -> [u8; 16] {
+        if buf.len() < SHORT {
+            return self.base.seal(j0, aad, buf);
+        }
         // SAFETY: a `Vaes512Key` exists only if the features were detected.
         unsafe {
             match self.base.rounds() {
@@ -415,6 +424,9 @@ impl Vaes512Key {
     /// ciphertext it held. The caller compares tags and wipes `buf` on mismatch.
     #[inline]
     pub(crate) fn open(&self, j0: u128, aad: &[u8], buf: &mut [u8]) -> [u8; 16] {
+        if buf.len() < SHORT {
+            return self.base.open(j0, aad, buf);
+        }
         // SAFETY: a `Vaes512Key` exists only if the features were detected.
         unsafe {
             match self.base.rounds() {
@@ -457,11 +469,22 @@ impl Vaes512Key {
 
     #[target_feature(enable = "vaes,vpclmulqdq,avx512f,avx512bw,avx512vl,aes,pclmulqdq,ssse3,sse4.1")]
     fn crypt_in_place<const DECRYPT: bool, const R: usize>(&self, j0: u128, aad: &[u8], buf: &mut [u8]) -> [u8; 16] {
-        let (tag_mask, acc, ctr) = self.base.begin(j0, aad);
+        // As `AesNiKey::begin`, spelled out so that it stays in this frame.
+        let j0 = _mm_set_epi64x((j0 >> 64) as i64, j0 as i64);
+        let reverse = _mm_set_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+        let tag_mask = self.base.encrypt_block(_mm_shuffle_epi8(j0, reverse));
+        let acc =
+            if aad.len() <= 16 { self.base.ghash_short(aad) } else { self.base.ghash_bytes(_mm_setzero_si128(), aad) };
         let lengths = length_block(aad.len(), buf.len());
         let s = Schedule::new(&self.base);
-        let ctr = first_counters(ctr);
-        let acc = self.finish_in_place::<DECRYPT, R>(s, ctr, acc, buf, lengths);
+        let ctr = first_counters(_mm_add_epi32(j0, _mm_set_epi32(0, 0, 0, 1)));
+        // Short messages (ESP's usual case) go straight to the tail: one
+        // call fewer, and no frame set up for the bulk loops.
+        let acc = if buf.len() < BATCH {
+            self.finish_tail::<DECRYPT, R>(s, ctr, acc, None, buf, lengths)
+        } else {
+            self.finish_in_place::<DECRYPT, R>(s, ctr, acc, buf, lengths)
+        };
         AesNiKey::tag(acc, tag_mask)
     }
 
