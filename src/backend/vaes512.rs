@@ -564,27 +564,32 @@ impl Vaes512Key {
         rest: &mut [u8],
         lengths: __m128i,
     ) -> __m128i {
-        let n = rest.len().div_ceil(16);
         let pending = pending.as_ref();
         match rest.len().div_ceil(64) {
-            0 => self.final_hash::<0>(acc, pending, &[], n, lengths),
-            1 => {
-                let hashed = self.tail::<1, DECRYPT, R>(s, ctr, rest);
-                self.final_hash(acc, pending, &hashed, n, lengths)
-            }
-            2 => {
-                let hashed = self.tail::<2, DECRYPT, R>(s, ctr, rest);
-                self.final_hash(acc, pending, &hashed, n, lengths)
-            }
-            3 => {
-                let hashed = self.tail::<3, DECRYPT, R>(s, ctr, rest);
-                self.final_hash(acc, pending, &hashed, n, lengths)
-            }
-            _ => {
-                let hashed = self.tail::<4, DECRYPT, R>(s, ctr, rest);
-                self.final_hash(acc, pending, &hashed, n, lengths)
-            }
+            0 => self.final_hash::<0>(acc, pending, &[], 0, lengths),
+            1 => self.tail_and_hash::<1, DECRYPT, R>(s, ctr, acc, pending, rest, lengths),
+            2 => self.tail_and_hash::<2, DECRYPT, R>(s, ctr, acc, pending, rest, lengths),
+            3 => self.tail_and_hash::<3, DECRYPT, R>(s, ctr, acc, pending, rest, lengths),
+            _ => self.tail_and_hash::<4, DECRYPT, R>(s, ctr, acc, pending, rest, lengths),
         }
+    }
+
+    /// [`tail`](Self::tail) and [`final_hash`](Self::final_hash) for one
+    /// register count: a function of its own so that the tail's registers
+    /// reach the hash without a trip through memory.
+    #[target_feature(enable = "vaes,vpclmulqdq,avx512f,avx512bw,avx512vl,aes,pclmulqdq,ssse3,sse4.1")]
+    fn tail_and_hash<const G: usize, const DECRYPT: bool, const R: usize>(
+        &self,
+        s: Schedule<'_, R>,
+        ctr: __m512i,
+        acc: __m128i,
+        pending: Option<&[__m512i; 4]>,
+        rest: &mut [u8],
+        lengths: __m128i,
+    ) -> __m128i {
+        let n = rest.len().div_ceil(16);
+        let hashed = self.tail::<G, DECRYPT, R>(s, ctr, rest);
+        self.final_hash(acc, pending, &hashed, n, lengths)
     }
 
     /// The last hash, one reduction: `pending` (a batch of reflected
