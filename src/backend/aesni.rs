@@ -73,6 +73,7 @@
 //! and whose accessors are `unsafe fn`s called only with a batch index below
 //! its batch count.
 
+use super::bulk::Bulk;
 use super::{KeyBytes, append_by_copy};
 use crate::ones_complement::{BlockSum, add_folding, sum_native};
 use core::arch::x86_64::{
@@ -80,7 +81,6 @@ use core::arch::x86_64::{
     _mm_extract_epi32, _mm_loadu_si128, _mm_set_epi8, _mm_set_epi32, _mm_set_epi64x, _mm_setzero_si128,
     _mm_shuffle_epi8, _mm_shuffle_epi32, _mm_slli_si128, _mm_srli_si128, _mm_storeu_si128, _mm_xor_si128,
 };
-use core::marker::PhantomData;
 use core::mem::MaybeUninit;
 use zeroize::Zeroize;
 
@@ -227,78 +227,32 @@ pub(super) fn write_partial(out: &mut [u8], block: &[u8; 16]) {
     }
 }
 
-/// The whole 128-byte batches of a message, read from `src` and written to
-/// `dst`: the same memory (in place) or two regions that do not overlap.
+/// This backend's batches.
+type Batches<'a> = Bulk<'a, BATCH>;
+
+/// The eight blocks of input batch `batch`.
 ///
-/// Made only from slices by [`Bulk::in_place`] and [`Bulk::between`], which
-/// guarantee that `src` is readable and `dst` writable for `batches * 128`
-/// bytes for the lifetime `'a`; that is what the loads and stores rely on.
-#[derive(Clone, Copy)]
-struct Bulk<'a> {
-    src: *const u8,
-    dst: *mut u8,
-    batches: usize,
-    _borrow: PhantomData<&'a mut [u8]>,
+/// # Safety
+/// `batch < io.batches`.
+#[inline]
+#[target_feature(enable = "aes,pclmulqdq,ssse3,sse4.1")]
+unsafe fn load_batch(io: &Batches<'_>, batch: usize) -> [__m128i; BLOCKS] {
+    core::array::from_fn(|i| {
+        // SAFETY: block `i` of a batch that exists (caller); no alignment rule.
+        unsafe { _mm_loadu_si128(io.input(batch, 16 * i).cast()) }
+    })
 }
 
-impl<'a> Bulk<'a> {
-    /// The batches of `buf`, in place, and the bytes after them.
-    fn in_place(buf: &'a mut [u8]) -> (Bulk<'a>, &'a mut [u8]) {
-        let batches = buf.len() / BATCH;
-        let (head, rest) = buf.split_at_mut(batches * BATCH);
-        let dst = head.as_mut_ptr();
-        (Bulk { src: dst, dst, batches, _borrow: PhantomData }, rest)
-    }
-
-    /// The batches of `src` into the start of `dst` (at least as long), and
-    /// what is left of each.
-    fn between(src: &'a [u8], dst: &'a mut [MaybeUninit<u8>]) -> (Bulk<'a>, &'a [u8], &'a mut [MaybeUninit<u8>]) {
-        let batches = (src.len() / BATCH).min(dst.len() / BATCH);
-        let (src_head, src_rest) = src.split_at(batches * BATCH);
-        let (dst_head, dst_rest) = dst.split_at_mut(batches * BATCH);
-        let bulk = Bulk { src: src_head.as_ptr(), dst: dst_head.as_mut_ptr().cast(), batches, _borrow: PhantomData };
-        (bulk, src_rest, dst_rest)
-    }
-
-    /// The eight blocks of input batch `batch`.
-    ///
-    /// # Safety
-    /// `batch < self.batches`.
-    #[inline]
-    #[target_feature(enable = "aes,pclmulqdq,ssse3,sse4.1")]
-    unsafe fn load(&self, batch: usize) -> [__m128i; BLOCKS] {
-        core::array::from_fn(|i| {
-            // SAFETY: in bounds of `src` (caller: `batch < batches`; type
-            // invariant: `batches * 128` readable bytes); no alignment rule.
-            unsafe { _mm_loadu_si128(self.src.add(batch * BATCH + 16 * i).cast()) }
-        })
-    }
-
-    /// Write output batch `batch`.
-    ///
-    /// # Safety
-    /// `batch < self.batches`.
-    #[inline]
-    #[target_feature(enable = "aes,pclmulqdq,ssse3,sse4.1")]
-    unsafe fn store(&self, batch: usize, blocks: &[__m128i; BLOCKS]) {
-        for (i, block) in blocks.iter().enumerate() {
-            // SAFETY: in bounds of `dst` (caller: `batch < batches`; type
-            // invariant: `batches * 128` writable bytes); no alignment rule.
-            unsafe { _mm_storeu_si128(self.dst.add(batch * BATCH + 16 * i).cast(), *block) }
-        }
-    }
-
-    /// Add input batch `batch` to `sum`.
-    ///
-    /// # Safety
-    /// `batch < self.batches`.
-    #[inline(always)]
-    unsafe fn add_input_to(&self, batch: usize, sum: &mut BlockSum) {
-        for half in 0..2 {
-            // SAFETY: in bounds of `src` (caller and type invariant); nothing
-            // writes them while this short-lived reference exists.
-            sum.add(unsafe { &*self.src.add(batch * BATCH + 64 * half).cast::<[u8; 64]>() });
-        }
+/// Write output batch `batch`.
+///
+/// # Safety
+/// `batch < io.batches`.
+#[inline]
+#[target_feature(enable = "aes,pclmulqdq,ssse3,sse4.1")]
+unsafe fn store_batch(io: &Batches<'_>, batch: usize, blocks: &[__m128i; BLOCKS]) {
+    for (i, block) in blocks.iter().enumerate() {
+        // SAFETY: block `i` of a batch that exists (caller); no alignment rule.
+        unsafe { _mm_storeu_si128(io.output(batch, 16 * i).cast(), *block) }
     }
 }
 
@@ -707,7 +661,7 @@ impl AesNiKey {
     ) -> ([u8; 16], u64) {
         let (tag_mask, acc, mut ctr) = self.begin(j0, aad);
         let lengths = length_block(aad.len(), src.len() + extra.len());
-        let (bulk, rest_src, rest_dst) = Bulk::between(src, dst);
+        let (bulk, rest_src, rest_dst) = Batches::between(src, dst);
         let mut sum = BlockSum::default();
         let acc = self.seal_bulk::<true>(&mut ctr, acc, bulk, &mut sum);
         // The rest of `src` (under 128 bytes) and `extra` are copied to the
@@ -729,7 +683,7 @@ impl AesNiKey {
         buf: &mut [u8],
         lengths: __m128i,
     ) -> __m128i {
-        let (bulk, rest) = Bulk::in_place(buf);
+        let (bulk, rest) = Batches::in_place(buf);
         if bulk.batches > 0 {
             acc = if DECRYPT {
                 self.open_bulk(&mut ctr, acc, bulk)
@@ -784,7 +738,7 @@ impl AesNiKey {
         &self,
         ctr: &mut __m128i,
         mut acc: __m128i,
-        io: Bulk<'_>,
+        io: Batches<'_>,
         sum: &mut BlockSum,
     ) -> __m128i {
         let step = _mm_set_epi32(0, 0, 0, BLOCKS as i32);
@@ -804,10 +758,10 @@ impl AesNiKey {
                 unsafe { io.add_input_to(batch, sum) };
             }
             // SAFETY: `batch < io.batches` (the loop bound).
-            let input = unsafe { io.load(batch) };
+            let input = unsafe { load_batch(&io, batch) };
             let output: [__m128i; BLOCKS] = core::array::from_fn(|i| xor(input[i], ks[i]));
             // SAFETY: `batch < io.batches` (the loop bound).
-            unsafe { io.store(batch, &output) };
+            unsafe { store_batch(&io, batch, &output) };
             prev = output.map(|c| byte_reverse(c));
         }
         if io.batches == 0 { acc } else { self.ghash_blocks(acc, &prev) }
@@ -816,11 +770,11 @@ impl AesNiKey {
     /// Decrypt whole batches; returns the hash including all their
     /// ciphertext, each batch hashed while it is decrypted.
     #[target_feature(enable = "aes,pclmulqdq,ssse3,sse4.1")]
-    fn open_bulk(&self, ctr: &mut __m128i, mut acc: __m128i, io: Bulk<'_>) -> __m128i {
+    fn open_bulk(&self, ctr: &mut __m128i, mut acc: __m128i, io: Batches<'_>) -> __m128i {
         let step = _mm_set_epi32(0, 0, 0, BLOCKS as i32);
         for batch in 0..io.batches {
             // SAFETY: `batch < io.batches` (the loop bound).
-            let ct = unsafe { io.load(batch) };
+            let ct = unsafe { load_batch(&io, batch) };
             let hashed = ct.map(|c| byte_reverse(c));
             let mut ks = self.counter_blocks::<BLOCKS>(*ctr);
             *ctr = _mm_add_epi32(*ctr, step);
@@ -828,7 +782,7 @@ impl AesNiKey {
             self.finish_rounds(&mut ks, BLOCKS + 1);
             let output: [__m128i; BLOCKS] = core::array::from_fn(|i| xor(ct[i], ks[i]));
             // SAFETY: `batch < io.batches` (the loop bound).
-            unsafe { io.store(batch, &output) };
+            unsafe { store_batch(&io, batch, &output) };
         }
         acc
     }

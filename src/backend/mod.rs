@@ -16,6 +16,8 @@
 
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod aesni;
+#[cfg(target_arch = "x86_64")]
+mod bulk;
 pub(crate) mod scalar;
 mod tsc;
 #[cfg(target_arch = "x86_64")]

@@ -67,6 +67,7 @@
 //! count.
 
 use super::aesni::{self, AesNiKey, init_with, read_partial, write_partial};
+use super::bulk::Bulk;
 use super::{KeyBytes, append_by_copy};
 use crate::ones_complement::{BlockSum, add_folding, sum_native};
 use core::arch::x86_64::{
@@ -77,8 +78,6 @@ use core::arch::x86_64::{
     _mm256_loadu_si256, _mm256_permute2x128_si256, _mm256_set_epi32, _mm256_set_m128i, _mm256_setzero_si256,
     _mm256_shuffle_epi8, _mm256_storeu_si256, _mm256_xor_si256, _mm256_zextsi128_si256,
 };
-use core::marker::PhantomData;
-use core::mem::MaybeUninit;
 use zeroize::Zeroize;
 
 /// Blocks per bulk iteration.
@@ -220,78 +219,32 @@ impl Wide {
     }
 }
 
-/// The whole 128-byte batches of a message, read from `src` and written to
-/// `dst`: the same memory (in place) or two regions that do not overlap.
+/// This backend's batches.
+type Batches<'a> = Bulk<'a, BATCH>;
+
+/// The four registers of input batch `batch`.
 ///
-/// Made only from slices by [`Bulk::in_place`] and [`Bulk::between`], which
-/// guarantee that `src` is readable and `dst` writable for `batches * 128`
-/// bytes for the lifetime `'a`; that is what the loads and stores rely on.
-#[derive(Clone, Copy)]
-struct Bulk<'a> {
-    src: *const u8,
-    dst: *mut u8,
-    batches: usize,
-    _borrow: PhantomData<&'a mut [u8]>,
+/// # Safety
+/// `batch < io.batches`.
+#[inline]
+#[target_feature(enable = "vaes,vpclmulqdq,avx2,avx,aes,pclmulqdq,ssse3,sse4.1")]
+unsafe fn load_batch(io: &Batches<'_>, batch: usize) -> [__m256i; REGS] {
+    core::array::from_fn(|i| {
+        // SAFETY: register `i` of a batch that exists (caller); no alignment rule.
+        unsafe { _mm256_loadu_si256(io.input(batch, 32 * i).cast()) }
+    })
 }
 
-impl<'a> Bulk<'a> {
-    /// The batches of `buf`, in place, and the bytes after them.
-    fn in_place(buf: &'a mut [u8]) -> (Bulk<'a>, &'a mut [u8]) {
-        let batches = buf.len() / BATCH;
-        let (head, rest) = buf.split_at_mut(batches * BATCH);
-        let dst = head.as_mut_ptr();
-        (Bulk { src: dst, dst, batches, _borrow: PhantomData }, rest)
-    }
-
-    /// The batches of `src` into the start of `dst` (at least as long), and
-    /// what is left of each.
-    fn between(src: &'a [u8], dst: &'a mut [MaybeUninit<u8>]) -> (Bulk<'a>, &'a [u8], &'a mut [MaybeUninit<u8>]) {
-        let batches = (src.len() / BATCH).min(dst.len() / BATCH);
-        let (src_head, src_rest) = src.split_at(batches * BATCH);
-        let (dst_head, dst_rest) = dst.split_at_mut(batches * BATCH);
-        let bulk = Bulk { src: src_head.as_ptr(), dst: dst_head.as_mut_ptr().cast(), batches, _borrow: PhantomData };
-        (bulk, src_rest, dst_rest)
-    }
-
-    /// The four registers of input batch `batch`.
-    ///
-    /// # Safety
-    /// `batch < self.batches`.
-    #[inline]
-    #[target_feature(enable = "vaes,vpclmulqdq,avx2,avx,aes,pclmulqdq,ssse3,sse4.1")]
-    unsafe fn load(&self, batch: usize) -> [__m256i; REGS] {
-        core::array::from_fn(|i| {
-            // SAFETY: in bounds of `src` (caller: `batch < batches`; type
-            // invariant: `batches * 128` readable bytes); no alignment rule.
-            unsafe { _mm256_loadu_si256(self.src.add(batch * BATCH + 32 * i).cast()) }
-        })
-    }
-
-    /// Write output batch `batch`.
-    ///
-    /// # Safety
-    /// `batch < self.batches`.
-    #[inline]
-    #[target_feature(enable = "vaes,vpclmulqdq,avx2,avx,aes,pclmulqdq,ssse3,sse4.1")]
-    unsafe fn store(&self, batch: usize, regs: &[__m256i; REGS]) {
-        for (i, reg) in regs.iter().enumerate() {
-            // SAFETY: in bounds of `dst` (caller: `batch < batches`; type
-            // invariant: `batches * 128` writable bytes); no alignment rule.
-            unsafe { _mm256_storeu_si256(self.dst.add(batch * BATCH + 32 * i).cast(), *reg) }
-        }
-    }
-
-    /// Add input batch `batch` to `sum`.
-    ///
-    /// # Safety
-    /// `batch < self.batches`.
-    #[inline(always)]
-    unsafe fn add_input_to(&self, batch: usize, sum: &mut BlockSum) {
-        for half in 0..2 {
-            // SAFETY: in bounds of `src` (caller and type invariant); nothing
-            // writes them while this short-lived reference exists.
-            sum.add(unsafe { &*self.src.add(batch * BATCH + 64 * half).cast::<[u8; 64]>() });
-        }
+/// Write output batch `batch`.
+///
+/// # Safety
+/// `batch < io.batches`.
+#[inline]
+#[target_feature(enable = "vaes,vpclmulqdq,avx2,avx,aes,pclmulqdq,ssse3,sse4.1")]
+unsafe fn store_batch(io: &Batches<'_>, batch: usize, regs: &[__m256i; REGS]) {
+    for (i, reg) in regs.iter().enumerate() {
+        // SAFETY: register `i` of a batch that exists (caller); no alignment rule.
+        unsafe { _mm256_storeu_si256(io.output(batch, 32 * i).cast(), *reg) }
     }
 }
 
@@ -373,7 +326,7 @@ impl Vaes256Key {
     /// full tag over `aad` and the ciphertext.
     #[inline]
     pub(crate) fn seal(&self, j0: u128, aad: &[u8], buf: &mut [u8]) -> [u8; 16] {
-        let (bulk, rest) = Bulk::in_place(buf);
+        let (bulk, rest) = Batches::in_place(buf);
         // SAFETY: a `Vaes256Key` exists only if the features were detected.
         unsafe { self.crypt::<false, false>(j0, aad, bulk, &mut BlockSum::default(), rest) }
     }
@@ -382,7 +335,7 @@ impl Vaes256Key {
     /// ciphertext it held. The caller compares tags and wipes `buf` on mismatch.
     #[inline]
     pub(crate) fn open(&self, j0: u128, aad: &[u8], buf: &mut [u8]) -> [u8; 16] {
-        let (bulk, rest) = Bulk::in_place(buf);
+        let (bulk, rest) = Batches::in_place(buf);
         // SAFETY: a `Vaes256Key` exists only if the features were detected.
         unsafe { self.crypt::<true, false>(j0, aad, bulk, &mut BlockSum::default(), rest) }
     }
@@ -400,7 +353,7 @@ impl Vaes256Key {
             // Without a whole batch to read in place of a copy, copying first
             // is as cheap and simpler. (`reserve` guarantees the capacity.)
             Some(dst) if src.len() >= BATCH => {
-                let (bulk, rest_src, rest_dst) = Bulk::between(src, dst);
+                let (bulk, rest_src, rest_dst) = Batches::between(src, dst);
                 let mut sum = BlockSum::default();
                 // The rest of `src` (under 128 bytes) and `extra` are copied
                 // to the end of the output and finished there in place.
@@ -408,9 +361,9 @@ impl Vaes256Key {
                 let work = init_with(rest_dst, [rest_src, extra]);
                 // SAFETY: a `Vaes256Key` exists only if the features were detected.
                 let tag = unsafe { self.crypt::<false, true>(j0, aad, bulk, &mut sum, work) };
-                // SAFETY: the output batches were written by `crypt` and the
-                // rest by `init_with` (then encrypted in place): all `total`
-                // bytes of spare capacity right after the first `start`.
+                // The output batches were written by `crypt` and the rest by
+                // `init_with` (then encrypted in place).
+                // SAFETY: all `total` bytes of spare capacity after `start` are initialised.
                 unsafe { out.set_len(start + total) };
                 (tag, add_folding(sum.finish(), rest_sum))
             }
@@ -426,7 +379,7 @@ impl Vaes256Key {
         &self,
         j0: u128,
         aad: &[u8],
-        first: Bulk<'_>,
+        first: Batches<'_>,
         sum: &mut BlockSum,
         rest: &mut [u8],
     ) -> [u8; 16] {
@@ -444,7 +397,7 @@ impl Vaes256Key {
             self.base.ghash(&mut acc, aad);
             (_mm_set_epi64x((acc >> 64) as i64, acc as i64), None)
         };
-        let (second, tail) = Bulk::in_place(rest);
+        let (second, tail) = Batches::in_place(rest);
         let mut pending = None;
         if first.batches + second.batches > 0 {
             if let Some(block) = head.take() {
@@ -546,7 +499,7 @@ impl Vaes256Key {
         ctr: &mut __m128i,
         acc: &mut __m128i,
         pending: &mut Option<[__m256i; REGS]>,
-        io: Bulk<'_>,
+        io: Batches<'_>,
         sum: &mut BlockSum,
     ) {
         let step = _mm_set_epi32(0, 0, 0, BLOCKS as i32);
@@ -587,7 +540,7 @@ impl Vaes256Key {
     unsafe fn seal_output<const SUM: bool>(
         &self,
         ks: &[__m256i; REGS],
-        io: Bulk<'_>,
+        io: Batches<'_>,
         batch: usize,
         sum: &mut BlockSum,
     ) -> [__m256i; REGS] {
@@ -596,13 +549,13 @@ impl Vaes256Key {
             unsafe { io.add_input_to(batch, sum) };
         }
         // SAFETY: `batch < io.batches` (caller).
-        let input = unsafe { io.load(batch) };
+        let input = unsafe { load_batch(&io, batch) };
         let mut output = [_mm256_setzero_si256(); REGS];
         for ((out, i), k) in output.iter_mut().zip(input).zip(ks) {
             *out = xor2(i, *k);
         }
         // SAFETY: `batch < io.batches` (caller).
-        unsafe { io.store(batch, &output) };
+        unsafe { store_batch(&io, batch, &output) };
         for out in output.iter_mut() {
             *out = byte_reverse2(*out);
         }
@@ -611,12 +564,12 @@ impl Vaes256Key {
 
     /// Decrypt whole batches, each hashed while it is decrypted.
     #[target_feature(enable = "vaes,vpclmulqdq,avx2,avx,aes,pclmulqdq,ssse3,sse4.1")]
-    fn open_bulk(&self, ctr: &mut __m128i, acc: &mut __m128i, io: Bulk<'_>) {
+    fn open_bulk(&self, ctr: &mut __m128i, acc: &mut __m128i, io: Batches<'_>) {
         let step = _mm_set_epi32(0, 0, 0, BLOCKS as i32);
         let (mut c, mut a) = (*ctr, *acc);
         for batch in 0..io.batches {
             // SAFETY: `batch < io.batches` (the loop bound).
-            let ct = unsafe { io.load(batch) };
+            let ct = unsafe { load_batch(&io, batch) };
             let mut hashed = ct;
             for h in hashed.iter_mut() {
                 *h = byte_reverse2(*h);
@@ -630,7 +583,7 @@ impl Vaes256Key {
                 *out = xor2(i, k);
             }
             // SAFETY: `batch < io.batches` (the loop bound).
-            unsafe { io.store(batch, &output) };
+            unsafe { store_batch(&io, batch, &output) };
         }
         (*ctr, *acc) = (c, a);
     }

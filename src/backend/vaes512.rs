@@ -43,6 +43,7 @@
 //! only with a batch index below its batch count.
 
 use super::aesni::{AesNiKey, gf_mul, init_with, length_block};
+use super::bulk::Bulk;
 use super::{KeyBytes, append_by_copy};
 use crate::ones_complement::{BlockSum, add_folding, sum_native};
 use core::arch::x86_64::{
@@ -55,7 +56,6 @@ use core::arch::x86_64::{
     _mm512_setzero_si512, _mm512_shuffle_epi8, _mm512_shuffle_epi32, _mm512_storeu_si512, _mm512_ternarylogic_epi64,
     _mm512_xor_si512, _mm512_zextsi128_si512,
 };
-use core::marker::PhantomData;
 use core::mem::MaybeUninit;
 use zeroize::Zeroize;
 
@@ -264,78 +264,32 @@ impl Counters {
     }
 }
 
-/// The whole 256-byte batches of a message, read from `src` and written to
-/// `dst`: the same memory (in place) or two regions that do not overlap.
+/// This backend's batches.
+type Batches<'a> = Bulk<'a, BATCH>;
+
+/// The sixteen blocks of input batch `batch`.
 ///
-/// Made only from slices by [`Bulk::in_place`] and [`Bulk::between`], which
-/// guarantee that `src` is readable and `dst` writable for `batches * 256`
-/// bytes for the lifetime `'a`; that is what the loads and stores rely on.
-#[derive(Clone, Copy)]
-struct Bulk<'a> {
-    src: *const u8,
-    dst: *mut u8,
-    batches: usize,
-    _borrow: PhantomData<&'a mut [u8]>,
+/// # Safety
+/// `batch < io.batches`.
+#[inline]
+#[target_feature(enable = "vaes,vpclmulqdq,avx512f,avx512bw,avx512vl,aes,pclmulqdq,ssse3,sse4.1")]
+unsafe fn load_batch(io: &Batches<'_>, batch: usize) -> [__m512i; 4] {
+    core::array::from_fn(|g| {
+        // SAFETY: register `g` of a batch that exists (caller); no alignment rule.
+        unsafe { _mm512_loadu_si512(io.input(batch, 64 * g).cast()) }
+    })
 }
 
-impl<'a> Bulk<'a> {
-    /// The batches of `buf`, in place, and the bytes after them.
-    fn in_place(buf: &'a mut [u8]) -> (Bulk<'a>, &'a mut [u8]) {
-        let batches = buf.len() / BATCH;
-        let (head, rest) = buf.split_at_mut(batches * BATCH);
-        let dst = head.as_mut_ptr();
-        (Bulk { src: dst, dst, batches, _borrow: PhantomData }, rest)
-    }
-
-    /// The batches of `src` into the start of `dst` (at least as long), and
-    /// what is left of each.
-    fn between(src: &'a [u8], dst: &'a mut [MaybeUninit<u8>]) -> (Bulk<'a>, &'a [u8], &'a mut [MaybeUninit<u8>]) {
-        let batches = (src.len() / BATCH).min(dst.len() / BATCH);
-        let (src_head, src_rest) = src.split_at(batches * BATCH);
-        let (dst_head, dst_rest) = dst.split_at_mut(batches * BATCH);
-        let bulk = Bulk { src: src_head.as_ptr(), dst: dst_head.as_mut_ptr().cast(), batches, _borrow: PhantomData };
-        (bulk, src_rest, dst_rest)
-    }
-
-    /// The sixteen blocks of input batch `batch`.
-    ///
-    /// # Safety
-    /// `batch < self.batches`.
-    #[inline]
-    #[target_feature(enable = "vaes,vpclmulqdq,avx512f,avx512bw,avx512vl,aes,pclmulqdq,ssse3,sse4.1")]
-    unsafe fn load(&self, batch: usize) -> [__m512i; 4] {
-        core::array::from_fn(|g| {
-            // SAFETY: in bounds of `src` (caller: `batch < batches`; type
-            // invariant: `batches * 256` readable bytes); no alignment rule.
-            unsafe { _mm512_loadu_si512(self.src.add(batch * BATCH + 64 * g).cast()) }
-        })
-    }
-
-    /// Write output batch `batch`.
-    ///
-    /// # Safety
-    /// `batch < self.batches`.
-    #[inline]
-    #[target_feature(enable = "vaes,vpclmulqdq,avx512f,avx512bw,avx512vl,aes,pclmulqdq,ssse3,sse4.1")]
-    unsafe fn store(&self, batch: usize, groups: &[__m512i; 4]) {
-        for (g, v) in groups.iter().enumerate() {
-            // SAFETY: in bounds of `dst` (caller: `batch < batches`; type
-            // invariant: `batches * 256` writable bytes); no alignment rule.
-            unsafe { _mm512_storeu_si512(self.dst.add(batch * BATCH + 64 * g).cast(), *v) }
-        }
-    }
-
-    /// Add input batch `batch` to `sum`.
-    ///
-    /// # Safety
-    /// `batch < self.batches`.
-    #[inline(always)]
-    unsafe fn add_input_to(&self, batch: usize, sum: &mut BlockSum) {
-        for quarter in 0..4 {
-            // SAFETY: in bounds of `src` (caller and type invariant); nothing
-            // writes them while this short-lived reference exists.
-            sum.add(unsafe { &*self.src.add(batch * BATCH + 64 * quarter).cast::<[u8; 64]>() });
-        }
+/// Write output batch `batch`.
+///
+/// # Safety
+/// `batch < io.batches`.
+#[inline]
+#[target_feature(enable = "vaes,vpclmulqdq,avx512f,avx512bw,avx512vl,aes,pclmulqdq,ssse3,sse4.1")]
+unsafe fn store_batch(io: &Batches<'_>, batch: usize, groups: &[__m512i; 4]) {
+    for (g, v) in groups.iter().enumerate() {
+        // SAFETY: register `g` of a batch that exists (caller); no alignment rule.
+        unsafe { _mm512_storeu_si512(io.output(batch, 64 * g).cast(), *v) }
     }
 }
 
@@ -504,7 +458,7 @@ impl Vaes512Key {
         let lengths = length_block(aad.len(), src.len() + extra.len());
         let s = Schedule::new(&self.base);
         let mut ctr = first_counters(ctr);
-        let (bulk, rest_src, rest_dst) = Bulk::between(src, dst);
+        let (bulk, rest_src, rest_dst) = Batches::between(src, dst);
         let mut sum = BlockSum::default();
         let (acc, pending) = self.seal_bulk::<true, R>(s, &mut ctr, acc, bulk, &mut sum);
         // The rest of `src` (under 256 bytes) and `extra` are copied to the
@@ -538,7 +492,7 @@ impl Vaes512Key {
         buf: &mut [u8],
         lengths: __m128i,
     ) -> __m128i {
-        let (bulk, rest) = Bulk::in_place(buf);
+        let (bulk, rest) = Batches::in_place(buf);
         // Sealing leaves the last batch's ciphertext unhashed, to share the
         // final reduction with the tail and the length block.
         let mut pending = None;
@@ -667,7 +621,7 @@ impl Vaes512Key {
         s: Schedule<'_, R>,
         ctr: &mut __m512i,
         mut acc: __m128i,
-        io: Bulk<'_>,
+        io: Batches<'_>,
         sum: &mut BlockSum,
     ) -> (__m128i, Option<[__m512i; 4]>) {
         if io.batches == 0 {
@@ -705,10 +659,10 @@ impl Vaes512Key {
                 unsafe { io.add_input_to(batch, sum) };
             }
             // SAFETY: `batch < io.batches` (the loop bound).
-            let input = unsafe { io.load(batch) };
+            let input = unsafe { load_batch(&io, batch) };
             let output: [__m512i; 4] = core::array::from_fn(|g| _mm512_xor_si512(input[g], ks[g]));
             // SAFETY: `batch < io.batches` (the loop bound).
-            unsafe { io.store(batch, &output) };
+            unsafe { store_batch(&io, batch, &output) };
             prev = output.map(|c| byte_reverse(c));
         }
         *ctr = counters.reflected();
@@ -723,7 +677,7 @@ impl Vaes512Key {
         s: Schedule<'_, R>,
         ctr: &mut __m512i,
         mut acc: __m128i,
-        io: Bulk<'_>,
+        io: Batches<'_>,
     ) -> __m128i {
         let h = self.bulk_powers();
         let rk0 = _mm512_broadcast_i32x4(s.rk[0]);
@@ -731,7 +685,7 @@ impl Vaes512Key {
         let pairs = io.batches / 2;
         for pair in 0..pairs {
             // SAFETY: `2 * pair + 1 < 2 * pairs <= io.batches`.
-            let (ct_a, ct_b) = unsafe { (io.load(2 * pair), io.load(2 * pair + 1)) };
+            let (ct_a, ct_b) = unsafe { (load_batch(&io, 2 * pair), load_batch(&io, 2 * pair + 1)) };
             let ct: [__m512i; 8] = core::array::from_fn(|i| if i < 4 { ct_a[i] } else { ct_b[i - 4] });
             let (a, b) = (counters.next_batch(rk0), counters.next_batch(rk0));
             let mut ks: [__m512i; 8] = core::array::from_fn(|i| if i < 4 { a[i] } else { b[i - 4] });
@@ -741,19 +695,19 @@ impl Vaes512Key {
                 let output: [__m512i; 4] =
                     core::array::from_fn(|g| _mm512_xor_si512(ct[4 * half + g], ks[4 * half + g]));
                 // SAFETY: `2 * pair + half < 2 * pairs <= io.batches`.
-                unsafe { io.store(2 * pair + half, &output) };
+                unsafe { store_batch(&io, 2 * pair + half, &output) };
             }
         }
         if io.batches % 2 == 1 {
             let batch = io.batches - 1;
             // SAFETY: `batch < io.batches`.
-            let ct = unsafe { io.load(batch) };
+            let ct = unsafe { load_batch(&io, batch) };
             let mut ks = counters.next_batch(rk0);
             acc = self.hash_batches(&h, acc, &ct.map(|c| byte_reverse(c)));
             s.finish_rounds(&mut ks, 1);
             let output: [__m512i; 4] = core::array::from_fn(|g| _mm512_xor_si512(ct[g], ks[g]));
             // SAFETY: `batch < io.batches`.
-            unsafe { io.store(batch, &output) };
+            unsafe { store_batch(&io, batch, &output) };
         }
         *ctr = counters.reflected();
         acc
@@ -774,9 +728,9 @@ impl Vaes512Key {
         let masks: [u64; G] = core::array::from_fn(|g| group_mask(r, g));
         let base = rest.as_mut_ptr();
         let input: [__m512i; G] = core::array::from_fn(|g| {
+            // `wrapping_add`: forming the address is never out-of-bounds UB.
             // SAFETY: the mask covers only bytes `64g..r` of `rest` (none if
             // `64g >= r`); masked-off bytes are neither read nor faulted on.
-            // (`wrapping_add`: the address itself is never out of bounds UB.)
             unsafe { _mm512_maskz_loadu_epi8(masks[g], base.wrapping_add(64 * g).cast()) }
         });
         let mut ks = s.counter_blocks::<G>(ctr);

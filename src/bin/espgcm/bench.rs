@@ -674,6 +674,8 @@ fn print_table(r: &Report) {
                 head.push_str(&format!(" {:>13}", size_label(size)));
                 units.push_str(&format!(" {:>13}", "GB/s   c/B"));
             }
+            head.push_str("   ticks per call");
+            units.push_str("   (least-squares fit)");
             println!("{head}");
             println!("{units}");
             for name in &names {
@@ -691,11 +693,34 @@ fn print_table(r: &Report) {
                     }
                 }
                 if any {
+                    if let Some((intercept, slope)) = r.tsc_ghz.and_then(|ghz| cost_fit(&rows, name, ghz)) {
+                        line.push_str(&format!("   {intercept:>5.0} + {slope:.3}/B"));
+                    }
                     println!("{line}");
                 }
             }
         }
     }
+}
+
+/// The cost model `ticks per call = intercept + slope x bytes`, fitted by
+/// least squares over the sizes measured for `name` (at least two):
+/// the intercept is the fixed cost of a call, the slope the cost per byte.
+fn cost_fit(rows: &[&Measurement], name: &str, tsc_ghz: f64) -> Option<(f64, f64)> {
+    let points: Vec<(f64, f64)> =
+        rows.iter().filter(|m| m.implementation == name).map(|m| (m.size as f64, m.ns_per_op * tsc_ghz)).collect();
+    let n = points.len() as f64;
+    if points.len() < 2 {
+        return None;
+    }
+    let (mx, my) = (points.iter().map(|p| p.0).sum::<f64>() / n, points.iter().map(|p| p.1).sum::<f64>() / n);
+    let sxx: f64 = points.iter().map(|p| (p.0 - mx) * (p.0 - mx)).sum();
+    let sxy: f64 = points.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
+    if sxx == 0.0 {
+        return None;
+    }
+    let slope = sxy / sxx;
+    Some((my - slope * mx, slope))
 }
 
 /// Three significant digits, so that 0.035 and 11.4 both read well.
@@ -834,4 +859,37 @@ fn chart(path: &std::path::Path, results: &[Measurement], sizes: &[usize]) -> Re
     }
     root.present()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cell(implementation: &'static str, size: usize, ns_per_op: f64) -> Measurement {
+        Measurement {
+            implementation,
+            op: Op::Seal,
+            key_bits: 128,
+            size,
+            ns_per_op,
+            gbps: size as f64 / ns_per_op,
+            cycles_per_byte: None,
+            fastest: false,
+        }
+    }
+
+    #[test]
+    fn the_cost_fit_recovers_a_line_and_ignores_other_implementations() {
+        // 2 GHz: ticks = 2 * ns = 80 + 0.5 * bytes.
+        let cells: Vec<Measurement> = [16usize, 64, 1420, 16384]
+            .iter()
+            .map(|&size| cell("a", size, (80.0 + 0.5 * size as f64) / 2.0))
+            .chain([cell("b", 64, 1.0e6)])
+            .collect();
+        let rows: Vec<&Measurement> = cells.iter().collect();
+        let (intercept, slope) = cost_fit(&rows, "a", 2.0).unwrap();
+        assert!((intercept - 80.0).abs() < 1e-6, "{intercept}");
+        assert!((slope - 0.5).abs() < 1e-9, "{slope}");
+        assert_eq!(cost_fit(&rows, "b", 2.0), None, "one size is no fit");
+    }
 }
