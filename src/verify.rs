@@ -50,8 +50,8 @@ use zeroize::Zeroize;
 /// use espgcm::{Gcm, VerifyPolicy};
 ///
 /// let mut gcm = Gcm::new(&[7u8; 16])?;
-/// // About one message in 1000, chosen at random, is checked in full.
-/// gcm.set_verify(VerifyPolicy::Sample { one_in: 1000 });
+/// // About one message in 4096, chosen at random, is checked in full.
+/// gcm.set_verify(VerifyPolicy::Sample { one_in: 4096 });
 /// let mut buf = [0u8; 64];
 /// let tag = gcm.encrypt(&[1u8; 12], b"", &mut buf)?;
 /// gcm.decrypt(&[1u8; 12], b"", &mut buf, &tag)?;
