@@ -140,14 +140,14 @@ fn xor(a: __m128i, b: __m128i) -> __m128i {
 
 #[inline]
 #[target_feature(enable = "aes,pclmulqdq,ssse3,sse4.1")]
-fn byte_reverse(a: __m128i) -> __m128i {
+pub(super) fn byte_reverse(a: __m128i) -> __m128i {
     _mm_shuffle_epi8(a, byte_reverse_mask())
 }
 
 /// Load a 16-byte block as it sits in memory.
 #[inline]
 #[target_feature(enable = "aes,pclmulqdq,ssse3,sse4.1")]
-fn load(block: &[u8; 16]) -> __m128i {
+pub(super) fn load(block: &[u8; 16]) -> __m128i {
     // SAFETY: `block` is 16 readable bytes; `loadu` has no alignment rule.
     unsafe { _mm_loadu_si128(block.as_ptr().cast()) }
 }
@@ -155,7 +155,7 @@ fn load(block: &[u8; 16]) -> __m128i {
 /// Store a register to a 16-byte block.
 #[inline]
 #[target_feature(enable = "aes,pclmulqdq,ssse3,sse4.1")]
-fn store(block: &mut [u8; 16], value: __m128i) {
+pub(super) fn store(block: &mut [u8; 16], value: __m128i) {
     // SAFETY: `block` is 16 writable bytes; `storeu` has no alignment rule.
     unsafe { _mm_storeu_si128(block.as_mut_ptr().cast(), value) }
 }
@@ -163,7 +163,7 @@ fn store(block: &mut [u8; 16], value: __m128i) {
 /// A register as the 16 bytes it would store.
 #[inline]
 #[target_feature(enable = "aes,pclmulqdq,ssse3,sse4.1")]
-fn to_bytes(value: __m128i) -> [u8; 16] {
+pub(super) fn to_bytes(value: __m128i) -> [u8; 16] {
     let mut out = [0u8; 16];
     store(&mut out, value);
     out

@@ -66,17 +66,17 @@
 //! accessors are `unsafe fn`s called only with a batch index below its batch
 //! count.
 
-use super::aesni::{self, AesNiKey, init_with, read_partial, write_partial};
+use super::aesni::{self, AesNiKey, byte_reverse, init_with, load, read_partial, store, to_bytes, write_partial};
 use super::bulk::Bulk;
 use super::{KeyBytes, append_by_copy};
 use crate::ones_complement::{BlockSum, add_folding, sum_native};
 use core::arch::x86_64::{
-    __m128i, __m256i, _mm_add_epi32, _mm_loadu_si128, _mm_set_epi8, _mm_set_epi32, _mm_set_epi64x, _mm_set1_epi8,
-    _mm_setzero_si128, _mm_shuffle_epi8, _mm_storeu_si128, _mm_xor_si128, _mm256_add_epi32, _mm256_aesenc_epi128,
-    _mm256_aesenclast_epi128, _mm256_and_si256, _mm256_blend_epi32, _mm256_broadcastsi128_si256, _mm256_bslli_epi128,
-    _mm256_bsrli_epi128, _mm256_castsi256_si128, _mm256_clmulepi64_epi128, _mm256_extracti128_si256,
-    _mm256_loadu_si256, _mm256_permute2x128_si256, _mm256_set_epi32, _mm256_set_m128i, _mm256_setzero_si256,
-    _mm256_shuffle_epi8, _mm256_storeu_si256, _mm256_xor_si256, _mm256_zextsi128_si256,
+    __m128i, __m256i, _mm_add_epi32, _mm_set_epi8, _mm_set_epi32, _mm_set_epi64x, _mm_set1_epi8, _mm_setzero_si128,
+    _mm_xor_si128, _mm256_add_epi32, _mm256_aesenc_epi128, _mm256_aesenclast_epi128, _mm256_and_si256,
+    _mm256_blend_epi32, _mm256_broadcastsi128_si256, _mm256_bslli_epi128, _mm256_bsrli_epi128, _mm256_castsi256_si128,
+    _mm256_clmulepi64_epi128, _mm256_extracti128_si256, _mm256_loadu_si256, _mm256_permute2x128_si256,
+    _mm256_set_epi32, _mm256_set_m128i, _mm256_setzero_si256, _mm256_shuffle_epi8, _mm256_storeu_si256,
+    _mm256_xor_si256, _mm256_zextsi128_si256,
 };
 use zeroize::Zeroize;
 
@@ -102,38 +102,6 @@ const KEEP_MASKS: [u8; 32] = {
     }
     m
 };
-
-/// Load a 16-byte block as it sits in memory.
-#[inline]
-#[target_feature(enable = "vaes,vpclmulqdq,avx2,avx,aes,pclmulqdq,ssse3,sse4.1")]
-fn load(block: &[u8; 16]) -> __m128i {
-    // SAFETY: `block` is 16 readable bytes; `loadu` has no alignment rule.
-    unsafe { _mm_loadu_si128(block.as_ptr().cast()) }
-}
-
-/// Store a register to a 16-byte block.
-#[inline]
-#[target_feature(enable = "vaes,vpclmulqdq,avx2,avx,aes,pclmulqdq,ssse3,sse4.1")]
-fn store(block: &mut [u8; 16], value: __m128i) {
-    // SAFETY: `block` is 16 writable bytes; `storeu` has no alignment rule.
-    unsafe { _mm_storeu_si128(block.as_mut_ptr().cast(), value) }
-}
-
-/// A register as the 16 bytes it would store.
-#[inline]
-#[target_feature(enable = "vaes,vpclmulqdq,avx2,avx,aes,pclmulqdq,ssse3,sse4.1")]
-fn to_bytes(value: __m128i) -> [u8; 16] {
-    let mut out = [0u8; 16];
-    store(&mut out, value);
-    out
-}
-
-/// Reverse the 16 bytes of a block (memory order <-> reflected form).
-#[inline]
-#[target_feature(enable = "vaes,vpclmulqdq,avx2,avx,aes,pclmulqdq,ssse3,sse4.1")]
-fn byte_reverse(a: __m128i) -> __m128i {
-    _mm_shuffle_epi8(a, _mm_set_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15))
-}
 
 /// Reverse the bytes of each 128-bit lane.
 #[inline]
