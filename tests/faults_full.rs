@@ -140,7 +140,12 @@ fn a_key_moves_to_the_next_backend_at_its_next_call_and_gets_the_right_answer() 
         let last = h.last_fault.unwrap();
         assert_eq!(last.block_index, 15);
         assert_eq!(last.actual, last.expected.map(|b| !b));
-        assert!(Backend::best_reason().contains("quarantined"), "{}", Backend::best_reason());
+        // best() explains the quarantine when it is what moved best() (a
+        // slower backend's quarantine does not change the choice).
+        let rank = |b: Backend| Backend::ALL.iter().position(|x| *x == b);
+        if rank(backend) < rank(Backend::best()) {
+            assert!(Backend::best_reason().contains("quarantined"), "{}", Backend::best_reason());
+        }
 
         // The key moved: the next call is not corrupted (and costs no check
         // if it moved to the scalar backend, which needs none).

@@ -294,6 +294,11 @@ impl Vaes256Key {
     /// full tag over `aad` and the ciphertext.
     #[inline]
     pub(crate) fn seal(&self, j0: u128, aad: &[u8], buf: &mut [u8]) -> [u8; 16] {
+        // One block or less: the AES-NI code's setup is shorter (measured
+        // 31 against 51 ns at 16 B; open is as fast either way).
+        if buf.len() <= 16 {
+            return self.base.seal(j0, aad, buf);
+        }
         let (bulk, rest) = Batches::in_place(buf);
         // SAFETY: a `Vaes256Key` exists only if the features were detected.
         unsafe { self.crypt::<false, false>(j0, aad, bulk, &mut BlockSum::default(), rest) }
