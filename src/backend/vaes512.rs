@@ -10,27 +10,29 @@
 //! constant `0xC2 << 56`; here all four lanes are reduced at once and then
 //! added together.
 //!
-//! - **Key:** the AES-NI key (round keys, `H`) plus `H^32..H^1`, highest
+//! - **Key:** the AES-NI key (round keys, `H`) plus `H^33..H^1`, highest
 //!   first, followed by four zero blocks, so that a run of `n` blocks finds
 //!   its powers as one unaligned load per four blocks, and a partial last
 //!   group loads zeros past `H^1`. Round keys are broadcast to all four
 //!   lanes as they are used; the number of rounds is a compile-time constant
 //!   (one copy of the code per key size), so the loops unroll.
-//! - **Bulk:** sixteen blocks (256 bytes, four registers) per batch, and
-//!   batches go in pairs that share one reduction (32 products summed
-//!   unreduced). Sealing hashes the previous pair's ciphertext while it
-//!   encrypts the current one; opening hashes the ciphertext it is
-//!   decrypting. Four-term products (schoolbook) are added with three-input
-//!   XORs (`VPTERNLOGQ`). Counters are advanced in memory order with one add
-//!   per register while the counter's last byte does not wrap, and through
-//!   the byte-reversed form when it does.
+//! - **Bulk:** sixteen blocks (256 bytes, four registers) per batch; two
+//!   batches share one reduction (32 products summed unreduced). Sealing
+//!   hashes batch `k - 1` while it encrypts batch `k` and leaves the last
+//!   batch for the final reduction; opening hashes each pair of batches
+//!   while it decrypts them. Four-term products (schoolbook) are added with
+//!   three-input XORs (`VPTERNLOGQ`). Counters are advanced in memory order
+//!   with one add per register while the counter's last byte does not wrap,
+//!   and through the byte-reversed form when it does.
 //! - **Tail:** the last 1..=255 bytes are up to four registers moved with
 //!   AVX-512 byte-masked loads and stores (no byte loops and no reads past
-//!   the buffer: masked-off bytes are never touched), hashed together with
-//!   the length block under a single reduction.
-//! - **Per call:** `E(K, J0)` and the AAD hash run on the 128-bit units of the
-//!   AES-NI key, independent of the data path, so they overlap with it.
-//!
+//!   the buffer: masked-off bytes are never touched), hashed under one final
+//!   reduction with the length block (and, when sealing, the last batch).
+//! - **Per call:** `E(K, J0)` and a short AAD's hash run on the 128-bit units
+//!   in the caller's frame, independent of the data path, so they overlap
+//!   with it. Messages of one block or less run on the AES-NI key's code,
+//!   whose setup is shorter.
+
 //! # Safety
 //!
 //! Every function that uses the instructions carries
