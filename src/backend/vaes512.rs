@@ -295,6 +295,44 @@ unsafe fn store_batch(io: &Batches<'_>, batch: usize, groups: &[__m512i; 4]) {
     }
 }
 
+/// The last hash, one reduction: `$pending` (`Option<&[__m512i; 4]>`, a
+/// batch of reflected ciphertext not yet hashed), then the `$n` blocks of the
+/// tail in the registers `$hashed` (zero past `$n`), then the length block;
+/// `$acc` joins the first block. Block `j` of the `F` blocks is multiplied by
+/// `H^(F - j)`. A macro so that the tail's registers reach it without a trip
+/// through memory (`#[inline(always)]` cannot be combined with
+/// `#[target_feature]`, and the compiler outlined it as a function).
+macro_rules! final_hash {
+    ($key:expr, $acc:expr, $pending:expr, $hashed:expr, $n:expr, $lengths:expr) => {{
+        let key: &Vaes512Key = $key;
+        let (acc, pending, hashed, n, lengths): (__m128i, Option<&[__m512i; 4]>, &[__m512i], usize, __m128i) =
+            ($acc, $pending, $hashed, $n, $lengths);
+        if pending.is_none() && hashed.is_empty() {
+            // Only the length block: acc joins it.
+            gf_mul(_mm_xor_si128(acc, lengths), key.table[POWERS - 1])
+        } else {
+            let acc = _mm512_zextsi128_si512(acc);
+            // The length block gets H^1, the last table entry.
+            let mut wide = Wide::zero();
+            wide.mul_add_128(lengths, key.table[POWERS - 1]);
+            // Tail block j gets H^(n + 1 - j): table index POWERS - 1 - n + j.
+            let first = POWERS - 1 - n;
+            if let Some(batch) = pending {
+                // Pending block j gets H^(17 + n - j): table index POWERS - 17 - n + j.
+                for (g, &x) in batch.iter().enumerate() {
+                    let x = if g == 0 { _mm512_xor_si512(x, acc) } else { x };
+                    wide.mul_add(x, key.powers(first - BLOCKS + 4 * g));
+                }
+            }
+            for (g, &x) in hashed.iter().enumerate() {
+                let x = if g == 0 && pending.is_none() { _mm512_xor_si512(x, acc) } else { x };
+                wide.mul_add(x, key.powers(first + 4 * g));
+            }
+            wide.reduce()
+        }
+    }};
+}
+
 /// Key material of the 512-bit VAES backend.
 #[derive(Clone)]
 pub(crate) struct Vaes512Key {
@@ -522,7 +560,7 @@ impl Vaes512Key {
     ) -> __m128i {
         let pending = pending.as_ref();
         match rest.len().div_ceil(64) {
-            0 => self.final_hash::<0>(acc, pending, &[], 0, lengths),
+            0 => final_hash!(self, acc, pending, &[], 0, lengths),
             1 => self.tail_and_hash::<1, DECRYPT, R>(s, ctr, acc, pending, rest, lengths),
             2 => self.tail_and_hash::<2, DECRYPT, R>(s, ctr, acc, pending, rest, lengths),
             3 => self.tail_and_hash::<3, DECRYPT, R>(s, ctr, acc, pending, rest, lengths),
@@ -530,7 +568,7 @@ impl Vaes512Key {
         }
     }
 
-    /// [`tail`](Self::tail) and [`final_hash`](Self::final_hash) for one
+    /// [`tail`](Self::tail) and `final_hash!` for one
     /// register count: a function of its own so that the tail's registers
     /// reach the hash without a trip through memory.
     #[target_feature(enable = "vaes,vpclmulqdq,avx512f,avx512bw,avx512vl,aes,pclmulqdq,ssse3,sse4.1")]
@@ -545,47 +583,7 @@ impl Vaes512Key {
     ) -> __m128i {
         let n = rest.len().div_ceil(16);
         let hashed = self.tail::<G, DECRYPT, R>(s, ctr, rest);
-        self.final_hash(acc, pending, &hashed, n, lengths)
-    }
-
-    /// The last hash, one reduction: `pending` (a batch of reflected
-    /// ciphertext not yet hashed, if any), then the `n` blocks of the tail in
-    /// `G` registers (zero past `n`), then the length block; `acc` joins the
-    /// first block. Block `j` of the `F` blocks is multiplied by `H^(F - j)`.
-    #[inline]
-    #[target_feature(enable = "vaes,vpclmulqdq,avx512f,avx512bw,avx512vl,aes,pclmulqdq,ssse3,sse4.1")]
-    fn final_hash<const G: usize>(
-        &self,
-        acc: __m128i,
-        pending: Option<&[__m512i; 4]>,
-        hashed: &[__m512i; G],
-        n: usize,
-        lengths: __m128i,
-    ) -> __m128i {
-        let acc = _mm512_zextsi128_si512(acc);
-        // The length block gets H^1, the last table entry.
-        let mut wide = Wide::zero();
-        wide.mul_add_128(lengths, self.table[POWERS - 1]);
-        // Tail block j gets H^(n + 1 - j): table index POWERS - 1 - n + j.
-        let first = POWERS - 1 - n;
-        let mut acc_used = false;
-        if let Some(batch) = pending {
-            // Pending block j gets H^(17 + n - j): table index POWERS - 17 - n + j.
-            for (g, &x) in batch.iter().enumerate() {
-                let x = if g == 0 { _mm512_xor_si512(x, acc) } else { x };
-                wide.mul_add(x, self.powers(first - BLOCKS + 4 * g));
-            }
-            acc_used = true;
-        }
-        for (g, &x) in hashed.iter().enumerate() {
-            let x = if g == 0 && !acc_used { _mm512_xor_si512(x, acc) } else { x };
-            wide.mul_add(x, self.powers(first + 4 * g));
-        }
-        if G == 0 && !acc_used {
-            // Only the length block: acc joins it.
-            return gf_mul(_mm_xor_si128(_mm512_castsi512_si128(acc), lengths), self.table[POWERS - 1]);
-        }
-        wide.reduce()
+        final_hash!(self, acc, pending, &hashed, n, lengths)
     }
 
     /// `(acc + x0) H^(4N) + x1 H^(4N-1) + ... + x(4N-1) H` for the `N`
@@ -613,7 +611,7 @@ impl Vaes512Key {
     /// Encrypt whole batches; returns the hash of all but the last batch's
     /// ciphertext, and that batch byte-reversed (`None` if there are no
     /// batches) for
-    /// [`final_hash`](Self::final_hash). Batch `k - 1` is hashed while batch
+    /// `final_hash!`. Batch `k - 1` is hashed while batch
     /// `k` is encrypted, two batches (32 products) per reduction (a single
     /// batch first if their number is odd). With `SUM`, the plaintext is also
     /// added to `sum`.
