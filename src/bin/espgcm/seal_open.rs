@@ -154,27 +154,7 @@ pub fn seal(args: SealArgs) -> ExitCode {
         Err(e) => return fail("seal", &format!("SA file {}: {e}", args.sa.display())),
     };
     let mut tally = Tally::default();
-    let mut sealed = Vec::new();
-    let result =
-        pcap::transform(&args.input, &args.output, &mut |link, number, frame| match pcap::locate(link, frame) {
-            Frame::NotIp => {
-                tally.not_ip += 1;
-                Some(frame.to_vec())
-            }
-            Frame::Ip { start, len, protocol_at } => {
-                let ip = frame.get(start..start + len)?;
-                match tx.seal(ip, &mut sealed) {
-                    Ok(()) => {
-                        tally.done += 1;
-                        Some(pcap::rebuild(frame, start, protocol_at, &sealed))
-                    }
-                    Err(e) => {
-                        tally.record(number, &e);
-                        None
-                    }
-                }
-            }
-        });
+    let result = process(&args.input, &args.output, &mut tally, |ip, out| tx.seal(ip, out));
     let info = match result {
         Ok(i) => i,
         Err(e) => return fail("seal", &e),
@@ -194,6 +174,37 @@ pub fn seal(args: SealArgs) -> ExitCode {
     if tally.refused_total() > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS }
 }
 
+/// Run every frame of `input` into `output`: IP packets through `apply`
+/// (seal or open, into its reusable output buffer), other frames copied;
+/// refusals are counted in `tally` and their frames left out.
+fn process(
+    input: &Path,
+    output: &Path,
+    tally: &mut Tally,
+    mut apply: impl FnMut(&[u8], &mut Vec<u8>) -> Result<(), EspError>,
+) -> Result<pcap::CaptureInfo, String> {
+    let mut done = Vec::new();
+    pcap::transform(input, output, &mut |link, number, frame| match pcap::locate(link, frame) {
+        Frame::NotIp => {
+            tally.not_ip += 1;
+            Some(frame.to_vec())
+        }
+        Frame::Ip { start, len, protocol_at } => {
+            let ip = frame.get(start..start + len)?;
+            match apply(ip, &mut done) {
+                Ok(()) => {
+                    tally.done += 1;
+                    Some(pcap::rebuild(frame, start, protocol_at, &done))
+                }
+                Err(e) => {
+                    tally.record(number, &e);
+                    None
+                }
+            }
+        }
+    })
+}
+
 /// Run `espgcm open`.
 pub fn open(args: OpenArgs) -> ExitCode {
     let cfg = match sa_file::load(&args.sa) {
@@ -206,27 +217,7 @@ pub fn open(args: OpenArgs) -> ExitCode {
         Err(e) => return fail("open", &format!("SA file {}: {e}", args.sa.display())),
     };
     let mut tally = Tally::default();
-    let mut opened = Vec::new();
-    let result =
-        pcap::transform(&args.input, &args.output, &mut |link, number, frame| match pcap::locate(link, frame) {
-            Frame::NotIp => {
-                tally.not_ip += 1;
-                Some(frame.to_vec())
-            }
-            Frame::Ip { start, len, protocol_at } => {
-                let ip = frame.get(start..start + len)?;
-                match rx.open(ip, &mut opened) {
-                    Ok(()) => {
-                        tally.done += 1;
-                        Some(pcap::rebuild(frame, start, protocol_at, &opened))
-                    }
-                    Err(e) => {
-                        tally.record(number, &e);
-                        None
-                    }
-                }
-            }
-        });
+    let result = process(&args.input, &args.output, &mut tally, |ip, out| rx.open(ip, out));
     let info = match result {
         Ok(i) => i,
         Err(e) => return fail("open", &e),
