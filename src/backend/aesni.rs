@@ -496,7 +496,7 @@ impl AesNiKey {
     /// [`ghash_bytes`](Self::ghash_bytes) would pass its result through memory.
     #[inline]
     #[target_feature(enable = "aes,pclmulqdq,ssse3,sse4.1")]
-    pub(super) fn ghash_short(&self, data: &[u8]) -> __m128i {
+    fn ghash_short(&self, data: &[u8]) -> __m128i {
         if data.is_empty() {
             _mm_setzero_si128()
         } else {
@@ -623,13 +623,28 @@ impl AesNiKey {
     #[inline]
     #[target_feature(enable = "aes,pclmulqdq,ssse3,sse4.1")]
     pub(super) fn begin(&self, j0: u128, aad: &[u8]) -> (__m128i, __m128i, __m128i) {
+        let (tag_mask, ctr) = self.mask_and_counter(j0);
+        (tag_mask, self.hash_aad(aad), ctr)
+    }
+
+    /// The tag mask `E(K, J0)` and the first data counter (byte-reversed,
+    /// so that `PADDD` on lane 0 is inc32). Small, so that callers keep it
+    /// in their own frame.
+    #[inline]
+    #[target_feature(enable = "aes,pclmulqdq,ssse3,sse4.1")]
+    pub(super) fn mask_and_counter(&self, j0: u128) -> (__m128i, __m128i) {
         // J0 as a big-endian integer is the byte-reversed block: its counter
-        // word (the block's last four bytes) is lane 0, so `PADDD` is inc32.
+        // word (the block's last four bytes) is lane 0.
         let j0 = _mm_set_epi64x((j0 >> 64) as i64, j0 as i64);
-        // Independent of everything else: the tag mask and the AAD hash.
-        let tag_mask = self.encrypt_block(byte_reverse(j0));
-        let acc = if aad.len() <= 16 { self.ghash_short(aad) } else { self.ghash_bytes(_mm_setzero_si128(), aad) };
-        (tag_mask, acc, _mm_add_epi32(j0, _mm_set_epi32(0, 0, 0, 1)))
+        (self.encrypt_block(byte_reverse(j0)), _mm_add_epi32(j0, _mm_set_epi32(0, 0, 0, 1)))
+    }
+
+    /// The hash of the AAD, independent of the data path: ESP's short AAD
+    /// inline, longer AAD through [`ghash_bytes`](Self::ghash_bytes).
+    #[inline]
+    #[target_feature(enable = "aes,pclmulqdq,ssse3,sse4.1")]
+    pub(super) fn hash_aad(&self, aad: &[u8]) -> __m128i {
+        if aad.len() <= 16 { self.ghash_short(aad) } else { self.ghash_bytes(_mm_setzero_si128(), aad) }
     }
 
     /// The tag from the final hash and the mask.

@@ -49,14 +49,13 @@ use super::bulk::Bulk;
 use super::{KeyBytes, append_by_copy};
 use crate::ones_complement::{BlockSum, add_folding, sum_native};
 use core::arch::x86_64::{
-    __m128i, __m512i, _MM_PERM_BADC, _mm_add_epi32, _mm_clmulepi64_si128, _mm_cvtsi128_si32, _mm_set_epi8,
-    _mm_set_epi32, _mm_set_epi64x, _mm_setzero_si128, _mm_shuffle_epi8, _mm_xor_si128, _mm256_castsi256_si128,
-    _mm256_extracti128_si256, _mm256_xor_si256, _mm512_add_epi32, _mm512_aesenc_epi128, _mm512_aesenclast_epi128,
-    _mm512_broadcast_i32x4, _mm512_bslli_epi128, _mm512_bsrli_epi128, _mm512_castsi512_si128, _mm512_castsi512_si256,
-    _mm512_clmulepi64_epi128, _mm512_extracti64x4_epi64, _mm512_loadu_si512, _mm512_mask_storeu_epi8,
-    _mm512_maskz_loadu_epi8, _mm512_maskz_mov_epi8, _mm512_set_epi32, _mm512_set1_epi64, _mm512_set4_epi32,
-    _mm512_setzero_si512, _mm512_shuffle_epi8, _mm512_shuffle_epi32, _mm512_storeu_si512, _mm512_ternarylogic_epi64,
-    _mm512_xor_si512, _mm512_zextsi128_si512,
+    __m128i, __m512i, _MM_PERM_BADC, _mm_clmulepi64_si128, _mm_cvtsi128_si32, _mm_set_epi8, _mm_setzero_si128,
+    _mm_xor_si128, _mm256_castsi256_si128, _mm256_extracti128_si256, _mm256_xor_si256, _mm512_add_epi32,
+    _mm512_aesenc_epi128, _mm512_aesenclast_epi128, _mm512_broadcast_i32x4, _mm512_bslli_epi128, _mm512_bsrli_epi128,
+    _mm512_castsi512_si128, _mm512_castsi512_si256, _mm512_clmulepi64_epi128, _mm512_extracti64x4_epi64,
+    _mm512_loadu_si512, _mm512_mask_storeu_epi8, _mm512_maskz_loadu_epi8, _mm512_maskz_mov_epi8, _mm512_set_epi32,
+    _mm512_set1_epi64, _mm512_set4_epi32, _mm512_setzero_si512, _mm512_shuffle_epi8, _mm512_shuffle_epi32,
+    _mm512_storeu_si512, _mm512_ternarylogic_epi64, _mm512_xor_si512, _mm512_zextsi128_si512,
 };
 use core::mem::MaybeUninit;
 use zeroize::Zeroize;
@@ -463,15 +462,13 @@ impl Vaes512Key {
 
     #[target_feature(enable = "vaes,vpclmulqdq,avx512f,avx512bw,avx512vl,aes,pclmulqdq,ssse3,sse4.1")]
     fn crypt_in_place<const DECRYPT: bool, const R: usize>(&self, j0: u128, aad: &[u8], buf: &mut [u8]) -> [u8; 16] {
-        // As `AesNiKey::begin`, spelled out so that it stays in this frame.
-        let j0 = _mm_set_epi64x((j0 >> 64) as i64, j0 as i64);
-        let reverse = _mm_set_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-        let tag_mask = self.base.encrypt_block(_mm_shuffle_epi8(j0, reverse));
-        let acc =
-            if aad.len() <= 16 { self.base.ghash_short(aad) } else { self.base.ghash_bytes(_mm_setzero_si128(), aad) };
+        // `AesNiKey::begin` in its two parts, so that it stays in this frame
+        // (as one call it was outlined and returned through memory).
+        let (tag_mask, ctr) = self.base.mask_and_counter(j0);
+        let acc = self.base.hash_aad(aad);
         let lengths = length_block(aad.len(), buf.len());
         let s = Schedule::new(&self.base);
-        let ctr = first_counters(_mm_add_epi32(j0, _mm_set_epi32(0, 0, 0, 1)));
+        let ctr = first_counters(ctr);
         // Short messages (ESP's usual case) go straight to the tail: one
         // call fewer, and no frame set up for the bulk loops.
         let acc = if buf.len() < BATCH {

@@ -166,3 +166,24 @@ pub fn keymat(key_len: usize) -> Vec<u8> {
 pub fn pair(cfg: &SaConfig) -> (Outbound, Inbound) {
     (Outbound::new(cfg.clone()).unwrap(), Inbound::new(cfg.clone()).unwrap())
 }
+
+/// tshark's version line if it is installed; `None` (after saying so on
+/// stderr) if it is not. Fails the test instead when
+/// `ESPGCM_REQUIRE_TSHARK=1` (CI installs it and must not skip).
+pub fn tshark_peer() -> Option<String> {
+    let version = std::process::Command::new("tshark")
+        .arg("--version")
+        .output()
+        .ok()
+        .filter(|out| out.status.success())
+        .map(|out| String::from_utf8_lossy(&out.stdout).lines().next().unwrap_or("").to_string());
+    match &version {
+        Some(v) => eprintln!("peer: {v}"),
+        None => {
+            let required = std::env::var("ESPGCM_REQUIRE_TSHARK").is_ok_and(|v| v == "1");
+            assert!(!required, "ESPGCM_REQUIRE_TSHARK=1 but tshark is not installed (Debian package `tshark`)");
+            eprintln!("skipped: tshark not installed");
+        }
+    }
+    version
+}
