@@ -10,8 +10,8 @@ use esp_support::*;
 use espgcm::Gcm;
 use espgcm::esp::wire::protocol;
 use espgcm::esp::{
-    ChecksumKind, ChecksumPolicy, Encap, EspError, Field, Header, Inbound, Limitation, Mode, Outbound, SaConfig,
-    Transform,
+    ChecksumKind, ChecksumPolicy, Encap, EspError, Field, Header, Inbound, Limitation, Mode, NextHeaders, Outbound,
+    SaConfig, Transform,
 };
 use proptest::prelude::*;
 use std::net::IpAddr;
@@ -382,6 +382,59 @@ fn open_checks_the_next_header_against_the_mode_and_inner_packet() {
 }
 
 #[test]
+fn transport_mode_delivers_only_the_next_headers_it_can_verify_unless_told_otherwise() {
+    // A transport payload whose trailer names protocol 70 (TCP's 6 with one
+    // bit flipped): it has no checksum, so nothing after the ICV could tell
+    // a corrupted trailer from a real one.
+    let tcp = tcp_v4(V4_SRC, V4_DST, b"ruok");
+    let segment = &tcp[20..];
+    let esp = peer_esp(16, 1, &with_trailer(segment, 70));
+    let (result, rx) = open_fresh(&cfg(), &outer_v4(&esp));
+    assert_eq!(result, Err(EspError::UnexpectedNextHeader { seq: 1, next_header: 70 }));
+    assert_eq!((rx.stats().unexpected_next_header, rx.stats().rejected(), rx.stats().packets), (1, 1, 0));
+    assert_eq!(rx.replay_window().top(), 1, "the packet was authentic: the window moved");
+
+    // Each protocol open can verify is delivered by default.
+    for (packet, proto) in [
+        (tcp.clone(), protocol::TCP),
+        (udp_v4(V4_SRC, V4_DST, b"ruok"), protocol::UDP),
+        (icmp_v4(V4_SRC, V4_DST, b"ruok"), protocol::ICMP),
+    ] {
+        let esp = peer_esp(16, 1, &with_trailer(&packet[20..], proto));
+        let (result, _) = open_fresh(&cfg(), &outer_v4(&esp));
+        assert_eq!(result, Ok(()), "protocol {proto}");
+    }
+
+    // Widened: protocol 70 is delivered; narrowed: UDP is refused.
+    let widened = SaConfig { next_headers: NextHeaders::Only(vec![protocol::TCP, 70]), ..cfg() };
+    let mut rx = Inbound::new(widened).unwrap();
+    let mut out = Vec::new();
+    rx.open(&outer_v4(&esp), &mut out).unwrap();
+    assert_eq!(out.len(), tcp.len());
+    assert_eq!(out[9], 70, "the restored IPv4 header names the protocol the trailer gave");
+    let narrowed = SaConfig { next_headers: NextHeaders::Only(vec![protocol::TCP]), ..cfg() };
+    let udp = udp_v4(V4_SRC, V4_DST, b"ruok");
+    let esp = peer_esp(16, 1, &with_trailer(&udp[20..], protocol::UDP));
+    let (result, _) = open_fresh(&narrowed, &outer_v4(&esp));
+    assert_eq!(result, Err(EspError::UnexpectedNextHeader { seq: 1, next_header: protocol::UDP }));
+}
+
+#[test]
+fn tunnel_mode_can_be_narrowed_to_one_inner_family() {
+    let (src, dst) = endpoints(4);
+    let v4_only = SaConfig { mode: Mode::Tunnel { src, dst }, next_headers: NextHeaders::Only(vec![4]), ..cfg() };
+    let inner6 = udp_v6(V6_SRC, V6_DST, b"x");
+    let esp = peer_esp(16, 1, &with_trailer(&inner6, protocol::IPV6));
+    assert_eq!(
+        open_fresh(&v4_only, &outer_v4(&esp)).0,
+        Err(EspError::UnexpectedNextHeader { seq: 1, next_header: 41 })
+    );
+    let inner4 = udp_v4(V4_SRC, V4_DST, b"x");
+    let esp = peer_esp(16, 1, &with_trailer(&inner4, protocol::IPV4));
+    assert_eq!(open_fresh(&v4_only, &outer_v4(&esp)).0, Ok(()));
+}
+
+#[test]
 fn open_refuses_a_transport_payload_with_a_bad_tcp_header() {
     // TCP data offset 15 words in a 24-byte segment.
     let mut seg = tcp_v4(V4_SRC, V4_DST, b"four")[20..].to_vec();
@@ -464,6 +517,15 @@ fn bad_settings_are_refused_with_the_field_named() {
         (SaConfig { replay_window: (1 << 20) + 1, ..cfg() }, "replay_window"),
         (SaConfig { nat_original: Some((IpAddr::from(V4_SRC), IpAddr::from(V6_DST))), ..cfg() }, "nat_original"),
         (SaConfig { tunnel_ttl: 0, ..cfg() }, "tunnel_ttl"),
+        (SaConfig { next_headers: NextHeaders::Only(vec![]), ..cfg() }, "next_headers"),
+        (
+            SaConfig {
+                mode: Mode::Tunnel { src: endpoints(4).0, dst: endpoints(4).1 },
+                next_headers: NextHeaders::Only(vec![4, 6]),
+                ..cfg()
+            },
+            "next_headers",
+        ),
     ];
     for (config, field) in cases {
         for err in [Outbound::new(config.clone()).unwrap_err(), Inbound::new(config.clone()).unwrap_err()] {

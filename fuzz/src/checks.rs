@@ -21,7 +21,9 @@ use espgcm::esp::wire::{
     self, EspPacket, EspRepr, Ipv4Packet, Ipv4Repr, Ipv6Packet, Ipv6Repr, TcpPacket, TcpRepr, UdpPacket, UdpRepr,
     protocol,
 };
-use espgcm::esp::{ChecksumPolicy, Counters, Encap, EspError, Inbound, Mode, Outbound, SaConfig, Transform, natt};
+use espgcm::esp::{
+    ChecksumPolicy, Counters, Encap, EspError, Inbound, Mode, NextHeaders, Outbound, SaConfig, Transform, natt,
+};
 use espgcm::{Backend, Error, Gcm, VerifyPolicy};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -340,7 +342,22 @@ pub fn esp_seal(data: &[u8]) {
             let mut rx = Inbound::new(SaConfig { nat_original: None, ..cfg.clone() }).expect("valid SA");
             rx.advance_to(seq - 1);
             let mut opened = Vec::new();
-            let r = rx.open(&sealed, &mut opened);
+            let mut r = rx.open(&sealed, &mut opened);
+            if let Err(EspError::UnexpectedNextHeader { next_header, .. }) = r {
+                // The SA delivers only protocols whose checksums `open`
+                // verifies; a receiver told to take every protocol must
+                // then give the datagram back.
+                assert!(!cfg.next_headers.allows(&cfg.mode, next_header), "refused a deliverable {next_header}");
+                assert!(opened.is_empty());
+                let wide = SaConfig {
+                    nat_original: None,
+                    next_headers: NextHeaders::Only((0..=255).collect()),
+                    ..cfg.clone()
+                };
+                let mut rx = Inbound::new(wide).expect("transport mode takes any next header list");
+                rx.advance_to(seq - 1);
+                r = rx.open(&sealed, &mut opened);
+            }
             if r == Err(EspError::Dummy { seq }) {
                 // Transport mode keeps next header 59 (IPv6 "no next
                 // header") from the IP header, and the receiver must drop

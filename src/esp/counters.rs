@@ -38,6 +38,9 @@ pub struct Counters {
     pub checksum_before_encrypt: u64,
     /// Decrypted packets with a wrong checksum ([`EspError::ChecksumAfterDecrypt`]).
     pub checksum_after_decrypt: u64,
+    /// Decrypted packets whose next header the SA does not deliver
+    /// ([`EspError::UnexpectedNextHeader`]).
+    pub unexpected_next_header: u64,
     /// `seal` calls refused because the sequence space is used up.
     pub sequence_exhausted: u64,
     /// Dummy packets sent (outbound) or received and dropped (inbound).
@@ -72,6 +75,7 @@ impl Counters {
             EspError::BadPadding { .. } => &mut self.bad_padding,
             EspError::ChecksumBeforeEncrypt { .. } => &mut self.checksum_before_encrypt,
             EspError::ChecksumAfterDecrypt { .. } => &mut self.checksum_after_decrypt,
+            EspError::UnexpectedNextHeader { .. } => &mut self.unexpected_next_header,
             EspError::SequenceExhausted { .. } => &mut self.sequence_exhausted,
             EspError::Dummy { .. } => &mut self.dummies,
             EspError::NatKeepalive => &mut self.keepalives,
@@ -103,6 +107,7 @@ impl Counters {
             self.bad_padding,
             self.checksum_before_encrypt,
             self.checksum_after_decrypt,
+            self.unexpected_next_header,
             self.sequence_exhausted,
             self.unsupported,
             self.too_large,

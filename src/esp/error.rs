@@ -277,6 +277,18 @@ pub enum EspError {
         /// The checksum the packet's bytes call for.
         expected: u16,
     },
+    /// The decrypted packet carries a protocol this SA does not deliver
+    /// ([`SaConfig::next_headers`](super::SaConfig::next_headers)): the
+    /// peer sent another protocol, or the trailer's next header was
+    /// corrupted before the peer's ICV was computed over it. Dropped.
+    UnexpectedNextHeader {
+        /// Sequence number of the packet.
+        seq: u64,
+        /// The protocol found: the trailer's next header (in transport mode
+        /// over IPv6, the header that follows the extension headers carried
+        /// inside ESP).
+        next_header: u8,
+    },
     /// Every sequence number of this SA has been used: re-key. Nothing was sent.
     SequenceExhausted {
         /// The last sequence number sent.
@@ -332,6 +344,7 @@ impl EspError {
             | EspError::Auth { seq }
             | EspError::BadPadding { seq, .. }
             | EspError::ChecksumAfterDecrypt { seq, .. }
+            | EspError::UnexpectedNextHeader { seq, .. }
             | EspError::Dummy { seq } => Some(seq),
             EspError::SequenceExhausted { last } => Some(last),
             _ => None,
@@ -380,6 +393,12 @@ impl fmt::Display for EspError {
                 f,
                 "{kind} checksum of decrypted sequence number {seq} is {found:#06x} but its bytes call for \
                  {expected:#06x}: the packet was damaged before the peer encrypted it; dropped"
+            ),
+            EspError::UnexpectedNextHeader { seq, next_header } => write!(
+                f,
+                "decrypted sequence number {seq} carries next header {next_header}, which this SA does not \
+                 deliver (SaConfig::next_headers): another protocol from the peer, or a trailer corrupted \
+                 before the peer's ICV was computed; dropped"
             ),
             EspError::SequenceExhausted { last } => {
                 write!(f, "sequence numbers exhausted (last sent {last}): the SA must be re-keyed; nothing was sent")

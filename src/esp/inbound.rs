@@ -23,7 +23,9 @@ use zeroize::Zeroize;
 /// 3. AEAD open: the ICV is verified before any plaintext is released;
 /// 4. only then is the replay window updated;
 /// 5. the padding must read 1, 2, 3, ...;
-/// 6. next header 59: a dummy packet, dropped ([`EspError::Dummy`]);
+/// 6. next header 59: a dummy packet, dropped ([`EspError::Dummy`]); a next
+///    header the SA does not deliver ([`SaConfig::next_headers`]) is
+///    refused ([`EspError::UnexpectedNextHeader`]);
 /// 7. the packet is rebuilt (transport) or unwrapped (tunnel, dropping any
 ///    TFC padding) and its checksums are verified: IPv4 header, and TCP,
 ///    UDP, ICMP, ICMPv6. With NAT-T in transport mode the RFC 3948 §3.1.2
@@ -73,6 +75,8 @@ pub struct Inbound {
     cipher: SaCipher,
     window: ReplayWindow,
     nat_original: Option<Addresses>,
+    /// `cfg.next_headers` as a set of the 256 values.
+    next_headers: [u64; 4],
     counters: Counters,
 }
 
@@ -98,7 +102,8 @@ impl Inbound {
         let cipher = SaCipher::from_config(&mut cfg)?;
         let window = ReplayWindow::new(cfg.replay_window);
         let nat_original = cfg.nat_original.map(|(src, dst)| Addresses::new(src, dst));
-        Ok(Inbound { cfg, cipher, window, nat_original, counters: Counters::default() })
+        let next_headers = cfg.next_headers.bitmap(&cfg.mode);
+        Ok(Inbound { cfg, cipher, window, nat_original, next_headers, counters: Counters::default() })
     }
 
     /// The configuration this SA was made with (its `keymat` is empty).
@@ -137,6 +142,7 @@ impl Inbound {
     /// [`EspError::Malformed`], [`EspError::Fragment`],
     /// [`EspError::UnknownSpi`], [`EspError::Replay`], [`EspError::TooOld`],
     /// [`EspError::Auth`], [`EspError::BadPadding`],
+    /// [`EspError::UnexpectedNextHeader`],
     /// [`EspError::ChecksumAfterDecrypt`], [`EspError::Unsupported`]; and
     /// the benign outcomes [`EspError::Dummy`], [`EspError::NatKeepalive`]
     /// and [`EspError::NonEsp`] (see [`EspError::is_benign`]).
@@ -287,8 +293,15 @@ impl Inbound {
             wire::set_u8(out, located.next_header_at, next_header);
         }
         let d = packet::parse(out)?;
-        if d.upper == Upper::Fragment {
-            return Err(EspError::Fragment);
+        let protocol = match d.upper {
+            Upper::Fragment => return Err(EspError::Fragment),
+            Upper::At { protocol, .. } => protocol,
+        };
+        // What is delivered is judged by the upper layer it carries: in IPv6
+        // the extension headers inside ESP (destination options, routing)
+        // lead to it.
+        if !self.delivers(protocol) {
+            return Err(EspError::UnexpectedNextHeader { seq, next_header: protocol });
         }
         if let (Encap::Udp { .. }, Some(original), Upper::At { protocol, offset }) =
             (self.cfg.encap, &self.nat_original, d.upper)
@@ -316,6 +329,9 @@ impl Inbound {
         if version != expected_version {
             return Err(EspError::Malformed { field: Field::NextHeader, value: next_header.into() });
         }
+        if !self.delivers(next_header) {
+            return Err(EspError::UnexpectedNextHeader { seq, next_header });
+        }
         let d = packet::parse(out).map_err(|e| match e {
             EspError::Truncated { needed, available, header: Header::Ipv4 | Header::Ipv6 } if needed > available => {
                 EspError::Malformed { field: Field::InnerLength, value: needed as u64 }
@@ -327,6 +343,12 @@ impl Inbound {
             self.counters.unverifiable_fragments += 1;
         }
         Ok(())
+    }
+
+    /// Whether `cfg.next_headers` lets `next_header` through.
+    fn delivers(&self, next_header: u8) -> bool {
+        let word = self.next_headers.get(usize::from(next_header >> 6)).copied().unwrap_or(0);
+        word & (1 << (next_header & 63)) != 0
     }
 
     /// Open bare ESP (SPI || low sequence number || IV || ciphertext || ICV)

@@ -55,8 +55,14 @@
 //!   ([`EspError::ChecksumAfterDecrypt`]); behind a NAT in transport mode
 //!   the RFC 3948 §3.1.2 option-1 fix-up runs first ([`natt`]). One
 //!   checksum routine serves the whole crate ([`checksum`]).
+//! - **Only what can be vouched for.** The trailer's next header is
+//!   protected by the ICV alone, so a sender-side fault that hit it would
+//!   turn TCP into a protocol with no checksum to catch the damage. `open`
+//!   delivers only the next headers the SA expects ([`NextHeaders`]: by
+//!   default those whose checksums it verifies) and refuses the rest
+//!   ([`EspError::UnexpectedNextHeader`]).
 //! - **Receiver order.** Format, replay pre-check, ICV, window update,
-//!   padding, dummy, checksums: see [`Inbound`]. Plaintext is never
+//!   padding, dummy, next header, checksums: see [`Inbound`]. Plaintext is never
 //!   released before the ICV verifies, and a forged packet never moves the
 //!   replay window.
 //! - **Sequence numbers and IVs.** Sequence numbers start at 1 and never
@@ -79,7 +85,8 @@
 //!   the reassembled datagram, so it is not verifiable here and such packets
 //!   are counted in [`Counters::unverifiable_fragments`].
 //! - Upper-layer checksums checked: TCP, UDP, ICMP, ICMPv6. Other protocols
-//!   pass with their IP header checked.
+//!   are delivered only when [`SaConfig::next_headers`] lists them, with
+//!   their IP header checked.
 
 #![forbid(unsafe_code)]
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
@@ -97,7 +104,8 @@ pub mod replay;
 pub mod wire;
 
 pub use config::{
-    ChecksumPolicy, DEFAULT_REPLAY_WINDOW, Encap, MAX_REPLAY_WINDOW, Mode, NAT_T_PORT, SaConfig, Transform,
+    ChecksumPolicy, DEFAULT_REPLAY_WINDOW, DEFAULT_VERIFY, Encap, MAX_REPLAY_WINDOW, Mode, NAT_T_PORT, NextHeaders,
+    SaConfig, Transform,
 };
 pub use counters::Counters;
 pub use error::{ChecksumKind, EspError, Field, Header, Limitation};
