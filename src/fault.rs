@@ -55,18 +55,70 @@ pub struct FaultPlan {
     pub xor: [u8; 16],
 }
 
+/// Which blocks of each message a plan corrupts.
+#[derive(Clone, Copy, Debug)]
+enum Plan {
+    /// Runs starting at random blocks ([`inject`]).
+    Random(FaultPlan),
+    /// The same blocks of every message ([`inject_at`]).
+    At { first_block: u64, run_blocks: u32, xor: [u8; 16] },
+}
+
 /// Bit `1 << (backend as u32)`: a plan is active for the backend.
 static ACTIVE: AtomicU32 = AtomicU32::new(0);
-static PLANS: Mutex<Vec<(Backend, FaultPlan)>> = Mutex::new(Vec::new());
+static PLANS: Mutex<Vec<(Backend, Plan)>> = Mutex::new(Vec::new());
 static INJECTED: AtomicU64 = AtomicU64::new(0);
+/// Bit `1 << (backend as u32)`: the backend's fused sums are corrupted.
+static SUM_ACTIVE: AtomicU32 = AtomicU32::new(0);
 
 /// Start corrupting `backend`'s keystream as `plan` says, replacing any
 /// earlier plan for it, in every key of the process, from the next call on.
 pub fn inject(backend: Backend, plan: FaultPlan) {
+    install(backend, Plan::Random(plan));
+}
+
+/// Start corrupting blocks `first_block .. first_block + run_blocks` (0
+/// counts as 1) of every message `backend` encrypts or decrypts, replacing
+/// any earlier plan for it: a fault placed deliberately, so that a test can
+/// hit every block position of a message (an ESP trailer included) in turn.
+///
+/// ```
+/// use espgcm::fault;
+/// use espgcm::{Backend, Gcm};
+///
+/// # fault::reset_health();
+/// fault::inject_at(Backend::Scalar, 1, 1, [0xff; 16]);
+/// let gcm = Gcm::with_backend(&[9u8; 16], Backend::Scalar)?;
+/// let mut buf = [0u8; 48];
+/// let mut clean = buf;
+/// gcm.encrypt(&[0u8; 12], b"", &mut buf)?;
+/// fault::clear();
+/// gcm.encrypt(&[0u8; 12], b"", &mut clean)?;
+/// let differs: Vec<bool> = buf.chunks(16).zip(clean.chunks(16)).map(|(a, b)| a != b).collect();
+/// assert_eq!(differs, [false, true, false]);
+/// assert_eq!(fault::injected(), 1);
+/// # Ok::<(), espgcm::Error>(())
+/// ```
+pub fn inject_at(backend: Backend, first_block: u64, run_blocks: u32, xor: [u8; 16]) {
+    install(backend, Plan::At { first_block, run_blocks, xor });
+}
+
+fn install(backend: Backend, plan: Plan) {
     let mut plans = PLANS.lock().unwrap_or_else(PoisonError::into_inner);
     plans.retain(|(b, _)| *b != backend);
     plans.push((backend, plan));
     ACTIVE.fetch_or(1 << (backend as u32), Ordering::AcqRel);
+}
+
+/// Start corrupting the one's complement sum that `backend` computes over
+/// a plaintext while encrypting it for ESP (the sum `seal` checks the inner
+/// checksum with): each such sum is off by one. The ciphertext and tag stay
+/// right, so without verify mode the damage shows only as good packets
+/// refused by `seal` ([`EspError::ChecksumBeforeEncrypt`](crate::esp::EspError::ChecksumBeforeEncrypt));
+/// verify mode reports it as a [`FaultKind::ChecksumSum`](crate::FaultKind::ChecksumSum)
+/// fault. Each corrupted sum counts as one in [`injected`].
+pub fn inject_checksum_sum(backend: Backend) {
+    SUM_ACTIVE.fetch_or(1 << (backend as u32), Ordering::AcqRel);
 }
 
 /// Stop every injection. The count of [`injected`] blocks is kept.
@@ -74,11 +126,12 @@ pub fn clear() {
     let mut plans = PLANS.lock().unwrap_or_else(PoisonError::into_inner);
     plans.clear();
     ACTIVE.store(0, Ordering::Release);
+    SUM_ACTIVE.store(0, Ordering::Release);
 }
 
-/// Blocks corrupted so far in this process (a block whose pattern bytes
-/// fell wholly past the end of the message changed nothing and is not
-/// counted).
+/// Blocks (and fused sums) corrupted so far in this process (a block whose
+/// pattern bytes fell wholly past the end of the message changed nothing and
+/// is not counted).
 pub fn injected() -> u64 {
     INJECTED.load(Ordering::Relaxed)
 }
@@ -94,7 +147,7 @@ pub fn reset_health() {
 
 /// The plan for `backend`, if any (one relaxed load when there is none).
 #[inline]
-fn plan_for(backend: Backend) -> Option<FaultPlan> {
+fn plan_for(backend: Backend) -> Option<Plan> {
     if ACTIVE.load(Ordering::Relaxed) & (1 << (backend as u32)) == 0 {
         return None;
     }
@@ -104,22 +157,35 @@ fn plan_for(backend: Backend) -> Option<FaultPlan> {
 
 /// XOR the pattern into the blocks of `data` the plan picks; returns how
 /// many blocks changed.
-fn corrupt(plan: &FaultPlan, data: &mut [u8]) -> u64 {
+fn corrupt(plan: &Plan, data: &mut [u8]) -> u64 {
     let mut changed = 0;
     let mut run_left = 0u32;
-    for block in data.chunks_mut(16) {
-        if run_left == 0 && (plan.one_in_blocks <= 1 || crate::verify::random_below(plan.one_in_blocks) == 0) {
-            run_left = plan.run_blocks.max(1);
-        }
-        if run_left > 0 {
-            run_left -= 1;
-            let mut any = 0u8;
-            for (d, x) in block.iter_mut().zip(plan.xor.iter()) {
-                *d ^= x;
-                any |= x;
+    for (index, block) in data.chunks_mut(16).enumerate() {
+        let xor = match *plan {
+            Plan::Random(p) => {
+                if run_left == 0 && (p.one_in_blocks <= 1 || crate::verify::random_below(p.one_in_blocks) == 0) {
+                    run_left = p.run_blocks.max(1);
+                }
+                if run_left == 0 {
+                    continue;
+                }
+                run_left -= 1;
+                p.xor
             }
-            changed += u64::from(any != 0);
+            Plan::At { first_block, run_blocks, xor } => {
+                let index = index as u64;
+                if index < first_block || index - first_block >= u64::from(run_blocks.max(1)) {
+                    continue;
+                }
+                xor
+            }
+        };
+        let mut any = 0u8;
+        for (d, x) in block.iter_mut().zip(xor.iter()) {
+            *d ^= x;
+            any |= x;
         }
+        changed += u64::from(any != 0);
     }
     INJECTED.fetch_add(changed, Ordering::Relaxed);
     changed
@@ -146,6 +212,16 @@ pub(crate) fn corrupt_sealed(engine: &Engine, data: &mut [u8], tag: &mut [u8; 16
     engine.ghash_block(&mut delta, 0);
     for (t, d) in tag.iter_mut().zip(delta.to_be_bytes()) {
         *t ^= d;
+    }
+}
+
+/// After `engine` summed a plaintext while encrypting it: corrupt the sum
+/// if [`inject_checksum_sum`] asked for it.
+#[inline]
+pub(crate) fn corrupt_sum(engine: &Engine, sum: &mut u64) {
+    if SUM_ACTIVE.load(Ordering::Relaxed) & (1 << (engine.backend() as u32)) != 0 {
+        *sum = crate::ones_complement::add_folding(*sum, 1);
+        INJECTED.fetch_add(1, Ordering::Relaxed);
     }
 }
 

@@ -304,9 +304,12 @@ impl Gcm {
         #[cfg(feature = "fault-injection")]
         let start = out.len();
         #[allow(unused_mut)]
-        let (mut tag, sum) = engine.seal_append(j0(engine, iv), aad, parts, out);
+        let (mut tag, mut sum) = engine.seal_append(j0(engine, iv), aad, parts, out);
         #[cfg(feature = "fault-injection")]
-        crate::fault::corrupt_sealed(engine, out.get_mut(start..).unwrap_or_default(), &mut tag);
+        {
+            crate::fault::corrupt_sealed(engine, out.get_mut(start..).unwrap_or_default(), &mut tag);
+            crate::fault::corrupt_sum(engine, &mut sum);
+        }
         Ok((tag, sum))
     }
 }

@@ -99,6 +99,12 @@ pub enum FaultKind {
     /// Every keystream block agreed but the tag differed (a GHASH or
     /// tag-mask fault). `block_index` is then the message's block count.
     Tag,
+    /// The one's complement sum a backend computed over a plaintext while
+    /// encrypting it (the sum ESP checks the inner checksum with) differed.
+    /// `block_index` is the number of 16-byte blocks summed; `expected` and
+    /// `actual` hold the folded 16-bit sums, big-endian, in their last two
+    /// bytes.
+    ChecksumSum,
 }
 
 /// One wrong 16-byte block found by a cross-check.
@@ -142,6 +148,7 @@ impl fmt::Display for FaultReport {
         let what = match self.kind {
             FaultKind::Keystream => format!("keystream block {}", self.block_index),
             FaultKind::Tag => format!("tag (after {} correct keystream blocks)", self.block_index),
+            FaultKind::ChecksumSum => format!("checksum sum over {} plaintext blocks", self.block_index),
         };
         write!(
             f,
@@ -470,9 +477,10 @@ pub(crate) fn open_checked(engine: &Engine, reference: &Engine, j0: u128, aad: &
 
 /// `Engine::seal_append` on `engine`, cross-checked with `reference`.
 ///
-/// The one's complement sum of `parts[0]` is the SIMD backend's and is not
-/// cross-checked: it sums plaintext, not keystream, and a wrong one can only
-/// make ESP refuse a good packet (loudly), never pass a corrupted one.
+/// The one's complement sum of `parts[0]` is cross-checked too: a wrong one
+/// cannot pass a corrupted packet, but it makes ESP refuse good ones, which
+/// on a sick host would be packet loss that no health counter explains. The
+/// correct sum is returned.
 #[inline(never)]
 pub(crate) fn seal_append_checked(
     engine: &Engine,
@@ -484,10 +492,14 @@ pub(crate) fn seal_append_checked(
 ) -> ([u8; 16], u64) {
     let start = out.len();
     #[allow(unused_mut)]
-    let (mut tag, sum) = engine.seal_append(j0, aad, parts, out);
+    let (mut tag, mut sum) = engine.seal_append(j0, aad, parts, out);
     let actual = out.get_mut(start..).unwrap_or_default();
     #[cfg(feature = "fault-injection")]
-    crate::fault::corrupt_sealed(engine, actual, &mut tag);
+    {
+        crate::fault::corrupt_sealed(engine, actual, &mut tag);
+        crate::fault::corrupt_sum(engine, &mut sum);
+    }
+    check_sum(engine.backend(), parts[0], &mut sum);
     with_scratch(actual.len(), |expected| {
         let (first, second) = expected.split_at_mut(parts[0].len().min(actual.len()));
         first.copy_from_slice(parts[0]);
@@ -496,6 +508,29 @@ pub(crate) fn seal_append_checked(
         Check { backend: engine.backend(), reference, j0 }.settle(actual, &mut tag, expected, expected_tag);
     });
     (tag, sum)
+}
+
+/// Compare a backend's fused one's complement sum of `data` with a plain
+/// one; on a difference, report it and put the plain one in its place.
+fn check_sum(backend: Backend, data: &[u8], sum: &mut u64) {
+    let expected = crate::ones_complement::sum_native(data);
+    // Sums are equal modulo 0xFFFF; folding gives each residue one form.
+    let (want, got) = (crate::ones_complement::fold(expected), crate::ones_complement::fold(*sum));
+    if want != got {
+        let block = |v: u16| {
+            let mut b = [0u8; 16];
+            b[14..].copy_from_slice(&v.to_be_bytes());
+            b
+        };
+        record(FaultReport {
+            backend,
+            kind: FaultKind::ChecksumSum,
+            block_index: data.len().div_ceil(16) as u64,
+            expected: block(want),
+            actual: block(got),
+        });
+        *sum = expected;
+    }
 }
 
 #[cfg(test)]
