@@ -106,3 +106,26 @@ fn aesni_is_known_answer_tested_cross_checked_and_overridable_where_the_cpu_has_
     assert!(text.contains("chosen for new keys (forced by ESPGCM_BACKEND=aesni)"), "{text}");
     assert!(text.lines().last().unwrap_or_default().ends_with("new keys get aesni"), "{text}");
 }
+
+#[test]
+fn the_readme_lists_every_subcommand_the_binary_has() {
+    let out = espgcm(&["--help"], &[]);
+    let help = stdout(&out);
+    // clap's list: "Commands:" then one indented "name  description" line each.
+    let commands: Vec<&str> = help
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|name| *name != "help")
+        .collect();
+    assert!(commands.len() >= 5, "{help}");
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let words = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"];
+    let count = format!("`espgcm` has {} subcommands", words.get(commands.len()).copied().unwrap_or("many"));
+    assert!(readme.contains(&count), "README should say \"{count}\"");
+    for name in &commands {
+        assert!(readme.contains(&format!("| `espgcm {name}`")), "README's command table lacks `espgcm {name}`");
+    }
+}

@@ -353,6 +353,60 @@ fn bad_inputs_say_what_was_wrong_and_what_to_do() {
 }
 
 #[test]
+fn an_output_that_is_the_input_file_is_refused_and_the_input_survives() {
+    let dir = scratch("same-file");
+    let (sa, capture, link) = (dir.join("sa.toml"), dir.join("in.pcap"), dir.join("link.pcap"));
+    std::fs::write(&sa, format!("spi = 0x1000\nkeymat = \"{}\"\n", hex(&keymat(16)))).unwrap();
+    write_pcap(&capture, DataLink::RAW, &frames(ip_packets(&[4, 6])));
+    let original = std::fs::read(&capture).unwrap();
+    std::fs::hard_link(&capture, &link).unwrap();
+    let dotted = dir.join(".").join("in.pcap");
+    for command in ["seal", "open"] {
+        for output in [&capture, &link, &dotted] {
+            let out = espgcm(&[command, "--sa", s(&sa), "--in", s(&capture), "--out", s(output)]);
+            assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+            let e = String::from_utf8_lossy(&out.stderr);
+            assert!(e.contains("is the same file as --in") && e.contains("give another path"), "{e}");
+            assert_eq!(std::fs::read(&capture).unwrap(), original, "{command} --out {}", output.display());
+        }
+    }
+    // The key table may not overwrite the capture being read either.
+    let esp = dir.join("esp.pcap");
+    let out = espgcm(&["seal", "--sa", s(&sa), "--in", s(&capture), "--out", s(&esp), "--wireshark-keys", s(&link)]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("--wireshark-keys"), "{}", text(&out));
+    assert_eq!(std::fs::read(&capture).unwrap(), original);
+    assert!(!esp.exists(), "nothing was written");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_failed_run_leaves_an_earlier_output_as_it_was_and_no_temporary_file() {
+    let dir = scratch("failed-run");
+    let (sa, good, cut, out_path) =
+        (dir.join("sa.toml"), dir.join("good.pcap"), dir.join("cut.pcap"), dir.join("esp.pcap"));
+    std::fs::write(&sa, format!("spi = 0x1000\nkeymat = \"{}\"\n", hex(&keymat(16)))).unwrap();
+    write_pcap(&good, DataLink::RAW, &frames(ip_packets(&[4, 6])));
+    let out = espgcm(&["seal", "--sa", s(&sa), "--in", s(&good), "--out", s(&out_path)]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let earlier = std::fs::read(&out_path).unwrap();
+    // A capture cut in the middle of a packet fails part-way through.
+    let bytes = std::fs::read(&good).unwrap();
+    std::fs::write(&cut, &bytes[..bytes.len() - 10]).unwrap();
+    let out = espgcm(&["seal", "--sa", s(&sa), "--in", s(&cut), "--out", s(&out_path)]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("damaged or cut short"), "{}", text(&out));
+    assert_eq!(std::fs::read(&out_path).unwrap(), earlier, "the earlier output is untouched");
+    let left: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".part"))
+        .collect();
+    assert!(left.is_empty(), "temporary files left behind: {left:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn help_shows_an_example_and_the_sa_file_format() {
     let t = text(&espgcm(&["seal", "--help"]));
     assert!(t.contains("espgcm seal --sa sa.toml --in plain.pcap --out esp.pcap --wireshark-keys esp_sa"), "{t}");

@@ -5,8 +5,6 @@
 //!
 //! Run with `cargo test --release --features fault-injection --test faults_full`.
 
-#![cfg(feature = "fault-injection")]
-
 mod faults_support;
 
 use espgcm::fault::{self, FaultPlan};

@@ -6,8 +6,6 @@
 //!
 //! Run with `cargo test --release --features fault-injection --test faults_off`.
 
-#![cfg(feature = "fault-injection")]
-
 mod faults_support;
 
 use espgcm::fault::{self, FaultPlan};

@@ -179,14 +179,64 @@ pub type FrameFn<'a> = dyn FnMut(DataLink, u64, &[u8]) -> Option<Vec<u8>> + 'a;
 /// Read `input`, hand every frame to `f` with its link type and packet
 /// number (from 1), and write what `f` returns to `output` (`None` drops
 /// the frame) in the input's format.
+///
+/// The output is written to a temporary file beside `output` and renamed
+/// into place only when everything succeeded, so a failure leaves any earlier
+/// `output` as it was; an `output` that is the input file itself (by device
+/// and inode, whatever the path says) is refused before anything is read.
 pub fn transform(input: &Path, output: &Path, f: &mut FrameFn<'_>) -> Result<CaptureInfo, String> {
+    refuse_same_file(input, "--in", output, "--out")?;
     let file = File::open(input)
         .map_err(|e| format!("cannot open the input capture {}: {e}; check the path given to --in", input.display()))?;
     let mut reader = BufReader::new(file);
     let format = format_of(input, &mut reader)?;
-    let out = File::create(output).map_err(|e| {
-        format!("cannot create the output capture {}: {e}; check the path given to --out", output.display())
+    let folder = match output.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".espgcm-").suffix(".part");
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+    let temporary = builder.tempfile_in(folder).map_err(|e| {
+        format!(
+            "cannot create a temporary file in {} for the output capture {}: {e}; check the path given to --out",
+            folder.display(),
+            output.display()
+        )
     })?;
+    let info = write_transformed(input, reader, format, output, temporary.as_file(), f)?;
+    temporary
+        .persist(output)
+        .map_err(|e| format!("cannot move the finished output into place as {}: {}", output.display(), e.error))?;
+    Ok(info)
+}
+
+/// Refuse `second` when it names the same file as `first` (a hard link or
+/// another path to it included). A `second` that does not exist yet is
+/// never the same file.
+pub fn refuse_same_file(first: &Path, first_flag: &str, second: &Path, second_flag: &str) -> Result<(), String> {
+    if same_file::is_same_file(first, second).unwrap_or(false) {
+        return Err(format!(
+            "{second_flag} {} is the same file as {first_flag} {}: writing it would destroy what is being read; \
+             give another path",
+            second.display(),
+            first.display()
+        ));
+    }
+    Ok(())
+}
+
+/// [`transform`]'s work: read the capture in `reader` (of `format`) and
+/// write the result to `out` (`output` names it in messages).
+fn write_transformed(
+    input: &Path,
+    reader: BufReader<File>,
+    format: Format,
+    output: &Path,
+    out: &File,
+    f: &mut FrameFn<'_>,
+) -> Result<CaptureInfo, String> {
     let out = BufWriter::new(out);
     let bad_in = |e: pcap_file::PcapError| format!("{} is damaged or cut short: {e}", input.display());
     let bad_out = |e: pcap_file::PcapError| format!("cannot write {}: {e}", output.display());

@@ -2,7 +2,7 @@
 //! in TOML, with the field names of [`SaConfig`], and the Wireshark key
 //! table made from it.
 
-use espgcm::esp::{ChecksumPolicy, Encap, Mode, SaConfig, Transform};
+use espgcm::esp::{ChecksumPolicy, Encap, Mode, NextHeaders, SaConfig, Transform};
 use espgcm::{Backend, VerifyPolicy};
 use serde::Deserialize;
 use std::net::IpAddr;
@@ -26,8 +26,11 @@ esn = false                       # 64-bit extended sequence numbers
 replay_window = 1024              # packets; 0 turns the replay check off
 checksums = "verify"              # or "skip"
 # backend = "aesni"               # default: the best this CPU runs (see `espgcm check`)
-verify = "off"                    # or "full", or verify = { sample = { one_in = 1000 } }
+verify = { sample = { one_in = 4096 } }   # cross-check 1 message in 4096 against scalar;
+                                  # or "full", or "off"
 tunnel_ttl = 64
+next_headers = "verifiable"       # what open delivers: TCP, UDP, ICMP, ICMPv6 (tunnel: IPv4, IPv6),
+                                  # whose checksums it checks; or a list such as [6, 17, 132]
 "#;
 
 #[derive(Deserialize)]
@@ -46,6 +49,20 @@ struct SaFile {
     backend: Option<String>,
     verify: Option<VerifySpec>,
     tunnel_ttl: Option<u8>,
+    next_headers: Option<NextHeadersSpec>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum NextHeadersSpec {
+    Named(NextHeadersName),
+    List(Vec<u8>),
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum NextHeadersName {
+    Verifiable,
 }
 
 #[derive(Deserialize)]
@@ -207,6 +224,12 @@ pub fn parse(text: &str) -> Result<SaConfig, String> {
     if let Some(ttl) = file.tunnel_ttl {
         cfg.tunnel_ttl = ttl;
     }
+    if let Some(n) = file.next_headers {
+        cfg.next_headers = match n {
+            NextHeadersSpec::Named(NextHeadersName::Verifiable) => NextHeaders::Verifiable,
+            NextHeadersSpec::List(list) => NextHeaders::Only(list),
+        };
+    }
     cfg.validate().map_err(|e| e.to_string())?;
     Ok(cfg)
 }
@@ -280,6 +303,7 @@ mod tests {
         assert_eq!(cfg.spi, 0x1000);
         assert_eq!(cfg.keymat, (0u8..20).collect::<Vec<u8>>());
         assert_eq!((cfg.icv_len, cfg.mode, cfg.encap, cfg.replay_window), (16, Mode::Transport, Encap::None, 1024));
+        assert_eq!((cfg.verify, cfg.next_headers), (espgcm::esp::DEFAULT_VERIFY, NextHeaders::Verifiable));
     }
 
     #[test]
@@ -316,6 +340,23 @@ esn = true
         assert!(spi.contains("invalid spi"), "{spi}");
         let hex = parse("spi = 0x1000\nkeymat = \"zz\"\n").err().unwrap_or_default();
         assert!(hex.contains("`z` is not a hex digit"), "{hex}");
+    }
+
+    #[test]
+    fn next_headers_is_a_name_or_a_list_of_protocol_numbers() {
+        let base = "spi = 0x1000\nkeymat = \"0001020304050607080910111213141516171819\"\n";
+        assert_eq!(parse(base).expect("parses").next_headers, NextHeaders::Verifiable);
+        let named = parse(&format!("{base}next_headers = \"verifiable\"\n")).expect("parses");
+        assert_eq!(named.next_headers, NextHeaders::Verifiable);
+        let list = parse(&format!("{base}next_headers = [6, 17, 132]\n")).expect("parses");
+        assert_eq!(list.next_headers, NextHeaders::Only(vec![6, 17, 132]));
+        let empty = parse(&format!("{base}next_headers = []\n")).err().unwrap_or_default();
+        assert!(empty.contains("invalid next_headers") && empty.contains("empty list"), "{empty}");
+        let tunnel = "mode = { tunnel = { src = \"192.0.2.1\", dst = \"192.0.2.2\" } }\n";
+        let wrong = parse(&format!("{base}{tunnel}next_headers = [6]\n")).err().unwrap_or_default();
+        assert!(wrong.contains("tunnel mode carries IP packets only"), "{wrong}");
+        let bad = parse(&format!("{base}next_headers = [300]\n")).err().unwrap_or_default();
+        assert!(bad.contains("next_headers"), "{bad}");
     }
 
     #[test]

@@ -93,6 +93,7 @@ fn kind(e: &EspError) -> &'static str {
         EspError::BadPadding { .. } => "bad padding",
         EspError::ChecksumBeforeEncrypt { .. } => "checksum wrong before encryption",
         EspError::ChecksumAfterDecrypt { .. } => "checksum wrong after decryption",
+        EspError::UnexpectedNextHeader { .. } => "next header not delivered by this SA",
         EspError::SequenceExhausted { .. } => "sequence numbers exhausted",
         EspError::Dummy { .. } => "dummy packet",
         EspError::NatKeepalive => "NAT-T keepalive",
@@ -148,6 +149,16 @@ pub fn seal(args: SealArgs) -> ExitCode {
         },
         None => None,
     };
+    if let Some(keys_path) = &args.wireshark_keys {
+        for (other, flag) in [(&args.input, "--in"), (&args.output, "--out")] {
+            if let Err(e) = pcap::refuse_same_file(other, flag, keys_path, "--wireshark-keys") {
+                return fail("seal", &e);
+            }
+        }
+        if args.output == *keys_path {
+            return fail("seal", "--wireshark-keys and --out name the same path; give each its own file");
+        }
+    }
     let describe = sa_file::describe(&cfg);
     let mut tx = match Outbound::new(cfg) {
         Ok(t) => t,
