@@ -37,7 +37,7 @@
 //! ```
 
 use crate::Backend;
-use crate::backend::Engine;
+use crate::backend::{self, KeyBytes};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
@@ -53,6 +53,55 @@ pub struct FaultPlan {
     /// XORed into each corrupted keystream block (for the message's last,
     /// partial block, only the bytes that cover the message).
     pub xor: [u8; 16],
+}
+
+/// A backend's engine with this module's faults applied to its output: what
+/// the GCM and verify layers call when the feature is on (see
+/// `crate::engine`). Faults planned for the scalar backend reach verify
+/// mode's reference too, as a faulty scalar path would.
+#[derive(Clone)]
+pub(crate) struct Engine(backend::Engine);
+
+impl Engine {
+    pub(crate) fn new(backend: Backend, key: KeyBytes<'_>) -> Option<Engine> {
+        backend::Engine::new(backend, key).map(Engine)
+    }
+
+    pub(crate) fn scalar(key: KeyBytes<'_>) -> Engine {
+        Engine(backend::Engine::scalar(key))
+    }
+
+    pub(crate) fn backend(&self) -> Backend {
+        self.0.backend()
+    }
+
+    pub(crate) fn ghash(&self, acc: &mut u128, data: &[u8]) {
+        self.0.ghash(acc, data);
+    }
+
+    pub(crate) fn ghash_block(&self, acc: &mut u128, block: u128) {
+        self.0.ghash_block(acc, block);
+    }
+
+    pub(crate) fn seal(&self, j0: u128, aad: &[u8], buf: &mut [u8]) -> [u8; 16] {
+        let mut tag = self.0.seal(j0, aad, buf);
+        corrupt_sealed(&self.0, buf, &mut tag);
+        tag
+    }
+
+    pub(crate) fn seal_append(&self, j0: u128, aad: &[u8], parts: [&[u8]; 2], out: &mut Vec<u8>) -> ([u8; 16], u64) {
+        let start = out.len();
+        let (mut tag, mut sum) = self.0.seal_append(j0, aad, parts, out);
+        corrupt_sealed(&self.0, out.get_mut(start..).unwrap_or_default(), &mut tag);
+        corrupt_sum(&self.0, &mut sum);
+        (tag, sum)
+    }
+
+    pub(crate) fn open(&self, j0: u128, aad: &[u8], buf: &mut [u8]) -> [u8; 16] {
+        let tag = self.0.open(j0, aad, buf);
+        corrupt_opened(&self.0, buf);
+        tag
+    }
 }
 
 /// Which blocks of each message a plan corrupts.
@@ -141,7 +190,7 @@ pub fn injected() -> u64 {
 /// again in the same process. Not for production (where a quarantine lasts
 /// until the process restarts), hence only with this feature.
 pub fn reset_health() {
-    crate::verify::reset();
+    crate::health::reset();
     INJECTED.store(0, Ordering::Relaxed);
 }
 
@@ -163,7 +212,7 @@ fn corrupt(plan: &Plan, data: &mut [u8]) -> u64 {
     for (index, block) in data.chunks_mut(16).enumerate() {
         let xor = match *plan {
             Plan::Random(p) => {
-                if run_left == 0 && (p.one_in_blocks <= 1 || crate::verify::random_below(p.one_in_blocks) == 0) {
+                if run_left == 0 && (p.one_in_blocks <= 1 || crate::rng::random_below(p.one_in_blocks) == 0) {
                     run_left = p.run_blocks.max(1);
                 }
                 if run_left == 0 {
@@ -194,7 +243,7 @@ fn corrupt(plan: &Plan, data: &mut [u8]) -> u64 {
 /// After `engine` encrypted `data` with tag `tag`: corrupt the ciphertext as
 /// a corrupted keystream would have, with the tag recomputed to match it.
 #[inline]
-pub(crate) fn corrupt_sealed(engine: &Engine, data: &mut [u8], tag: &mut [u8; 16]) {
+fn corrupt_sealed(engine: &backend::Engine, data: &mut [u8], tag: &mut [u8; 16]) {
     let Some(plan) = plan_for(engine.backend()) else {
         return;
     };
@@ -218,7 +267,7 @@ pub(crate) fn corrupt_sealed(engine: &Engine, data: &mut [u8], tag: &mut [u8; 16
 /// After `engine` summed a plaintext while encrypting it: corrupt the sum
 /// if [`inject_checksum_sum`] asked for it.
 #[inline]
-pub(crate) fn corrupt_sum(engine: &Engine, sum: &mut u64) {
+fn corrupt_sum(engine: &backend::Engine, sum: &mut u64) {
     if SUM_ACTIVE.load(Ordering::Relaxed) & (1 << (engine.backend() as u32)) != 0 {
         *sum = crate::ones_complement::add_folding(*sum, 1);
         INJECTED.fetch_add(1, Ordering::Relaxed);
@@ -228,7 +277,7 @@ pub(crate) fn corrupt_sum(engine: &Engine, sum: &mut u64) {
 /// After `engine` decrypted into `data`: corrupt the plaintext as a
 /// corrupted keystream would have (the tag, over the ciphertext, is intact).
 #[inline]
-pub(crate) fn corrupt_opened(engine: &Engine, data: &mut [u8]) {
+fn corrupt_opened(engine: &backend::Engine, data: &mut [u8]) {
     if let Some(plan) = plan_for(engine.backend()) {
         corrupt(&plan, data);
     }

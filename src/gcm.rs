@@ -6,9 +6,10 @@
 //! how a tag is checked: in constant time, possibly truncated, and with the
 //! buffer wiped before an authentication failure is returned.
 
-use crate::backend::{Engine, KeyBytes};
-use crate::verify;
+use crate::backend::KeyBytes;
+use crate::engine::Engine;
 use crate::{Backend, Error, VerifyPolicy};
+use crate::{policy, verify};
 use aead::array::Array;
 use aead::consts::{U12, U16, U24, U32};
 use aead::inout::InOutBuf;
@@ -165,7 +166,7 @@ impl Gcm {
     /// one has since been quarantined by verify mode, the one its calls
     /// have moved to (see [`health`](crate::health)).
     pub fn backend(&self) -> Backend {
-        verify::current_backend(self.engine.backend())
+        policy::current_backend(self.engine.backend())
     }
 
     /// Key length in bytes: 16, 24 or 32.
@@ -177,13 +178,13 @@ impl Gcm {
     /// is quarantined. When nothing is quarantined this is one relaxed load.
     #[inline(always)]
     fn active(&self) -> &Engine {
-        if verify::any_quarantined() { self.moved() } else { &self.engine }
+        if policy::any_quarantined() { self.moved() } else { &self.engine }
     }
 
     #[cold]
     #[inline(never)]
     fn moved(&self) -> &Engine {
-        self.engine_for(verify::current_backend(self.engine.backend()))
+        self.engine_for(policy::current_backend(self.engine.backend()))
     }
 
     /// The engine for `backend`, built on first use.
@@ -242,11 +243,7 @@ impl Gcm {
             let j0 = j0(reference, iv);
             return Ok(verify::seal_checked(engine, reference, j0, aad, buf));
         }
-        #[allow(unused_mut)]
-        let mut tag = engine.seal(j0(engine, iv), aad, buf);
-        #[cfg(feature = "fault-injection")]
-        crate::fault::corrupt_sealed(engine, buf, &mut tag);
-        Ok(tag)
+        Ok(engine.seal(j0(engine, iv), aad, buf))
     }
 
     /// Decrypt `buf` in place if `tag` (4 to 16 bytes, a prefix of the full
@@ -266,10 +263,7 @@ impl Gcm {
         let computed = if let Some(reference) = self.reference_for(engine) {
             verify::open_checked(engine, reference, j0(reference, iv), aad, buf)
         } else {
-            let computed = engine.open(j0(engine, iv), aad, buf);
-            #[cfg(feature = "fault-injection")]
-            crate::fault::corrupt_opened(engine, buf);
-            computed
+            engine.open(j0(engine, iv), aad, buf)
         };
         if tags_match(computed, tag) {
             Ok(())
@@ -301,16 +295,7 @@ impl Gcm {
             let j0 = j0(reference, iv);
             return Ok(verify::seal_append_checked(engine, reference, j0, aad, parts, out));
         }
-        #[cfg(feature = "fault-injection")]
-        let start = out.len();
-        #[allow(unused_mut)]
-        let (mut tag, mut sum) = engine.seal_append(j0(engine, iv), aad, parts, out);
-        #[cfg(feature = "fault-injection")]
-        {
-            crate::fault::corrupt_sealed(engine, out.get_mut(start..).unwrap_or_default(), &mut tag);
-            crate::fault::corrupt_sum(engine, &mut sum);
-        }
-        Ok((tag, sum))
+        Ok(engine.seal_append(j0(engine, iv), aad, parts, out))
     }
 }
 

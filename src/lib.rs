@@ -69,19 +69,25 @@ pub use aead;
 mod backend;
 #[doc(hidden)]
 pub mod ct_probe;
+mod engine;
 mod error;
 pub mod esp;
 #[cfg(feature = "fault-injection")]
 pub mod fault;
 mod gcm;
+mod health;
 pub mod kat;
 mod ones_complement;
+mod policy;
+mod rng;
 mod verify;
 
-pub use backend::{Backend, Overrides, UnknownBackend, cpu};
+pub use backend::{Backend, UnknownBackend, cpu};
 pub use error::Error;
 pub use gcm::{Aes128Gcm, Aes192Gcm, Aes256Gcm, Gcm, MAX_AAD_LEN, MAX_IV_LEN, MAX_MESSAGE_LEN, MIN_TAG_LEN};
-pub use verify::{FaultKind, FaultReport, Health, VerifyPolicy, fault_events, health};
+pub use health::{FaultKind, FaultReport, Health, fault_events, health};
+pub use policy::Overrides;
+pub use verify::VerifyPolicy;
 
 /// The README's Rust examples, compiled and run by `cargo test`.
 #[cfg(doctest)]

@@ -1,14 +1,9 @@
-//! Backends, CPU detection, run-time overrides and per-key dispatch.
+//! Backends, CPU detection and per-key dispatch.
 //!
-//! A [`Backend`] names an implementation. Which ones this process may use is
-//! decided by three things, in order:
-//!
-//! 1. the CPU (and this build): [`Backend::is_supported`];
-//! 2. the operator: `ESPGCM_DISABLE=<name,name>` removes backends, and
-//!    `ESPGCM_BACKEND=<name>` forces the one new keys get (both read once,
-//!    at first use, so a restart applies a change; no rebuild needed);
-//! 3. verify mode: a backend caught producing a wrong block is quarantined
-//!    for the rest of the process (`crate::verify`).
+//! A [`Backend`] names an implementation; [`Backend::is_supported`] says
+//! whether this CPU and build can run it. Which supported backends the
+//! process may use (operator overrides, quarantine) is decided in
+//! [`crate::policy`], which this layer does not consult.
 //!
 //! Dispatch is decided once per key: [`Engine`] is an enum with one variant
 //! per backend, each holding that backend's own key layout, and every call
@@ -27,7 +22,6 @@ pub(crate) mod vaes512;
 
 use core::fmt;
 use core::str::FromStr;
-use std::sync::OnceLock;
 
 /// An AES-GCM implementation.
 ///
@@ -98,92 +92,6 @@ impl Backend {
             },
         }
     }
-
-    /// Backends this process may use: supported, not disabled by
-    /// `ESPGCM_DISABLE` and not quarantined by verify mode after a fault
-    /// (see [`health`](crate::health)), most preferred first.
-    ///
-    /// Never empty: if every backend is ruled out, the scalar backend is
-    /// returned anyway (it needs nothing from the CPU, and is never
-    /// quarantined), and [`Overrides::warnings`] says so.
-    pub fn available() -> Vec<Backend> {
-        let overrides = Overrides::get();
-        let list: Vec<Backend> = Backend::ALL
-            .into_iter()
-            .filter(|b| b.is_supported() && !overrides.disabled.contains(b) && !crate::verify::is_quarantined(*b))
-            .collect();
-        if list.is_empty() { vec![Backend::Scalar] } else { list }
-    }
-
-    /// The backend a new key gets: `ESPGCM_BACKEND` if it names an available
-    /// backend, else the first of [`available`](Self::available).
-    pub fn best() -> Backend {
-        let available = Backend::available();
-        match Overrides::get().forced {
-            Some(forced) if available.contains(&forced) => forced,
-            _ => available.first().copied().unwrap_or(Backend::Scalar),
-        }
-    }
-
-    /// Why [`best`](Self::best) returns what it returns, in one sentence.
-    pub fn best_reason() -> String {
-        let best = Backend::best();
-        let overrides = Overrides::get();
-        let quarantined: Vec<&str> = Backend::ALL
-            .into_iter()
-            .take_while(|b| *b != best)
-            .filter(|b| crate::verify::is_quarantined(*b))
-            .map(Backend::name)
-            .collect();
-        if !quarantined.is_empty() {
-            return format!(
-                "the fastest backend not quarantined: {} produced wrong output under verify mode (see espgcm::health())",
-                quarantined.join(" and ")
-            );
-        }
-        if overrides.disabled.contains(&best) {
-            return "ESPGCM_DISABLE lists it too, but nothing else is usable, so the scalar backend is the last resort"
-                .to_string();
-        }
-        match overrides.forced {
-            Some(forced) if forced == best => format!("forced by ESPGCM_BACKEND={}", forced.name()),
-            Some(forced) => {
-                format!(
-                    "ESPGCM_BACKEND={} is not available here, so the fastest available backend is used",
-                    forced.name()
-                )
-            }
-            None => {
-                let disabled: Vec<&str> = Backend::ALL
-                    .into_iter()
-                    .take_while(|b| *b != best)
-                    .filter(|b| b.is_supported() && overrides.disabled.contains(b))
-                    .map(Backend::name)
-                    .collect();
-                if disabled.is_empty() {
-                    Backend::why_fastest(best).to_string()
-                } else {
-                    format!("{} (ESPGCM_DISABLE removes {})", Backend::why_fastest(best), disabled.join(", "))
-                }
-            }
-        }
-    }
-
-    /// Why `backend` ranks first among those available (the order of
-    /// [`ALL`](Self::ALL)), from the benchmarks in the README.
-    fn why_fastest(backend: Backend) -> &'static str {
-        match backend {
-            Backend::Vaes512 => {
-                "the fastest available backend on this CPU: 16 blocks per 512-bit batch; messages of one block \
-                 or less run on its AES-NI code, which is quicker to set up"
-            }
-            Backend::Vaes256 => {
-                "the fastest available backend on this CPU (VAES without AVX-512): 8 blocks per 256-bit batch"
-            }
-            Backend::AesNi => "the fastest available backend on this CPU (no VAES): 8 blocks per 128-bit batch",
-            Backend::Scalar => "the only available backend (this CPU has no AES-NI, or the others are disabled)",
-        }
-    }
 }
 
 impl fmt::Display for Backend {
@@ -212,67 +120,6 @@ impl FromStr for Backend {
     fn from_str(s: &str) -> Result<Backend, UnknownBackend> {
         let t = s.trim();
         Backend::ALL.into_iter().find(|b| b.name().eq_ignore_ascii_case(t)).ok_or_else(|| UnknownBackend(s.to_string()))
-    }
-}
-
-/// The operator's run-time choices, read once from the environment.
-///
-/// ```
-/// let o = espgcm::Overrides::get();
-/// for w in &o.warnings {
-///     eprintln!("espgcm: {w}");
-/// }
-/// ```
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Overrides {
-    /// `ESPGCM_BACKEND`: the backend new keys should get.
-    pub forced: Option<Backend>,
-    /// `ESPGCM_DISABLE`: backends removed from [`Backend::available`].
-    pub disabled: Vec<Backend>,
-    /// Problems with the settings (unknown names, a forced backend that is
-    /// not available), worded for an operator. Empty when all is well.
-    pub warnings: Vec<String>,
-}
-
-impl Overrides {
-    /// The process-wide settings, read from the environment on first use.
-    pub fn get() -> &'static Overrides {
-        static OVERRIDES: OnceLock<Overrides> = OnceLock::new();
-        OVERRIDES.get_or_init(|| {
-            let forced = std::env::var("ESPGCM_BACKEND").ok();
-            let disabled = std::env::var("ESPGCM_DISABLE").ok();
-            Overrides::parse(forced.as_deref(), disabled.as_deref())
-        })
-    }
-
-    /// Interpret the two settings (`None` when a variable is unset).
-    pub fn parse(forced: Option<&str>, disabled: Option<&str>) -> Overrides {
-        let mut o = Overrides::default();
-        for item in disabled.unwrap_or("").split(',').map(str::trim).filter(|s| !s.is_empty()) {
-            match item.parse::<Backend>() {
-                Ok(b) if !o.disabled.contains(&b) => o.disabled.push(b),
-                Ok(_) => {}
-                Err(e) => o.warnings.push(format!("ESPGCM_DISABLE: {e}; ignored")),
-            }
-        }
-        if let Some(name) = forced.map(str::trim).filter(|s| !s.is_empty()) {
-            match name.parse::<Backend>() {
-                Ok(b) => {
-                    o.forced = Some(b);
-                    if let Some(why) = b.unsupported_reason() {
-                        o.warnings.push(format!("ESPGCM_BACKEND={b} is not supported ({why}); ignored"));
-                    } else if o.disabled.contains(&b) {
-                        o.warnings.push(format!("ESPGCM_BACKEND={b} is also listed in ESPGCM_DISABLE; ignored"));
-                    }
-                }
-                Err(e) => o.warnings.push(format!("ESPGCM_BACKEND: {e}; ignored")),
-            }
-        }
-        let usable = Backend::ALL.iter().any(|b| b.is_supported() && !o.disabled.contains(b));
-        if !usable {
-            o.warnings.push("ESPGCM_DISABLE rules out every supported backend; the scalar backend is used".to_string());
-        }
-        o
     }
 }
 
@@ -549,39 +396,5 @@ mod tests {
         assert_eq!(" AESNI ".parse::<Backend>(), Ok(Backend::AesNi));
         let err = "aes-ni".parse::<Backend>().unwrap_err();
         assert!(err.to_string().contains("expected one of scalar, aesni, vaes256, vaes512"), "{err}");
-    }
-
-    #[test]
-    fn disable_list_is_parsed_and_unknown_names_are_reported() {
-        let o = Overrides::parse(None, Some(" vaes512, aesni,,bogus ,aesni"));
-        assert_eq!(o.disabled, vec![Backend::Vaes512, Backend::AesNi]);
-        assert_eq!(o.forced, None);
-        assert_eq!(o.warnings.len(), 1);
-        assert!(o.warnings[0].contains("\"bogus\""), "{:?}", o.warnings);
-    }
-
-    #[test]
-    fn forcing_an_unsupported_backend_is_reported() {
-        let unsupported = Backend::ALL.into_iter().find(|b| !b.is_supported());
-        if let Some(b) = unsupported {
-            let o = Overrides::parse(Some(b.name()), None);
-            assert_eq!(o.forced, Some(b));
-            assert!(o.warnings.iter().any(|w| w.contains("is not supported")), "{:?}", o.warnings);
-        }
-        let o = Overrides::parse(Some("scalar"), Some("scalar"));
-        assert!(o.warnings.iter().any(|w| w.contains("also listed in ESPGCM_DISABLE")), "{:?}", o.warnings);
-    }
-
-    #[test]
-    fn empty_settings_mean_no_overrides() {
-        assert_eq!(Overrides::parse(Some("  "), Some("")), Overrides::default());
-        assert_eq!(Overrides::parse(None, None), Overrides::default());
-    }
-
-    #[test]
-    fn scalar_is_always_supported_and_available_is_never_empty() {
-        assert!(Backend::Scalar.is_supported());
-        assert!(!Backend::available().is_empty());
-        assert!(Backend::best().is_supported());
     }
 }
