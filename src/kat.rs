@@ -242,6 +242,135 @@ pub fn run(cases: &[Case], backend: Backend) -> Result<Tally, Error> {
     Ok(tally)
 }
 
+/// Run every case with a 96-bit IV through the batch path
+/// ([`Gcm::encrypt_batch`] and [`Gcm::decrypt_batch`]) on `backend`, each in
+/// a batch of its own key beside other jobs of varied lengths.
+///
+/// The case sits at a position that moves from case to case, in batches of
+/// 1 to 16 jobs whose other messages (0 to 300 bytes) come from a fixed
+/// generator, so that whatever a backend interleaves, the case's answer
+/// must come out the same: `CT` and a tag starting with `Tag` when
+/// encrypting, `PT` when decrypting, and for a `FAIL` case [`Error::Auth`]
+/// with the data zeroed for that job alone. Cases with other IV lengths
+/// (which a [`Job`](crate::Job) cannot carry) are counted in the returned
+/// second value and not run.
+///
+/// # Errors
+/// [`Error::Unsupported`] if the backend cannot run here.
+pub fn run_batched(cases: &[Case], backend: Backend) -> Result<(Tally, usize), Error> {
+    if !backend.is_supported() {
+        return Err(Error::Unsupported(backend));
+    }
+    let mut tally = Tally::default();
+    let mut other_iv = 0;
+    for (n, case) in cases.iter().enumerate() {
+        let Ok(iv) = <[u8; 12]>::try_from(case.iv.as_slice()) else {
+            other_iv += 1;
+            continue;
+        };
+        match check_case_batched(case, iv, n, backend) {
+            Ok(()) => {
+                tally.passed += 1;
+                if case.pt.is_none() {
+                    tally.rejected_as_expected += 1;
+                }
+            }
+            Err(reason) => tally.failures.push(Failure { line: case.line, count: case.count, reason }),
+        }
+    }
+    Ok((tally, other_iv))
+}
+
+fn check_case_batched(case: &Case, iv: [u8; 12], n: usize, backend: Backend) -> Result<(), String> {
+    use crate::Job;
+    let gcm = Gcm::with_backend(&case.key, backend).map_err(|e| format!("key setup: {e}"))?;
+    let jobs_len = 1 + n % 16;
+    let at = (n * 7) % jobs_len;
+    // Neighbours: lengths 0..=300 and AAD 0..=20 from a fixed sequence.
+    let mut fill: Vec<(Vec<u8>, Vec<u8>)> = (0..jobs_len)
+        .map(|i| {
+            let x = (n * 31 + i * 17) % 301;
+            ((0..x).map(|b| (b * 13 + i) as u8).collect(), vec![i as u8; x % 21])
+        })
+        .collect();
+    let neighbours: Vec<Vec<u8>> = fill.iter().map(|(d, _)| d.clone()).collect();
+    let mut data = case.ct.clone();
+    let failing = case.pt.is_none();
+    {
+        let mut jobs: Vec<Job<'_>> = Vec::with_capacity(jobs_len);
+        let mut own = Some(&mut data);
+        for (i, (d, aad)) in fill.iter_mut().enumerate() {
+            if i == at {
+                let mut job = Job::new(iv, &case.aad, own.take().map(|v| v.as_mut_slice()).unwrap_or_default());
+                job.tag[..case.tag.len()].copy_from_slice(&case.tag);
+                job.tag_len = case.tag.len();
+                jobs.push(job);
+            } else {
+                jobs.push(Job::new([i as u8; 12], aad, d));
+            }
+        }
+        // Encrypt the neighbours so that they open again.
+        let mut neighbour_tags = Vec::with_capacity(jobs_len);
+        for (i, job) in jobs.iter_mut().enumerate() {
+            if i != at {
+                neighbour_tags.push(gcm.encrypt(&job.iv, job.aad, job.data).map_err(|e| format!("{e}"))?);
+            } else {
+                neighbour_tags.push([0; 16]);
+            }
+        }
+        for (i, job) in jobs.iter_mut().enumerate() {
+            if i != at {
+                job.tag = neighbour_tags[i];
+            }
+        }
+        gcm.decrypt_batch(&mut jobs);
+        for (i, job) in jobs.iter().enumerate() {
+            let expected = if i == at && failing { Err(Error::Auth) } else { Ok(()) };
+            if job.result != expected {
+                return Err(format!("batch decrypt, job {i} of {jobs_len}: {:?} instead of {expected:?}", job.result));
+            }
+        }
+    }
+    for (i, (d, _)) in fill.iter().enumerate() {
+        if i != at && *d != neighbours[i] {
+            return Err(format!("batch decrypt changed neighbour job {i} of {jobs_len}"));
+        }
+    }
+    match &case.pt {
+        None if data.iter().all(|&b| b == 0) => return Ok(()),
+        None => return Err("batch decrypt rejected the tag but the job's data was not zeroed".to_string()),
+        Some(pt) if data != *pt => {
+            return Err(format!("batch decrypt gave {} instead of {}", hex(&data), hex(pt)));
+        }
+        Some(_) => {}
+    }
+    // Now the other way: the case's plaintext among the same neighbours.
+    let mut jobs: Vec<Job<'_>> = Vec::with_capacity(jobs_len);
+    let mut own = Some(&mut data);
+    for (i, (d, aad)) in fill.iter_mut().enumerate() {
+        if i == at {
+            jobs.push(Job::new(iv, &case.aad, own.take().map(|v| v.as_mut_slice()).unwrap_or_default()));
+        } else {
+            jobs.push(Job::new([i as u8; 12], aad, d));
+        }
+    }
+    gcm.encrypt_batch(&mut jobs);
+    let job = &jobs[at];
+    if job.result.is_err() || !job.tag.starts_with(&case.tag) {
+        return Err(format!(
+            "batch encrypt gave tag {} ({:?}) instead of {}",
+            hex(&job.tag),
+            job.result,
+            hex(&case.tag)
+        ));
+    }
+    drop(jobs);
+    if data != case.ct {
+        return Err(format!("batch encrypt gave CT {} instead of {}", hex(&data), hex(&case.ct)));
+    }
+    Ok(())
+}
+
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }

@@ -67,6 +67,7 @@
 pub use aead;
 
 mod backend;
+mod batch;
 #[doc(hidden)]
 pub mod ct_probe;
 mod engine;
@@ -83,6 +84,7 @@ mod rng;
 mod verify;
 
 pub use backend::{Backend, UnknownBackend, cpu};
+pub use batch::Job;
 pub use error::Error;
 pub use gcm::{Aes128Gcm, Aes192Gcm, Aes256Gcm, Gcm, MAX_AAD_LEN, MAX_IV_LEN, MAX_MESSAGE_LEN, MIN_TAG_LEN};
 pub use health::{FaultKind, FaultReport, Health, fault_events, health};

@@ -165,3 +165,50 @@ fn a_key_moves_to_the_next_backend_at_its_next_call_and_gets_the_right_answer() 
         fault::clear();
     }
 }
+
+#[test]
+fn full_verify_checks_every_job_of_a_batch_and_corrects_each_one() {
+    let _serial = serial();
+    for backend in simd_backends() {
+        fault::reset_health();
+        let mut rng = Rng(0xba7c_f011 + backend as u64);
+        let key = rng.bytes(16);
+        let mut gcm = Gcm::with_backend(&key, backend).unwrap();
+        gcm.set_verify(VerifyPolicy::Full);
+        let msgs: Vec<(Vec<u8>, Vec<u8>)> = (0..32).map(|i| (rng.bytes(8), rng.bytes(16 + 37 * i))).collect();
+        let blocks: u64 = msgs.iter().map(|(_, m)| m.len().div_ceil(16) as u64).sum();
+        let batch = |faulty: bool| {
+            let mut bufs: Vec<Vec<u8>> = msgs.iter().map(|(_, m)| m.clone()).collect();
+            if faulty {
+                // Every block of every job is corrupted on the SIMD side.
+                fault::inject(backend, FaultPlan { one_in_blocks: 1, run_blocks: 1, xor: XOR });
+            }
+            let mut jobs: Vec<espgcm::Job<'_>> = bufs
+                .iter_mut()
+                .zip(&msgs)
+                .enumerate()
+                .map(|(i, (b, (aad, _)))| espgcm::Job::new([i as u8; 12], aad, b))
+                .collect();
+            gcm.encrypt_batch(&mut jobs);
+            fault::clear();
+            let tags: Vec<[u8; 16]> = jobs.iter().map(|j| j.tag).collect();
+            drop(jobs);
+            for (i, ((aad, m), got)) in msgs.iter().zip(&bufs).enumerate() {
+                let mut expected = m.clone();
+                let tag = reference(&key, &[i as u8; 12], aad, &mut expected, None).unwrap();
+                assert_eq!(*got, expected, "{backend} job {i}, faulty {faulty}");
+                assert_eq!(tags[i], tag, "{backend} job {i}, faulty {faulty}");
+            }
+        };
+        batch(false);
+        let h = health();
+        assert_eq!((h.verified_messages, h.verified_blocks, h.faults), (32, blocks, 0), "every job checked: {h}");
+        batch(true);
+        let h = health();
+        // The first job's faults are all reported and quarantine the
+        // backend; the key's later jobs run on the next usable backend.
+        assert!(h.faults >= msgs[0].1.len().div_ceil(16) as u64, "{h}");
+        assert_eq!(h.faults, fault::injected(), "every corrupted block reported: {h}");
+        assert_eq!(h.quarantined, vec![backend]);
+    }
+}

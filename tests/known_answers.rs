@@ -226,6 +226,48 @@ fn run_backend(backend: Backend, files: &[Loaded]) -> (usize, Vec<Failure>) {
         }
     }
 
+    // The same files through the batch path: every case with a 96-bit IV,
+    // in batches of 1 to 16 jobs beside other messages.
+    for loaded in files {
+        let file = loaded.file;
+        match kat::run_batched(&loaded.cases, backend) {
+            Ok((tally, other_iv)) => {
+                let expected = file.cases - other_iv;
+                if tally.failures.is_empty() && tally.passed == expected && expected > 0 {
+                    println!(
+                        "known answers: {name}: {} {} cases ok through encrypt_batch/decrypt_batch \
+                         ({} rejected as expected; {other_iv} with other IV lengths are not batchable)",
+                        file.name, tally.passed, tally.rejected_as_expected
+                    );
+                } else {
+                    println!(
+                        "known answers: {name}: {} through the batch path: {} passed, {} FAILED of {expected}",
+                        file.name,
+                        tally.passed,
+                        tally.failures.len()
+                    );
+                    if tally.failures.is_empty() {
+                        failures.push(Failure {
+                            source: file.name,
+                            case: "(batch)".to_string(),
+                            reason: format!("ran {} of {expected} batchable cases", tally.total()),
+                        });
+                    }
+                }
+                passed += tally.passed;
+                failures.extend(tally.failures.into_iter().map(|f| Failure {
+                    source: file.name,
+                    case: format!("line {} (Count = {}), batch path", f.line, f.count),
+                    reason: f.reason,
+                }));
+            }
+            Err(e) => {
+                println!("known answers: {name}: {} could not run through the batch path: {e}", file.name);
+                failures.push(Failure { source: file.name, case: "(batch)".to_string(), reason: e.to_string() });
+            }
+        }
+    }
+
     let spec_failures_before = failures.len();
     for case in &gcm_spec::CASES {
         match check_spec_case(case, backend) {

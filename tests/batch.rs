@@ -1,0 +1,180 @@
+//! `Gcm::encrypt_batch` and `Gcm::decrypt_batch` against single calls on
+//! every backend this CPU runs: every batch size 1..=64, random mixes of
+//! lengths 0..=2048 and AAD 0..=64, forged and shortened tags at random
+//! positions (only those jobs fail, with their data zeroed). RustCrypto's
+//! aes-gcm checks the single calls themselves on a sample, so that "equal to
+//! single calls" rests on an outside oracle. The NIST CAVP files run through
+//! the batch path in tests/known_answers.rs.
+
+mod common;
+
+use aes_gcm::aead::array::Array;
+use aes_gcm::aead::{AeadInOut, KeyInit};
+use aes_gcm::{Aes128Gcm, Aes256Gcm};
+use common::supported_backends;
+use espgcm::{Error, Gcm, Job};
+
+/// SplitMix64: reproducible test data.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.next() as u8).collect()
+    }
+}
+
+/// One message of a test batch.
+struct Message {
+    iv: [u8; 12],
+    aad: Vec<u8>,
+    plaintext: Vec<u8>,
+}
+
+fn messages(rng: &mut Rng, count: usize, max_len: usize) -> Vec<Message> {
+    (0..count)
+        .map(|_| {
+            // Mostly short (the data-plane case), sometimes long.
+            let len = if rng.below(4) == 0 { rng.below(max_len + 1) } else { rng.below(129) };
+            let aad_len = rng.below(65);
+            let mut iv = [0u8; 12];
+            iv.copy_from_slice(&rng.bytes(12));
+            Message { iv, aad: rng.bytes(aad_len), plaintext: rng.bytes(len) }
+        })
+        .collect()
+}
+
+fn reference_seal(key: &[u8], m: &Message) -> (Vec<u8>, [u8; 16]) {
+    let mut buf = m.plaintext.clone();
+    let nonce = Array::from(m.iv);
+    let tag = match key.len() {
+        16 => Aes128Gcm::new_from_slice(key).unwrap().encrypt_inout_detached(&nonce, &m.aad, buf.as_mut_slice().into()),
+        32 => Aes256Gcm::new_from_slice(key).unwrap().encrypt_inout_detached(&nonce, &m.aad, buf.as_mut_slice().into()),
+        n => panic!("no reference for {n}-byte keys"),
+    }
+    .unwrap();
+    (buf, tag.into())
+}
+
+#[test]
+fn batches_of_every_size_equal_single_calls_byte_for_byte_and_tag_for_tag() {
+    let mut rng = Rng(0xba7c_4000_0000_0001);
+    for backend in supported_backends() {
+        for key_len in [16, 24, 32] {
+            let key = rng.bytes(key_len);
+            let gcm = Gcm::with_backend(&key, backend).unwrap();
+            for size in 1..=64 {
+                let msgs = messages(&mut rng, size, 2048);
+                let mut bufs: Vec<Vec<u8>> = msgs.iter().map(|m| m.plaintext.clone()).collect();
+                let mut jobs: Vec<Job<'_>> =
+                    bufs.iter_mut().zip(&msgs).map(|(b, m)| Job::new(m.iv, &m.aad, b)).collect();
+                gcm.encrypt_batch(&mut jobs);
+                let tags: Vec<[u8; 16]> = jobs.iter().map(|j| j.tag).collect();
+                assert!(jobs.iter().all(|j| j.result.is_ok()), "{backend} size {size}");
+                drop(jobs);
+                for (i, m) in msgs.iter().enumerate() {
+                    let mut single = m.plaintext.clone();
+                    let tag = gcm.encrypt(&m.iv, &m.aad, &mut single).unwrap();
+                    assert_eq!(bufs[i], single, "{backend} AES-{} batch of {size}, job {i}", key_len * 8);
+                    assert_eq!(tags[i], tag, "{backend} AES-{} batch of {size}, job {i}", key_len * 8);
+                    if key_len != 24 && i == size / 2 {
+                        assert_eq!(reference_seal(&key, m), (single, tag), "{backend}: RustCrypto disagrees");
+                    }
+                }
+                // And back, all tags intact.
+                let mut jobs: Vec<Job<'_>> =
+                    bufs.iter_mut().zip(&msgs).map(|(b, m)| Job::new(m.iv, &m.aad, b)).collect();
+                for (job, tag) in jobs.iter_mut().zip(&tags) {
+                    job.tag = *tag;
+                }
+                gcm.decrypt_batch(&mut jobs);
+                assert!(jobs.iter().all(|j| j.result.is_ok()), "{backend} size {size}");
+                drop(jobs);
+                for (b, m) in bufs.iter().zip(&msgs) {
+                    assert_eq!(*b, m.plaintext, "{backend} size {size}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn forged_tags_fail_only_their_own_jobs_and_zero_only_their_data() {
+    let mut rng = Rng(0xf02e_d000_0000_0002);
+    for backend in supported_backends() {
+        let key = rng.bytes(16);
+        let gcm = Gcm::with_backend(&key, backend).unwrap();
+        for round in 0..40 {
+            let size = 1 + rng.below(64);
+            let msgs = messages(&mut rng, size, 1500);
+            let mut bufs: Vec<Vec<u8>> = msgs.iter().map(|m| m.plaintext.clone()).collect();
+            let mut tags = Vec::new();
+            for (b, m) in bufs.iter_mut().zip(&msgs) {
+                tags.push(gcm.encrypt(&m.iv, &m.aad, b).unwrap());
+            }
+            let ciphertexts = bufs.clone();
+            // Each job: intact, forged (one bit of the tag), truncated to a
+            // random legal length (still valid), or given a bad tag length.
+            let kinds: Vec<usize> = (0..size).map(|_| rng.below(4)).collect();
+            let mut jobs: Vec<Job<'_>> = bufs.iter_mut().zip(&msgs).map(|(b, m)| Job::new(m.iv, &m.aad, b)).collect();
+            for (i, job) in jobs.iter_mut().enumerate() {
+                job.tag = tags[i];
+                match kinds[i] {
+                    1 => {
+                        job.tag_len = 4 + rng.below(13);
+                        let bit = rng.below(job.tag_len * 8);
+                        job.tag[bit / 8] ^= 1 << (bit % 8);
+                    }
+                    2 => job.tag_len = 4 + rng.below(13),
+                    3 => job.tag_len = [0, 1, 3, 17, 100][rng.below(5)],
+                    _ => {}
+                }
+            }
+            gcm.decrypt_batch(&mut jobs);
+            let results: Vec<Result<(), Error>> = jobs.iter().map(|j| j.result).collect();
+            drop(jobs);
+            for i in 0..size {
+                let what = format!("{backend} round {round}, job {i} of {size}, kind {}", kinds[i]);
+                match kinds[i] {
+                    1 => {
+                        assert_eq!(results[i], Err(Error::Auth), "{what}");
+                        assert!(bufs[i].iter().all(|&b| b == 0), "{what}: forged job not zeroed");
+                    }
+                    3 => {
+                        assert_eq!(results[i], Err(Error::TagLength), "{what}");
+                        assert_eq!(bufs[i], ciphertexts[i], "{what}: refused before decrypting");
+                    }
+                    _ => {
+                        assert_eq!(results[i], Ok(()), "{what}");
+                        assert_eq!(bufs[i], msgs[i].plaintext, "{what}");
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn empty_batches_and_empty_messages_work() {
+    for backend in supported_backends() {
+        let zero = Gcm::with_backend(&[0; 16], backend).unwrap();
+        zero.encrypt_batch(&mut []);
+        zero.decrypt_batch(&mut []);
+        // The GCM specification's test case 1: key, IV and message empty or zero.
+        let mut empty: [u8; 0] = [];
+        let mut jobs = [Job::new([0; 12], b"", &mut empty)];
+        zero.encrypt_batch(&mut jobs);
+        assert_eq!(jobs[0].tag, hex_literal::hex!("58e2fccefa7e3061367f1d57a4e7455a"), "{backend}");
+        zero.decrypt_batch(&mut jobs);
+        assert_eq!(jobs[0].result, Ok(()));
+    }
+}
