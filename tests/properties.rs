@@ -244,7 +244,7 @@ proptest! {
         start in prop_oneof![Just(0u64), any::<u64>().prop_map(|s| s >> 8)],
         ops in ops(),
     ) {
-        let mut w = ReplayWindow::new(window);
+        let w = ReplayWindow::new(window);
         let mut model = Model::default();
         if start > 0 {
             w.advance_to(start);
@@ -270,7 +270,7 @@ proptest! {
             let expected = model.check(window, seq);
             prop_assert_eq!(verdict(w.check(seq)), expected, "seq {} top {} window {}", seq, model.top, window);
             if expected == Verdict::New && genuine {
-                w.accept(seq);
+                w.accept(seq).unwrap();
                 model.seen.insert(seq);
                 model.top = model.top.max(seq);
             }
@@ -329,7 +329,7 @@ proptest! {
         )
             .prop_flat_map(|(window, top)| (Just(window), Just(top), lows(top, window))),
     ) {
-        let mut w = ReplayWindow::new(window);
+        let w = ReplayWindow::new(window);
         w.advance_to(top);
         let got = w.estimate_esn(low);
         match appendix_a(top, window, low) {
@@ -347,7 +347,7 @@ fn esn_reconstruction_examples_from_both_cases() {
     // Case A (the window inside one block) and case B (reaching back into
     // the previous one), each side of the boundary.
     let at = |top: u64, window: u32, low: u32| {
-        let mut w = ReplayWindow::new(window);
+        let w = ReplayWindow::new(window);
         w.advance_to(top);
         w.estimate_esn(low)
     };

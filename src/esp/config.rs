@@ -6,7 +6,7 @@ use core::fmt;
 use std::net::IpAddr;
 
 /// The largest replay window [`SaConfig::replay_window`] accepts, in packets
-/// (the bitmap is then 128 KiB).
+/// (the ring is then 512 KiB).
 pub const MAX_REPLAY_WINDOW: u32 = 1 << 20;
 
 /// The replay window [`SaConfig::new`] sets, in packets.

@@ -180,7 +180,7 @@ impl Inbound {
         self.cipher.open(esp_bytes, seq, out)?;
 
         // 4. The packet is authentic: update the window.
-        self.window.accept(seq);
+        self.window.accept(seq)?;
 
         // 5. Padding.
         let plaintext = out.get(prefix_len..).unwrap_or(&[]);
