@@ -100,6 +100,7 @@ mod inbound;
 pub mod natt;
 mod outbound;
 mod packet;
+mod packet_buf;
 pub mod replay;
 pub mod wire;
 
@@ -111,4 +112,5 @@ pub use counters::Counters;
 pub use error::{ChecksumKind, EspError, Field, Header, Limitation};
 pub use inbound::Inbound;
 pub use outbound::Outbound;
+pub use packet_buf::{HEADROOM, PacketBuf, PacketBuffer, PacketSlice, TAILROOM};
 pub use replay::ReplayWindow;
