@@ -538,6 +538,7 @@ fn bad_settings_are_refused_with_the_field_named() {
             }
         }
     }
+    // Each good one is dropped at once: one key and salt, one live sender.
     assert!(Outbound::new(SaConfig::new(256, &keymat(16))).is_ok());
     for key in [16, 24, 32] {
         assert!(Outbound::new(SaConfig::new(SPI, &keymat(key))).is_ok());
@@ -615,4 +616,26 @@ proptest! {
             prop_assert!(out.is_empty());
         }
     }
+}
+
+#[test]
+fn a_second_live_sender_on_one_key_and_salt_is_refused() {
+    let cfg = cfg();
+    let first = Outbound::new(cfg.clone()).unwrap();
+    // The obvious way to scale, one Outbound per worker from a cloned
+    // config, would send IVs 1, 2, 3, ... twice under one key.
+    let second = Outbound::new(cfg.clone());
+    assert_eq!(second.err(), Some(EspError::KeyInUse { spi: SPI }));
+    let message = EspError::KeyInUse { spi: SPI }.to_string();
+    assert!(message.contains("share that SA between threads"), "{message}");
+    // Another SPI does not make it another key.
+    assert!(matches!(Outbound::new(SaConfig { spi: SPI + 1, ..cfg.clone() }), Err(EspError::KeyInUse { .. })));
+    // The receiving side and another salt are fine.
+    let _rx = Inbound::new(cfg.clone()).unwrap();
+    let mut other_salt = cfg.keymat.clone();
+    *other_salt.last_mut().unwrap() ^= 1;
+    let _other = Outbound::new(SaConfig::new(SPI, &other_salt)).unwrap();
+    // Once the first sender is gone, the key is free again.
+    drop(first);
+    assert!(Outbound::new(cfg).is_ok());
 }

@@ -383,8 +383,9 @@ fn inner_fragments_are_carried_in_tunnel_mode_and_counted_as_unverifiable() {
     rx.open(&sealed, &mut opened).unwrap();
     assert_eq!(opened, frag);
     assert_eq!(rx.stats().unverifiable_fragments, 1);
-    // Transport mode refuses it: ESP is applied to whole datagrams.
-    let (mut tx, _) = pair(&SaConfig::new(0x6007, &keymat(16)));
+    // Transport mode refuses it: ESP is applied to whole datagrams. (A
+    // second SA, on another key: the first sender still holds this one.)
+    let (mut tx, _) = pair(&SaConfig::new(0x6007, &keymat(32)));
     assert_eq!(tx.seal(&frag, &mut sealed), Err(EspError::Fragment));
     assert!(sealed.is_empty());
 }

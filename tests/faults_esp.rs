@@ -270,6 +270,7 @@ fn a_wrong_fused_checksum_sum_is_a_fault_under_verify_and_silent_loss_without() 
         fault::clear();
         assert!(matches!(result, Err(EspError::ChecksumBeforeEncrypt { .. })), "{backend}: {result:?}");
         assert_eq!(health().faults, 0);
+        drop(tx); // one live sender per key
 
         // Verify full: the sum is cross-checked, the fault reported against
         // the backend, and the packet sent with the right sum.

@@ -9,6 +9,7 @@
 //!   padding || pad length || next header, and nothing is encrypted
 //!   (RFC 4543 §3.3); the ICV is the tag.
 
+use super::key_claims::KeyClaim;
 use super::wire::{self, esp};
 use super::{EspError, Header, Limitation, SaConfig, Transform};
 use crate::ones_complement::sum_native;
@@ -71,6 +72,11 @@ impl SaCipher {
 
     pub(crate) fn backend(&self) -> Backend {
         self.gcm.backend()
+    }
+
+    /// Claim this key and salt for one sender (see [`KeyClaim`]).
+    pub(crate) fn claim(&self) -> Option<KeyClaim> {
+        KeyClaim::new(&self.gcm, self.salt)
     }
 
     pub(crate) fn icv_len(&self) -> usize {

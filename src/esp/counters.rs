@@ -82,7 +82,7 @@ impl Counters {
             EspError::NonEsp => &mut self.non_esp,
             EspError::Unsupported(_) => &mut self.unsupported,
             EspError::TooLarge { .. } => &mut self.too_large,
-            EspError::Invalid { .. } | EspError::Crypto(_) => &mut self.other,
+            EspError::Invalid { .. } | EspError::Crypto(_) | EspError::KeyInUse { .. } => &mut self.other,
         };
         *counter = counter.saturating_add(1);
     }

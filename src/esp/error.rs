@@ -325,6 +325,14 @@ pub enum EspError {
     },
     /// The AES-GCM layer refused a call (not an authentication failure).
     Crypto(crate::Error),
+    /// Another live `Outbound` in this process already sends under this key
+    /// and salt. Two senders would both use sequence numbers (IVs) 1, 2, 3,
+    /// ... under one key, which AES-GCM does not survive: share the one SA
+    /// between threads instead (it is `Send + Sync`), or re-key.
+    KeyInUse {
+        /// The SPI of the SA that was refused.
+        spi: u32,
+    },
 }
 
 impl EspError {
@@ -414,6 +422,11 @@ impl fmt::Display for EspError {
             EspError::Unsupported(what) => write!(f, "unsupported: {what}"),
             EspError::Invalid { parameter, reason } => write!(f, "invalid {parameter}: {reason}"),
             EspError::Crypto(e) => write!(f, "AES-GCM: {e}"),
+            EspError::KeyInUse { spi } => write!(
+                f,
+                "SA {spi:#010x}: another live Outbound in this process already sends under this key and salt; \
+                 two senders would repeat IVs, so share that SA between threads instead of making a second one"
+            ),
         }
     }
 }

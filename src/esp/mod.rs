@@ -97,6 +97,7 @@ mod config;
 mod counters;
 mod error;
 mod inbound;
+mod key_claims;
 pub mod natt;
 mod outbound;
 mod packet;

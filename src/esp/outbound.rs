@@ -2,6 +2,7 @@
 
 use super::checksum::{self, RegionSum};
 use super::cipher::SaCipher;
+use super::key_claims::KeyClaim;
 use super::packet::{self, Stage, Upper, UpperPlan};
 use super::wire::{self, EspRepr, Ipv4Packet, Ipv4Repr, Ipv6Packet, Ipv6Repr, UdpRepr, esp, ipv4, ipv6, protocol, udp};
 use super::{Counters, Encap, EspError, Field, Limitation, Mode, SaConfig};
@@ -57,6 +58,9 @@ pub struct Outbound {
     cfg: SaConfig,
     cipher: SaCipher,
     /// The last sequence number used (0: none yet).
+    /// This SA's hold on its key and salt: no other `Outbound` in the
+    /// process may send under them while this one lives.
+    _claim: KeyClaim,
     last_seq: u64,
     counters: Counters,
 }
@@ -93,10 +97,14 @@ impl Outbound {
     ///
     /// # Errors
     /// [`EspError::Invalid`] for a bad setting (see [`SaConfig::validate`]),
-    /// [`EspError::Unsupported`] if the requested backend cannot run here.
+    /// [`EspError::Unsupported`] if the requested backend cannot run here,
+    /// [`EspError::KeyInUse`] if another live `Outbound` in this process
+    /// already sends under this key and salt (two senders would repeat
+    /// IVs: share the one SA instead).
     pub fn new(mut cfg: SaConfig) -> Result<Outbound, EspError> {
         let cipher = SaCipher::from_config(&mut cfg)?;
-        Ok(Outbound { cfg, cipher, last_seq: 0, counters: Counters::default() })
+        let claim = cipher.claim().ok_or(EspError::KeyInUse { spi: cfg.spi })?;
+        Ok(Outbound { cfg, cipher, _claim: claim, last_seq: 0, counters: Counters::default() })
     }
 
     /// The configuration this SA was made with (its `keymat` is empty: the

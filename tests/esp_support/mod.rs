@@ -155,10 +155,19 @@ pub fn endpoints(family: u8) -> (IpAddr, IpAddr) {
     }
 }
 
-/// Key material of `key_len` key bytes plus a 4-byte salt.
+/// Key material of `key_len` key bytes plus a 4-byte salt: the same for
+/// every call in one test, different between tests.
+///
+/// Tests run on parallel threads of one process, and a process refuses a
+/// second live `Outbound` on a key and salt (two senders would repeat
+/// IVs), so each test gets its own key. The salt is derived from the test's
+/// name (libtest names each test's thread after it), so it is reproducible.
 pub fn keymat(key_len: usize) -> Vec<u8> {
     let mut k = pattern(key_len, 0x5a);
-    k.extend_from_slice(&[0xca, 0xfe, 0xba, 0xbe]);
+    let name = std::thread::current().name().unwrap_or("").to_string();
+    // FNV-1a: a stable 32-bit hash of the name.
+    let salt = name.bytes().fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
+    k.extend_from_slice(&salt.to_be_bytes());
     k
 }
 

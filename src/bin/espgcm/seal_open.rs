@@ -102,6 +102,7 @@ fn kind(e: &EspError) -> &'static str {
         EspError::Unsupported(_) => "unsupported",
         EspError::Invalid { .. } => "invalid",
         EspError::Crypto(_) => "AES-GCM error",
+        EspError::KeyInUse { .. } => "key in use by another sender",
         _ => "other",
     }
 }
