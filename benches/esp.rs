@@ -39,8 +39,8 @@ fn bench(c: &mut Criterion) {
             group.throughput(Throughput::Bytes(size as u64));
             for &backend in &backends {
                 let packet = tcp_packet(size);
-                let mut tx = Outbound::new(config(backend)).expect("valid SA");
-                let mut rx = Inbound::new(config(backend)).expect("valid SA");
+                let tx = Outbound::new(config(backend)).expect("valid SA");
+                let rx = Inbound::new(config(backend)).expect("valid SA");
                 let gcm = Gcm::with_backend(&KEY, backend).expect("supported backend");
                 let mut sealed = Vec::new();
                 let mut opened = Vec::new();

@@ -72,8 +72,8 @@ fn main() {
         }
         for size in SIZES {
             let packet = tcp_packet(size);
-            let mut tx = Outbound::new(config(backend)).expect("valid SA");
-            let mut rx = Inbound::new(config(backend)).expect("valid SA");
+            let tx = Outbound::new(config(backend)).expect("valid SA");
+            let rx = Inbound::new(config(backend)).expect("valid SA");
             let gcm = Gcm::with_backend(&KEY, backend).expect("supported backend");
             let (mut sealed, mut opened) = (Vec::new(), Vec::new());
             tx.seal(&packet, &mut sealed).expect("seal");

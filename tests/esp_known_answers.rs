@@ -226,7 +226,7 @@ fn the_published_sequence_numbers_fit_the_sa_state_machine() {
     // Case 12 uses the last 32-bit sequence number: a stateful SA can send it
     // once, and then must stop.
     let v = &VECTORS[5];
-    let mut tx = Outbound::new(v.config(espgcm::Backend::Scalar)).unwrap();
+    let tx = Outbound::new(v.config(espgcm::Backend::Scalar)).unwrap();
     tx.skip_to_sequence(v.seq).unwrap();
     let input = esp_support::udp_v4(esp_support::V4_SRC, esp_support::V4_DST, b"last packet");
     let mut out = Vec::new();

@@ -59,14 +59,14 @@ fn sealed_tcp(config: &SaConfig) -> (Vec<u8>, Vec<u8>) {
         Mode::Tunnel { .. } => tcp_v6(V6_SRC, V6_DST, &pattern(40, 3)),
         Mode::Transport => tcp_v4(V4_SRC, V4_DST, &pattern(40, 3)),
     };
-    let mut tx = Outbound::new(config.clone()).unwrap();
+    let tx = Outbound::new(config.clone()).unwrap();
     let mut sealed = Vec::new();
     tx.seal(&input, &mut sealed).unwrap();
     (input, sealed)
 }
 
 fn open_fresh(config: &SaConfig, packet: &[u8]) -> (Result<(), EspError>, Inbound) {
-    let mut rx = Inbound::new(config.clone()).unwrap();
+    let rx = Inbound::new(config.clone()).unwrap();
     let mut out = vec![0xAA; 3];
     let r = rx.open(packet, &mut out);
     if r.is_err() {
@@ -85,7 +85,7 @@ fn seal_refuses_a_packet_whose_payload_changed_after_its_checksum_was_computed()
             let mut input = packet(family, tcp, &pattern(100, 9));
             let last = input.len() - 1;
             input[last] ^= 0x01;
-            let mut tx = Outbound::new(cfg()).unwrap();
+            let tx = Outbound::new(cfg()).unwrap();
             let mut out = vec![1, 2, 3];
             let err = tx.seal(&input, &mut out).unwrap_err();
             let kind = if tcp { ChecksumKind::Tcp } else { ChecksumKind::Udp };
@@ -109,7 +109,7 @@ fn seal_reports_the_checksum_the_packet_should_have() {
     let good = tcp_v4(V4_SRC, V4_DST, b"abc");
     let mut bad = good.clone();
     bad[36] ^= 0xff; // the checksum field itself
-    let mut tx = Outbound::new(cfg()).unwrap();
+    let tx = Outbound::new(cfg()).unwrap();
     let err = tx.seal(&bad, &mut Vec::new()).unwrap_err();
     let right = u16::from_be_bytes([good[36], good[37]]);
     assert_eq!(
@@ -124,7 +124,7 @@ fn seal_refuses_a_bad_ipv4_header_checksum_in_both_modes() {
     input[8] = 63; // TTL changed without fixing the checksum
     let (src, dst) = endpoints(4);
     for mode in [Mode::Transport, Mode::Tunnel { src, dst }] {
-        let mut tx = Outbound::new(SaConfig { mode, ..cfg() }).unwrap();
+        let tx = Outbound::new(SaConfig { mode, ..cfg() }).unwrap();
         let err = tx.seal(&input, &mut Vec::new()).unwrap_err();
         assert!(matches!(err, EspError::ChecksumBeforeEncrypt { kind: ChecksumKind::Ipv4Header, .. }), "{err}");
     }
@@ -132,7 +132,7 @@ fn seal_refuses_a_bad_ipv4_header_checksum_in_both_modes() {
 
 #[test]
 fn udp_checksum_zero_means_none_over_ipv4_but_is_refused_over_ipv6() {
-    let (mut tx, mut rx) = pair(&cfg());
+    let (tx, rx) = pair(&cfg());
     let input = udp_v4_no_checksum(V4_SRC, V4_DST, b"no checksum");
     let (mut sealed, mut opened) = (Vec::new(), Vec::new());
     tx.seal(&input, &mut sealed).unwrap();
@@ -149,7 +149,7 @@ fn udp_checksum_zero_means_none_over_ipv4_but_is_refused_over_ipv6() {
 #[test]
 fn checksum_policy_skip_lets_a_bad_upper_layer_checksum_through() {
     let config = SaConfig { checksums: ChecksumPolicy::Skip, ..cfg() };
-    let (mut tx, mut rx) = pair(&config);
+    let (tx, rx) = pair(&config);
     let mut input = tcp_v4(V4_SRC, V4_DST, b"skip me");
     input[44] ^= 1;
     let (mut sealed, mut opened) = (Vec::new(), Vec::new());
@@ -160,7 +160,7 @@ fn checksum_policy_skip_lets_a_bad_upper_layer_checksum_through() {
 
 #[test]
 fn seal_refuses_packets_that_are_not_ip() {
-    let mut tx = Outbound::new(cfg()).unwrap();
+    let tx = Outbound::new(cfg()).unwrap();
     let mut out = Vec::new();
     assert_eq!(tx.seal(&[], &mut out), Err(EspError::Truncated { header: Header::Ip, needed: 1, available: 0 }));
     let mut p = tcp_v4(V4_SRC, V4_DST, b"x");
@@ -174,7 +174,7 @@ fn seal_refuses_packets_that_are_not_ip() {
 #[test]
 fn seal_refuses_what_would_not_fit_the_ip_length_field() {
     let (src, dst) = endpoints(4);
-    let mut tx = Outbound::new(SaConfig { mode: Mode::Tunnel { src, dst }, ..cfg() }).unwrap();
+    let tx = Outbound::new(SaConfig { mode: Mode::Tunnel { src, dst }, ..cfg() }).unwrap();
     let big = udp_v4(V4_SRC, V4_DST, &vec![0u8; 65535 - 28]);
     assert_eq!(big.len(), 65535);
     let mut out = Vec::new();
@@ -186,7 +186,7 @@ fn seal_refuses_what_would_not_fit_the_ip_length_field() {
 #[test]
 fn seal_at_every_truncation_of_a_good_packet_never_panics() {
     for input in [tcp_v4(V4_SRC, V4_DST, &pattern(50, 1)), tcp_v6_with_extensions(V6_SRC, V6_DST, b"ext")] {
-        let mut tx = Outbound::new(cfg()).unwrap();
+        let tx = Outbound::new(cfg()).unwrap();
         for len in 0..input.len() {
             let mut out = Vec::new();
             let err = tx.seal(&input[..len], &mut out).unwrap_err();
@@ -407,7 +407,7 @@ fn transport_mode_delivers_only_the_next_headers_it_can_verify_unless_told_other
 
     // Widened: protocol 70 is delivered; narrowed: UDP is refused.
     let widened = SaConfig { next_headers: NextHeaders::Only(vec![protocol::TCP, 70]), ..cfg() };
-    let mut rx = Inbound::new(widened).unwrap();
+    let rx = Inbound::new(widened).unwrap();
     let mut out = Vec::new();
     rx.open(&outer_v4(&esp), &mut out).unwrap();
     assert_eq!(out.len(), tcp.len());
@@ -455,7 +455,7 @@ fn nat_t_keepalives_and_ike_packets_are_reported_as_such_not_as_attacks() {
         d.extend_from_slice(payload);
         ipv4(V4_SRC, V4_DST, protocol::UDP, &d)
     };
-    let mut rx = Inbound::new(natt.clone()).unwrap();
+    let rx = Inbound::new(natt.clone()).unwrap();
     let mut out = Vec::new();
     let keepalive = rx.open(&udp4500(&[0xff]), &mut out).unwrap_err();
     assert_eq!(keepalive, EspError::NatKeepalive);
@@ -478,7 +478,7 @@ fn nat_t_keepalives_and_ike_packets_are_reported_as_such_not_as_attacks() {
 #[test]
 fn ipv6_headers_are_walked_with_every_length_checked() {
     let config = cfg();
-    let mut tx = Outbound::new(config.clone()).unwrap();
+    let tx = Outbound::new(config.clone()).unwrap();
     let mut sealed = Vec::new();
     tx.seal(&tcp_v6_with_extensions(V6_SRC, V6_DST, b"x"), &mut sealed).unwrap();
     // Hop-by-hop header length pointing past the packet.
@@ -577,7 +577,7 @@ proptest! {
     #[test]
     fn open_never_panics_on_random_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..200), natt in any::<bool>()) {
         let config = SaConfig { encap: if natt { Encap::NAT_T } else { Encap::None }, ..cfg() };
-        let mut rx = Inbound::new(config).unwrap();
+        let rx = Inbound::new(config).unwrap();
         let mut out = Vec::new();
         prop_assert!(rx.open(&bytes, &mut out).is_err());
         prop_assert!(out.is_empty());
@@ -597,7 +597,7 @@ proptest! {
             sealed[i] ^= value | 1;
         }
         sealed.truncate(sealed.len() - cut % 8);
-        let mut rx = Inbound::new(config).unwrap();
+        let rx = Inbound::new(config).unwrap();
         let mut out = Vec::new();
         if rx.open(&sealed, &mut out).is_err() {
             prop_assert!(out.is_empty());
@@ -610,7 +610,7 @@ proptest! {
         if let Some(first) = input.first_mut() {
             *first = if v6 { 0x60 | (*first & 0x0f) } else { 0x45 };
         }
-        let mut tx = Outbound::new(cfg()).unwrap();
+        let tx = Outbound::new(cfg()).unwrap();
         let mut out = Vec::new();
         if tx.seal(&input, &mut out).is_err() {
             prop_assert!(out.is_empty());

@@ -185,7 +185,7 @@ fn esn_high_half_is_authenticated_not_sent() {
 
 #[test]
 fn seal_stops_at_the_end_of_the_32_bit_sequence_space() {
-    let (mut tx, mut rx) = pair(&sa(64, false));
+    let (tx, mut rx) = pair(&sa(64, false));
     tx.skip_to_sequence(u64::from(u32::MAX)).unwrap();
     rx.advance_to(u64::from(u32::MAX) - 1);
     let input = tcp_v4(V4_SRC, V4_DST, b"last");
@@ -203,7 +203,7 @@ fn seal_stops_at_the_end_of_the_32_bit_sequence_space() {
 
 #[test]
 fn seal_stops_at_the_end_of_the_64_bit_sequence_space_with_esn() {
-    let (mut tx, _) = pair(&sa(64, true));
+    let (tx, _) = pair(&sa(64, true));
     tx.skip_to_sequence(u64::MAX).unwrap();
     let input = tcp_v4(V4_SRC, V4_DST, b"last");
     let mut sealed = Vec::new();
@@ -226,7 +226,7 @@ fn the_sequence_counter_only_moves_forward() {
 
 #[test]
 fn a_packet_refused_before_encryption_does_not_use_a_sequence_number() {
-    let (mut tx, mut rx) = pair(&sa(64, false));
+    let (tx, mut rx) = pair(&sa(64, false));
     let mut bad = tcp_v4(V4_SRC, V4_DST, b"malformed");
     bad[0] = 0x44; // IPv4 header length 16 bytes: refused before anything is encrypted
     let mut sealed = Vec::new();
@@ -242,7 +242,7 @@ fn a_packet_refused_for_its_checksum_burns_its_sequence_number() {
     // The TCP checksum is checked over the bytes the cipher encrypted, in the
     // same pass; so a damaged packet was encrypted under its IV before it
     // was refused, and that IV must never encrypt anything else.
-    let (mut tx, mut rx) = pair(&sa(64, false));
+    let (tx, mut rx) = pair(&sa(64, false));
     let mut bad = tcp_v4(V4_SRC, V4_DST, b"damaged");
     bad[45] ^= 0x40;
     let mut sealed = Vec::new();

@@ -155,7 +155,7 @@ fn every_combination_round_trips_and_has_the_right_wire_format() {
     let mut packets = 0;
     for case in &cases {
         let cfg = case.config();
-        let (mut tx, mut rx) = pair(&cfg);
+        let (tx, rx) = pair(&cfg);
         assert_eq!(tx.backend(), case.backend);
         let (mut sealed, mut opened) = (Vec::new(), Vec::new());
         let mut seq = 0u32;
@@ -189,7 +189,7 @@ fn icmp_and_other_protocols_round_trip_in_both_modes() {
             Mode::Transport => NextHeaders::Only(vec![protocol::ICMP, 47]),
             Mode::Tunnel { .. } => NextHeaders::Verifiable,
         };
-        let (mut tx, mut rx) = pair(&SaConfig { mode, next_headers, ..SaConfig::new(0x4242, &keymat(16)) });
+        let (tx, rx) = pair(&SaConfig { mode, next_headers, ..SaConfig::new(0x4242, &keymat(16)) });
         for input in [&icmp, &gre_like] {
             let (mut sealed, mut opened) = (Vec::new(), Vec::new());
             tx.seal(input, &mut sealed).unwrap();
@@ -202,7 +202,7 @@ fn icmp_and_other_protocols_round_trip_in_both_modes() {
 #[test]
 fn ipv6_transport_inserts_esp_after_hop_by_hop_and_protects_destination_options() {
     let input = tcp_v6_with_extensions(V6_SRC, V6_DST, b"data behind two extension headers");
-    let (mut tx, mut rx) = pair(&SaConfig::new(0x7777, &keymat(32)));
+    let (tx, rx) = pair(&SaConfig::new(0x7777, &keymat(32)));
     let (mut sealed, mut opened) = (Vec::new(), Vec::new());
     tx.seal(&input, &mut sealed).unwrap();
     // Fixed header -> hop-by-hop (kept) -> ESP.
@@ -231,7 +231,7 @@ fn ipv4_options_are_kept_in_transport_mode() {
     let c = !reference_sum(&input[..24]);
     input[10..12].copy_from_slice(&c.to_be_bytes());
 
-    let (mut tx, mut rx) = pair(&SaConfig::new(0x1001, &keymat(16)));
+    let (tx, rx) = pair(&SaConfig::new(0x1001, &keymat(16)));
     let (mut sealed, mut opened) = (Vec::new(), Vec::new());
     tx.seal(&input, &mut sealed).unwrap();
     assert_eq!(sealed[0], 0x46);
@@ -250,7 +250,7 @@ fn nat_t_transport_fixes_up_rewritten_addresses_with_nat_oa_then_verifies() {
         let server = Ipv4Addr::new(198, 51, 100, 5);
         let input = if tcp { tcp_v4(private, server, b"zookeeper ping") } else { udp_v4(private, server, b"dns") };
         let tx_cfg = SaConfig { encap: Encap::NAT_T, ..SaConfig::new(0x9000, &keymat(16)) };
-        let mut tx = Outbound::new(tx_cfg.clone()).unwrap();
+        let tx = Outbound::new(tx_cfg.clone()).unwrap();
         let mut sealed = Vec::new();
         tx.seal(&input, &mut sealed).unwrap();
 
@@ -266,7 +266,7 @@ fn nat_t_transport_fixes_up_rewritten_addresses_with_nat_oa_then_verifies() {
 
         // Without NAT-OA the checksum cannot match: the packet is dropped,
         // never delivered unchecked.
-        let mut rx = Inbound::new(tx_cfg.clone()).unwrap();
+        let rx = Inbound::new(tx_cfg.clone()).unwrap();
         let mut opened = Vec::new();
         let err = rx.open(&natted, &mut opened).unwrap_err();
         assert!(matches!(err, EspError::ChecksumAfterDecrypt { seq: 1, .. }), "{err}");
@@ -276,7 +276,7 @@ fn nat_t_transport_fixes_up_rewritten_addresses_with_nat_oa_then_verifies() {
         // With NAT-OA: option-1 fix-up, full verify, packet delivered with
         // the received addresses and a checksum valid for them.
         let rx_cfg = SaConfig { nat_original: Some((private.into(), server.into())), ..tx_cfg.clone() };
-        let mut rx = Inbound::new(rx_cfg).unwrap();
+        let rx = Inbound::new(rx_cfg).unwrap();
         rx.open(&natted, &mut opened).unwrap();
         let ip = Ipv4Packet::new_checked(&opened[..]).unwrap();
         assert_eq!(ip.src_addr(), public);
@@ -307,7 +307,7 @@ fn nat_t_transport_fix_up_also_covers_a_rewritten_destination() {
     let server_private = Ipv4Addr::new(10, 9, 9, 9);
     let input = tcp_v4(peer, server_public, b"hello through two NATs");
     let cfg = SaConfig { encap: Encap::NAT_T, ..SaConfig::new(0x9001, &keymat(32)) };
-    let mut tx = Outbound::new(cfg.clone()).unwrap();
+    let tx = Outbound::new(cfg.clone()).unwrap();
     let mut sealed = Vec::new();
     tx.seal(&input, &mut sealed).unwrap();
     sealed[16..20].copy_from_slice(&server_private.octets());
@@ -315,7 +315,7 @@ fn nat_t_transport_fix_up_also_covers_a_rewritten_destination() {
     let c = !reference_sum(&sealed[..20]);
     sealed[10..12].copy_from_slice(&c.to_be_bytes());
     let rx_cfg = SaConfig { nat_original: Some((peer.into(), server_public.into())), ..cfg };
-    let mut rx = Inbound::new(rx_cfg).unwrap();
+    let rx = Inbound::new(rx_cfg).unwrap();
     let mut opened = Vec::new();
     rx.open(&sealed, &mut opened).unwrap();
     assert_eq!(Ipv4Packet::new_checked(&opened[..]).unwrap().dst_addr(), server_private);
@@ -328,7 +328,7 @@ fn open_drops_tfc_padding_after_the_inner_packet_in_tunnel_mode() {
     let (src, dst) = endpoints(4);
     let cfg = SaConfig { mode: Mode::Tunnel { src, dst }, ..SaConfig::new(0x3003, &keymat(16)) };
     let tx = Outbound::new(cfg.clone()).unwrap();
-    let mut rx = Inbound::new(cfg).unwrap();
+    let rx = Inbound::new(cfg).unwrap();
     let inner = udp_v4(V4_SRC, V4_DST, b"short");
     let mut padded = inner.clone();
     padded.extend_from_slice(&[0u8; 100]);
@@ -345,7 +345,7 @@ fn dummy_packets_are_generated_and_dropped_silently() {
     for tunnel in [false, true] {
         let (src, dst) = endpoints(4);
         let mode = if tunnel { Mode::Tunnel { src, dst } } else { Mode::Transport };
-        let (mut tx, mut rx) = pair(&SaConfig { mode, ..SaConfig::new(0x5959, &keymat(16)) });
+        let (tx, rx) = pair(&SaConfig { mode, ..SaConfig::new(0x5959, &keymat(16)) });
         let (mut sealed, mut opened) = (Vec::new(), Vec::new());
         if !tunnel {
             assert!(matches!(tx.seal_dummy(None, 10, &mut sealed), Err(EspError::Unsupported(_))));
@@ -376,7 +376,7 @@ fn inner_fragments_are_carried_in_tunnel_mode_and_counted_as_unverifiable() {
     let c = !reference_sum(&frag[..20]);
     frag[10..12].copy_from_slice(&c.to_be_bytes());
     let (src, dst) = endpoints(6);
-    let (mut tx, mut rx) = pair(&SaConfig { mode: Mode::Tunnel { src, dst }, ..SaConfig::new(0x6006, &keymat(16)) });
+    let (tx, rx) = pair(&SaConfig { mode: Mode::Tunnel { src, dst }, ..SaConfig::new(0x6006, &keymat(16)) });
     let (mut sealed, mut opened) = (Vec::new(), Vec::new());
     tx.seal(&frag, &mut sealed).unwrap();
     assert_eq!(tx.stats().unverifiable_fragments, 1);
@@ -385,7 +385,7 @@ fn inner_fragments_are_carried_in_tunnel_mode_and_counted_as_unverifiable() {
     assert_eq!(rx.stats().unverifiable_fragments, 1);
     // Transport mode refuses it: ESP is applied to whole datagrams. (A
     // second SA, on another key: the first sender still holds this one.)
-    let (mut tx, _) = pair(&SaConfig::new(0x6007, &keymat(32)));
+    let (tx, _) = pair(&SaConfig::new(0x6007, &keymat(32)));
     assert_eq!(tx.seal(&frag, &mut sealed), Err(EspError::Fragment));
     assert!(sealed.is_empty());
 }
@@ -395,7 +395,7 @@ fn link_padding_after_the_ip_packet_is_ignored() {
     let input = tcp_v4(V4_SRC, V4_DST, b"x");
     let mut padded = input.clone();
     padded.extend_from_slice(&[0xee; 7]);
-    let (mut tx, mut rx) = pair(&SaConfig::new(0x8008, &keymat(16)));
+    let (tx, rx) = pair(&SaConfig::new(0x8008, &keymat(16)));
     let (mut sealed, mut opened) = (Vec::new(), Vec::new());
     tx.seal(&padded, &mut sealed).unwrap();
     sealed.extend_from_slice(&[0; 5]);
@@ -421,24 +421,24 @@ fn nat_t_transport_fix_up_works_for_ipv6_too() {
     for tcp in [true, false] {
         let input = if tcp { tcp_v6(original, V6_DST, b"over NAT66") } else { udp_v6(original, V6_DST, b"over NAT66") };
         let cfg = SaConfig { encap: Encap::NAT_T, ..SaConfig::new(0x9100, &keymat(16)) };
-        let mut tx = Outbound::new(cfg.clone()).unwrap();
+        let tx = Outbound::new(cfg.clone()).unwrap();
         let mut sealed = Vec::new();
         tx.seal(&input, &mut sealed).unwrap();
         // NAT66 rewrites the source; IPv6 has no header checksum. The outer
         // UDP checksum is now stale too, and is accepted either way.
         sealed[8..24].copy_from_slice(&received.octets());
         let rx_cfg = SaConfig { nat_original: Some((original.into(), V6_DST.into())), ..cfg.clone() };
-        let mut rx = Inbound::new(rx_cfg).unwrap();
+        let rx = Inbound::new(rx_cfg).unwrap();
         let mut opened = Vec::new();
         rx.open(&sealed, &mut opened).unwrap();
         assert_eq!(Ipv6Packet::new_checked(&opened[..]).unwrap().src_addr(), received);
         // Without NAT-OA the rewrite is caught, not delivered.
-        let mut rx = Inbound::new(cfg).unwrap();
+        let rx = Inbound::new(cfg).unwrap();
         assert!(matches!(rx.open(&sealed, &mut opened), Err(EspError::ChecksumAfterDecrypt { .. })));
         // A NAT-OA of the wrong family is refused.
         let wrong = SaConfig { nat_original: Some((V4_SRC.into(), V4_DST.into())), ..rx.config().clone() };
         let wrong = SaConfig { keymat: keymat(16), ..wrong };
-        let mut rx = Inbound::new(wrong).unwrap();
+        let rx = Inbound::new(wrong).unwrap();
         assert_eq!(
             rx.open(&sealed, &mut opened),
             Err(EspError::Unsupported(espgcm::esp::Limitation::NatOriginalFamily))

@@ -91,7 +91,7 @@ fn tshark_decrypts_espgcm_packets_with_good_icv_and_inner_checksums() {
             encap: if sa.natt { Encap::NAT_T } else { Encap::None },
             ..SaConfig::new(sa.spi, &sa.keymat)
         };
-        let mut tx = Outbound::new(cfg).unwrap();
+        let tx = Outbound::new(cfg).unwrap();
         let mut seq = 0u32;
         for (i, size) in [1usize, 2, 3, 4, 333, 1300].into_iter().enumerate() {
             for tcp in [true, false] {
@@ -113,7 +113,7 @@ fn tshark_decrypts_espgcm_packets_with_good_icv_and_inner_checksums() {
     let control_frame = frame + 1;
     {
         let sa = &sas[0];
-        let mut tx = Outbound::new(SaConfig { icv_len: sa.icv, ..SaConfig::new(sa.spi, &sa.keymat) }).unwrap();
+        let tx = Outbound::new(SaConfig { icv_len: sa.icv, ..SaConfig::new(sa.spi, &sa.keymat) }).unwrap();
         tx.skip_to_sequence(1000).unwrap();
         let mut sealed = Vec::new();
         tx.seal(&packet(4, true, b"control"), &mut sealed).unwrap();

@@ -62,8 +62,8 @@ fn every_block_position_corrupted_on_seal_with_verify_off_is_refused_by_the_rece
     let _serial = serial();
     for backend in simd_backends() {
         fault::reset_health();
-        let mut rx = Inbound::new(sa(Backend::Scalar, VerifyPolicy::Off)).unwrap();
-        let mut tx = Outbound::new(sa(backend, VerifyPolicy::Off)).unwrap();
+        let rx = Inbound::new(sa(Backend::Scalar, VerifyPolicy::Off)).unwrap();
+        let tx = Outbound::new(sa(backend, VerifyPolicy::Off)).unwrap();
         let (mut sealed, mut opened) = (Vec::new(), Vec::new());
         let mut caught: BTreeMap<&str, u64> = BTreeMap::new();
         let (mut corrupted, mut unchanged) = (0u64, 0u64);
@@ -134,8 +134,8 @@ fn random_runs_of_four_corrupted_blocks_on_seal_with_verify_off_are_never_delive
     let _serial = serial();
     for backend in simd_backends() {
         fault::reset_health();
-        let mut tx = Outbound::new(sa(backend, VerifyPolicy::Off)).unwrap();
-        let mut rx = Inbound::new(sa(Backend::Scalar, VerifyPolicy::Off)).unwrap();
+        let tx = Outbound::new(sa(backend, VerifyPolicy::Off)).unwrap();
+        let rx = Inbound::new(sa(Backend::Scalar, VerifyPolicy::Off)).unwrap();
         let (mut sealed, mut opened) = (Vec::new(), Vec::new());
         let mut caught: BTreeMap<&str, u64> = BTreeMap::new();
         let (mut corrupted, mut delivered) = (0u64, 0u64);
@@ -173,8 +173,8 @@ fn a_fault_on_seal_with_verify_full_never_reaches_the_receiver() {
     let _serial = serial();
     for backend in simd_backends() {
         fault::reset_health();
-        let mut tx = Outbound::new(sa(backend, VerifyPolicy::Full)).unwrap();
-        let mut rx = Inbound::new(sa(Backend::Scalar, VerifyPolicy::Off)).unwrap();
+        let tx = Outbound::new(sa(backend, VerifyPolicy::Full)).unwrap();
+        let rx = Inbound::new(sa(Backend::Scalar, VerifyPolicy::Off)).unwrap();
         fault::inject(backend, FaultPlan { one_in_blocks: 30, run_blocks: 1, xor: LAST_BIT });
         let (mut sealed, mut opened) = (Vec::new(), Vec::new());
         let mut detections = 0;
@@ -205,8 +205,8 @@ fn a_fault_on_open_is_caught_by_the_checksum_when_off_and_corrected_when_full() 
     for backend in simd_backends() {
         for verify in [VerifyPolicy::Off, VerifyPolicy::Full] {
             fault::reset_health();
-            let mut tx = Outbound::new(sa(Backend::Scalar, VerifyPolicy::Off)).unwrap();
-            let mut rx = Inbound::new(sa(backend, verify)).unwrap();
+            let tx = Outbound::new(sa(Backend::Scalar, VerifyPolicy::Off)).unwrap();
+            let rx = Inbound::new(sa(backend, verify)).unwrap();
             fault::inject(backend, FaultPlan { one_in_blocks: 1, run_blocks: 1, xor: LAST_BIT });
             let (mut sealed, mut opened) = (Vec::new(), Vec::new());
             let p = zeros(false, 1000);
@@ -238,8 +238,8 @@ fn a_fault_on_open_is_caught_by_the_checksum_when_off_and_corrected_when_full() 
 fn a_fault_on_open_that_hits_the_next_header_is_refused() {
     let _serial = serial();
     for backend in simd_backends() {
-        let mut tx = Outbound::new(sa(Backend::Scalar, VerifyPolicy::Off)).unwrap();
-        let mut rx = Inbound::new(sa(backend, VerifyPolicy::Off)).unwrap();
+        let tx = Outbound::new(sa(Backend::Scalar, VerifyPolicy::Off)).unwrap();
+        let rx = Inbound::new(sa(backend, VerifyPolicy::Off)).unwrap();
         // 20 bytes of TCP header, 10 of data, pad 0, pad length, next header:
         // 32 bytes, so the next header is the last byte of block 1.
         let p = zeros(false, 10);
@@ -264,7 +264,7 @@ fn a_wrong_fused_checksum_sum_is_a_fault_under_verify_and_silent_loss_without() 
         // Verify off: the good packet is refused by seal, and nothing in
         // health says why.
         fault::reset_health();
-        let mut tx = Outbound::new(sa(backend, VerifyPolicy::Off)).unwrap();
+        let tx = Outbound::new(sa(backend, VerifyPolicy::Off)).unwrap();
         fault::inject_checksum_sum(backend);
         let result = tx.seal(&p, &mut sealed);
         fault::clear();
@@ -275,8 +275,8 @@ fn a_wrong_fused_checksum_sum_is_a_fault_under_verify_and_silent_loss_without() 
         // Verify full: the sum is cross-checked, the fault reported against
         // the backend, and the packet sent with the right sum.
         fault::reset_health();
-        let mut tx = Outbound::new(sa(backend, VerifyPolicy::Full)).unwrap();
-        let mut rx = Inbound::new(sa(Backend::Scalar, VerifyPolicy::Off)).unwrap();
+        let tx = Outbound::new(sa(backend, VerifyPolicy::Full)).unwrap();
+        let rx = Inbound::new(sa(Backend::Scalar, VerifyPolicy::Off)).unwrap();
         fault::inject_checksum_sum(backend);
         tx.seal(&p, &mut sealed).unwrap_or_else(|e| panic!("{backend}: {e}"));
         fault::clear();

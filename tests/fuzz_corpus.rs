@@ -88,7 +88,7 @@ fn esp_open_seeds_open_as_built() {
             continue;
         }
         let cfg = checks::sa_config(seed[0], seed[1]);
-        let mut rx = Inbound::new(cfg).unwrap();
+        let rx = Inbound::new(cfg).unwrap();
         let mut out = Vec::new();
         assert_eq!(rx.open(&seed[2..], &mut out), Ok(()), "seed {:02x} {:02x}", seed[0], seed[1]);
         opened += 1;

@@ -173,7 +173,7 @@ fn opening_random_garbage_allocates_at_most_its_size() {
 fn opening_damaged_packets_allocates_at_most_their_size() {
     let mut rng = Rng(0x0123_4567_89ab_cdef);
     for (n, cfg) in configs().into_iter().enumerate() {
-        let (mut tx, mut rx) = pair(&SaConfig { nat_original: None, ..cfg.clone() });
+        let (tx, mut rx) = pair(&SaConfig { nat_original: None, ..cfg.clone() });
         let mut intact = 0;
         for i in 0..400 {
             let data_len = rng.below(1400);
@@ -219,7 +219,7 @@ fn opening_damaged_packets_allocates_at_most_their_size() {
 fn sealing_garbage_allocates_at_most_its_size_plus_overhead() {
     let mut rng = Rng(0x5555_aaaa_1234_4321);
     for (n, cfg) in configs().into_iter().enumerate() {
-        let mut tx = Outbound::new(SaConfig { nat_original: None, ..cfg }).unwrap();
+        let tx = Outbound::new(SaConfig { nat_original: None, ..cfg }).unwrap();
         for i in 0..2000 {
             let len = rng.below(1500);
             let mut input = rng.bytes(len);
@@ -238,7 +238,7 @@ fn sealing_garbage_allocates_at_most_its_size_plus_overhead() {
 #[test]
 fn gmac_with_esn_opens_with_one_exact_reservation() {
     let cfg = SaConfig { transform: Transform::AesGmac, esn: true, ..SaConfig::new(0x3000, &keymat(16)) };
-    let (mut tx, mut rx) = pair(&cfg);
+    let (tx, rx) = pair(&cfg);
     let p = packet(4, true, &[7u8; 1000]);
     let mut sealed = Vec::new();
     tx.seal(&p, &mut sealed).unwrap();

@@ -119,7 +119,7 @@ proptest! {
         order_seed in any::<u64>(),
     ) {
         let cfg = sa.config();
-        let (mut tx, mut rx) = pair(&cfg);
+        let (tx, rx) = pair(&cfg);
         if sa.start > 1 {
             tx.skip_to_sequence(sa.start).unwrap();
             rx.advance_to(sa.start - 1);
@@ -430,7 +430,7 @@ fn a_sealed_dummy_is_dropped_by_the_receiver() {
     // Round-trip sanity for the one path the random packets above cannot
     // take: next header 59 is counted as a dummy, not delivered.
     let cfg = SaConfig::new(0x0000_7000, &keymat(16));
-    let (mut tx, mut rx) = pair(&cfg);
+    let (tx, rx) = pair(&cfg);
     let mut sealed = Vec::new();
     tx.seal_dummy(Some((V4_SRC.into(), V4_DST.into())), 32, &mut sealed).unwrap();
     let mut out = Vec::new();

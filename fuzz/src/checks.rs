@@ -124,7 +124,7 @@ pub fn esp_open(data: &[u8]) {
     };
     let packet = built.as_ref().map_or(rest, |b| b.packet.as_slice());
 
-    let mut rx = Inbound::new(cfg.clone()).expect("every fuzzed SA configuration is valid");
+    let rx = Inbound::new(cfg.clone()).expect("every fuzzed SA configuration is valid");
     let mut out = vec![0xa5; 7];
     let first = rx.open(packet, &mut out);
     assert_counted(&rx.stats(), 1);
@@ -317,7 +317,7 @@ pub fn esp_seal(data: &[u8]) {
     if b2 & 1 != 0 {
         fix_checksums(&mut packet);
     }
-    let mut tx = Outbound::new(cfg.clone()).expect("every fuzzed SA configuration is valid");
+    let tx = Outbound::new(cfg.clone()).expect("every fuzzed SA configuration is valid");
     let at_end = b2 & 2 != 0;
     if at_end {
         let last = if cfg.esn { u64::MAX } else { u64::from(u32::MAX) };
@@ -339,7 +339,7 @@ pub fn esp_seal(data: &[u8]) {
         Ok(()) => {
             // The receiver: same SA, without NAT-OA (nothing rewrote the
             // addresses here), its window just below `seq`.
-            let mut rx = Inbound::new(SaConfig { nat_original: None, ..cfg.clone() }).expect("valid SA");
+            let rx = Inbound::new(SaConfig { nat_original: None, ..cfg.clone() }).expect("valid SA");
             rx.advance_to(seq - 1);
             let mut opened = Vec::new();
             let mut r = rx.open(&sealed, &mut opened);
@@ -354,7 +354,7 @@ pub fn esp_seal(data: &[u8]) {
                     next_headers: NextHeaders::Only((0..=255).collect()),
                     ..cfg.clone()
                 };
-                let mut rx = Inbound::new(wide).expect("transport mode takes any next header list");
+                let rx = Inbound::new(wide).expect("transport mode takes any next header list");
                 rx.advance_to(seq - 1);
                 r = rx.open(&sealed, &mut opened);
             }
@@ -703,7 +703,7 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
         // esp_open, raw: the sealed packet as received (no NAT-OA: nothing
         // rewrote the addresses).
         let cfg = sa_config(b0, b1);
-        let mut tx = Outbound::new(SaConfig { nat_original: None, ..cfg.clone() }).expect("valid SA");
+        let tx = Outbound::new(SaConfig { nat_original: None, ..cfg.clone() }).expect("valid SA");
         let mut sealed = Vec::new();
         if tx.seal(datagram, &mut sealed).is_ok() {
             seeds.push(("esp_open", [&[b0, b1 & 0x27][..], &sealed].concat()));

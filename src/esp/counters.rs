@@ -1,8 +1,16 @@
 //! Per-SA counters: one for every outcome, so that rejections can be
 //! audited without a log line per packet (which an attacker could use to
 //! flood the logs).
+//!
+//! An SA is used by many threads at once, so its counters are kept in a few
+//! shards of atomics, one cache line apart, each thread adding to its own
+//! (a counter every thread increments in one place would bounce its cache
+//! line between cores on every packet); [`Counters`] is the sum, taken when
+//! asked for.
 
 use super::EspError;
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 /// What one direction of an SA has done, by outcome. Counters only grow.
 ///
@@ -61,7 +69,37 @@ pub struct Counters {
     pub other: u64,
 }
 
+/// How many counters [`Counters`] has.
+const FIELDS: usize = 21;
+
 impl Counters {
+    /// Every counter, in one order that [`SharedCounters`] keeps.
+    fn fields_mut(&mut self) -> [&mut u64; FIELDS] {
+        [
+            &mut self.packets,
+            &mut self.bytes,
+            &mut self.truncated,
+            &mut self.malformed,
+            &mut self.fragments,
+            &mut self.unknown_spi,
+            &mut self.replayed,
+            &mut self.too_old,
+            &mut self.auth_failed,
+            &mut self.bad_padding,
+            &mut self.checksum_before_encrypt,
+            &mut self.checksum_after_decrypt,
+            &mut self.unexpected_next_header,
+            &mut self.sequence_exhausted,
+            &mut self.dummies,
+            &mut self.keepalives,
+            &mut self.non_esp,
+            &mut self.unsupported,
+            &mut self.too_large,
+            &mut self.unverifiable_fragments,
+            &mut self.other,
+        ]
+    }
+
     /// Count one failed call.
     pub(crate) fn record(&mut self, error: &EspError) {
         let counter = match error {
@@ -115,5 +153,111 @@ impl Counters {
         ]
         .iter()
         .fold(0u64, |a, b| a.saturating_add(*b))
+    }
+}
+
+/// Shards per SA direction: enough that a handful of worker threads rarely
+/// share one.
+const SHARDS: usize = 8;
+
+/// One shard: the counters one group of threads adds to, on cache lines of
+/// its own.
+#[repr(align(128))]
+#[derive(Default)]
+struct Shard([AtomicU64; FIELDS]);
+
+/// Counters that many threads add to at once.
+pub(crate) struct SharedCounters {
+    shards: Box<[Shard]>,
+}
+
+impl Default for SharedCounters {
+    fn default() -> SharedCounters {
+        SharedCounters { shards: (0..SHARDS).map(|_| Shard::default()).collect() }
+    }
+}
+
+impl core::fmt::Debug for SharedCounters {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        self.snapshot().fmt(f)
+    }
+}
+
+thread_local! {
+    /// This thread's shard, assigned round-robin at first use.
+    static SHARD: Cell<usize> = const { Cell::new(usize::MAX) };
+}
+
+/// The next thread's shard.
+static NEXT_SHARD: AtomicUsize = AtomicUsize::new(0);
+
+fn my_shard() -> usize {
+    SHARD
+        .try_with(|s| {
+            if s.get() == usize::MAX {
+                s.set(NEXT_SHARD.fetch_add(1, Ordering::Relaxed) % SHARDS);
+            }
+            s.get()
+        })
+        .unwrap_or(0)
+}
+
+impl SharedCounters {
+    /// Add every counter of `delta` (a burst's worth, say) to this thread's
+    /// shard.
+    pub(crate) fn add(&self, delta: &Counters) {
+        let mut delta = *delta;
+        if let Some(shard) = self.shards.get(my_shard()) {
+            for (slot, value) in shard.0.iter().zip(delta.fields_mut()) {
+                if *value != 0 {
+                    slot.fetch_add(*value, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
+    /// Count one failed call.
+    pub(crate) fn record(&self, error: &EspError) {
+        let mut delta = Counters::default();
+        delta.record(error);
+        self.add(&delta);
+    }
+
+    /// The sum of every shard.
+    pub(crate) fn snapshot(&self) -> Counters {
+        let mut total = Counters::default();
+        for shard in self.shards.iter() {
+            for (sum, slot) in total.fields_mut().into_iter().zip(shard.0.iter()) {
+                *sum = sum.saturating_add(slot.load(Ordering::Relaxed));
+            }
+        }
+        total
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_from_many_threads_add_up() {
+        let shared = std::sync::Arc::new(SharedCounters::default());
+        let threads: Vec<_> = (0..6)
+            .map(|_| {
+                let shared = shared.clone();
+                std::thread::spawn(move || {
+                    let mut packet = Counters::default();
+                    packet.record_packet(100);
+                    for _ in 0..1000 {
+                        shared.add(&packet);
+                        shared.record(&EspError::Replay { seq: 1 });
+                    }
+                })
+            })
+            .collect();
+        threads.into_iter().for_each(|t| t.join().unwrap());
+        let c = shared.snapshot();
+        assert_eq!((c.packets, c.bytes, c.replayed, c.rejected()), (6000, 600_000, 6000, 6000));
     }
 }

@@ -2,8 +2,11 @@
 //! project's checklist give.
 
 use super::cipher::SaCipher;
+use super::counters::SharedCounters;
 use super::natt::{self, UdpPayload};
+use super::outbound::{put_back, with_scratch};
 use super::packet::{self, Addresses, Stage, Upper};
+use super::packet_buf::{PacketBuf, PacketBuffer};
 use super::replay::ReplayWindow;
 use super::wire::{self, EspPacket, Ipv4Packet, Ipv6Packet, UdpPacket, esp, ipv4, ipv6, protocol, udp};
 use super::{Counters, Encap, EspError, Field, Header, Limitation, Mode, SaConfig};
@@ -11,6 +14,12 @@ use crate::Backend;
 use zeroize::Zeroize;
 
 /// The receiving half of an SA: checks and opens ESP packets.
+///
+/// `Send + Sync`, with every method on `&self`: several threads (one per
+/// receive queue, say) can open one SA's packets at once; the replay window
+/// is shared and decides races exactly (of two copies of a packet, one is
+/// delivered). Size [`SaConfig::replay_window`] for the reordering the
+/// queues cause.
 ///
 /// `open` works in this order, and nothing later runs when something
 /// earlier fails:
@@ -51,8 +60,8 @@ use zeroize::Zeroize;
 ///     .emit(&mut packet[20..], pseudo_header_v4(src, dst, protocol::TCP, 24))?;
 ///
 /// let keymat = [0x42u8; 36]; // AES-256 key || salt
-/// let mut tx = Outbound::new(SaConfig::new(0x2000, &keymat))?;
-/// let mut rx = Inbound::new(SaConfig::new(0x2000, &keymat))?;
+/// let tx = Outbound::new(SaConfig::new(0x2000, &keymat))?;
+/// let rx = Inbound::new(SaConfig::new(0x2000, &keymat))?;
 /// let (mut sealed, mut opened) = (Vec::new(), Vec::new());
 /// tx.seal(&packet, &mut sealed)?;
 ///
@@ -77,7 +86,7 @@ pub struct Inbound {
     nat_original: Option<Addresses>,
     /// `cfg.next_headers` as a set of the 256 values.
     next_headers: [u64; 4],
-    counters: Counters,
+    counters: SharedCounters,
 }
 
 /// Where the ESP packet sits in the received IP packet.
@@ -103,7 +112,7 @@ impl Inbound {
         let window = ReplayWindow::new(cfg.replay_window);
         let nat_original = cfg.nat_original.map(|(src, dst)| Addresses::new(src, dst));
         let next_headers = cfg.next_headers.bitmap(&cfg.mode);
-        Ok(Inbound { cfg, cipher, window, nat_original, next_headers, counters: Counters::default() })
+        Ok(Inbound { cfg, cipher, window, nat_original, next_headers, counters: SharedCounters::default() })
     }
 
     /// The configuration this SA was made with (its `keymat` is empty).
@@ -118,7 +127,7 @@ impl Inbound {
 
     /// The counters of this SA.
     pub fn stats(&self) -> Counters {
-        self.counters
+        self.counters.snapshot()
     }
 
     /// The anti-replay window (its top is the highest sequence number
@@ -129,7 +138,7 @@ impl Inbound {
 
     /// Treat every sequence number up to `seq` as received (restoring state
     /// after a restart or fail-over). Never moves back.
-    pub fn advance_to(&mut self, seq: u64) {
+    pub fn advance_to(&self, seq: u64) {
         self.window.advance_to(seq);
     }
 
@@ -146,21 +155,63 @@ impl Inbound {
     /// [`EspError::ChecksumAfterDecrypt`], [`EspError::Unsupported`]; and
     /// the benign outcomes [`EspError::Dummy`], [`EspError::NatKeepalive`]
     /// and [`EspError::NonEsp`] (see [`EspError::is_benign`]).
-    pub fn open(&mut self, ip_packet: &[u8], out: &mut Vec<u8>) -> Result<(), EspError> {
-        out.clear();
-        let result = self.open_packet(ip_packet, out);
-        match &result {
-            Ok(()) => self.counters.record_packet(out.len()),
-            Err(e) => {
-                out.fill(0);
-                out.clear();
-                self.counters.record(e);
-            }
-        }
+    pub fn open(&self, ip_packet: &[u8], out: &mut Vec<u8>) -> Result<(), EspError> {
+        let mut tally = Counters::default();
+        let result = self.open_counted(ip_packet, out, &mut tally);
+        self.counters.add(&tally);
         result
     }
 
-    fn open_packet(&mut self, ip_packet: &[u8], out: &mut Vec<u8>) -> Result<(), EspError> {
+    /// Open a burst of packets where they lie, each in its own buffer:
+    /// `results[i]` says what became of `pkts[i]`. Each packet is judged
+    /// alone (a damaged, replayed or duplicated one never fails its
+    /// neighbours; of two copies of one packet in a burst the first is
+    /// delivered and the second refused as a replay). A refused packet's
+    /// buffer is left holding the packet as it arrived; nothing decrypted is
+    /// left in it.
+    ///
+    /// Only the first `min(pkts.len(), results.len())` packets are opened.
+    /// See [`Outbound::seal_burst`](super::Outbound::seal_burst) for an
+    /// example.
+    pub fn open_burst(&self, pkts: &mut [PacketBuf], results: &mut [Result<(), EspError>]) {
+        self.open_burst_in(pkts, results);
+    }
+
+    /// [`open_burst`](Self::open_burst) on any [`PacketBuffer`]: a data
+    /// plane's own packet memory ([`PacketSlice`](super::PacketSlice)).
+    pub fn open_burst_in<B: PacketBuffer>(&self, pkts: &mut [B], results: &mut [Result<(), EspError>]) {
+        let mut tally = Counters::default();
+        with_scratch(|scratch| {
+            for (pkt, result) in pkts.iter_mut().zip(results.iter_mut()) {
+                *result = self.open_counted(pkt.data(), scratch, &mut tally).and_then(|()| put_back(pkt, scratch));
+            }
+        });
+        self.counters.add(&tally);
+    }
+
+    /// [`open`](Self::open) with the outcome counted in `tally`.
+    fn open_counted(&self, ip_packet: &[u8], out: &mut Vec<u8>, tally: &mut Counters) -> Result<(), EspError> {
+        out.clear();
+        let result = self.open_packet(ip_packet, out);
+        match &result {
+            Ok(unverifiable) => {
+                if *unverifiable {
+                    tally.unverifiable_fragments += 1;
+                }
+                tally.record_packet(out.len());
+            }
+            Err(e) => {
+                out.fill(0);
+                out.clear();
+                tally.record(e);
+            }
+        }
+        result.map(|_| ())
+    }
+
+    /// Returns whether the packet is a tunnelled fragment whose upper-layer
+    /// checksum could not be verified.
+    fn open_packet(&self, ip_packet: &[u8], out: &mut Vec<u8>) -> Result<bool, EspError> {
         // 1. Format and lengths.
         let located = self.locate(ip_packet)?;
         let esp_bytes = located.esp;
@@ -199,7 +250,7 @@ impl Inbound {
 
         // 7. Rebuild or unwrap, then the checksums.
         if transport {
-            self.restore_transport(&located, next_header, seq, out)
+            self.restore_transport(&located, next_header, seq, out).map(|()| false)
         } else {
             self.unwrap_tunnel(next_header, seq, out)
         }
@@ -319,7 +370,7 @@ impl Inbound {
 
     /// Tunnel mode: the payload is an IP packet whose version matches the
     /// next header; drop TFC padding after it and verify it.
-    fn unwrap_tunnel(&mut self, next_header: u8, seq: u64, out: &mut Vec<u8>) -> Result<(), EspError> {
+    fn unwrap_tunnel(&self, next_header: u8, seq: u64, out: &mut Vec<u8>) -> Result<bool, EspError> {
         let expected_version = match next_header {
             protocol::IPV4 => 4,
             protocol::IPV6 => 6,
@@ -339,10 +390,7 @@ impl Inbound {
             other => other,
         })?;
         out.truncate(d.len);
-        if packet::verify(&d, out, self.cfg.checksums, Stage::AfterDecrypt { seq })? {
-            self.counters.unverifiable_fragments += 1;
-        }
-        Ok(())
+        packet::verify(&d, out, self.cfg.checksums, Stage::AfterDecrypt { seq })
     }
 
     /// Whether `cfg.next_headers` lets `next_header` through.

@@ -30,7 +30,7 @@
 //! let keymat = [7u8; 36]; // AES-256 key || salt
 //! let tunnel = Mode::Tunnel { src: "203.0.113.1".parse()?, dst: "198.51.100.9".parse()? };
 //! let cfg = SaConfig { mode: tunnel, encap: Encap::NAT_T, ..SaConfig::new(0x5000, &keymat) };
-//! let (mut tx, mut rx) = (Outbound::new(cfg.clone())?, Inbound::new(cfg)?);
+//! let (tx, rx) = (Outbound::new(cfg.clone())?, Inbound::new(cfg)?);
 //!
 //! let (mut sealed, mut opened) = (Vec::new(), Vec::new());
 //! tx.seal(&packet, &mut sealed)?;
@@ -103,6 +103,7 @@ mod outbound;
 mod packet;
 mod packet_buf;
 pub mod replay;
+mod sequence;
 pub mod wire;
 
 pub use config::{

@@ -2,8 +2,11 @@
 
 use super::checksum::{self, RegionSum};
 use super::cipher::SaCipher;
+use super::counters::SharedCounters;
 use super::key_claims::KeyClaim;
 use super::packet::{self, Stage, Upper, UpperPlan};
+use super::packet_buf::{PacketBuf, PacketBuffer};
+use super::sequence::Sequence;
 use super::wire::{self, EspRepr, Ipv4Packet, Ipv4Repr, Ipv6Packet, Ipv6Repr, UdpRepr, esp, ipv4, ipv6, protocol, udp};
 use super::{Counters, Encap, EspError, Field, Limitation, Mode, SaConfig};
 use crate::Backend;
@@ -11,9 +14,22 @@ use std::net::IpAddr;
 
 /// The sending half of an SA: turns IP packets into ESP packets.
 ///
+/// **One SA is shared, never cloned.** Its sequence number is the IV, and
+/// AES-GCM does not survive an IV used twice under one key, so an
+/// `Outbound` is `Send + Sync` and every method takes `&self`: put it in an
+/// `Arc` and let every worker thread seal with it (sequence numbers are
+/// handed out atomically, a burst's at once). A second `Outbound` on the
+/// same key and salt in one process is refused ([`EspError::KeyInUse`]).
+/// After a restart, an SA with manually set keys must resume past every
+/// number it may have used: save a reservation ahead of
+/// [`next_sequence`](Self::next_sequence) and call
+/// [`skip_to_sequence`](Self::skip_to_sequence) with it before sealing, or
+/// re-key.
+///
 /// Each `seal` verifies the packet's checksums, takes the next sequence
-/// number (which is also the IV, so an IV never repeats under the key), and
-/// writes the finished IP packet into the caller's buffer.
+/// number, and writes the finished IP packet into the caller's buffer;
+/// [`seal_burst`](Self::seal_burst) does the same for many packets where they
+/// lie, in buffers with room around them.
 ///
 /// ```
 /// use espgcm::esp::{Inbound, Outbound, SaConfig};
@@ -34,8 +50,8 @@ use std::net::IpAddr;
 ///
 /// // Both ends of one SA: AES-128 key || salt, SPI 0x1234.
 /// let keymat = [0x42u8; 20];
-/// let mut tx = Outbound::new(SaConfig::new(0x1234, &keymat))?;
-/// let mut rx = Inbound::new(SaConfig::new(0x1234, &keymat))?;
+/// let tx = Outbound::new(SaConfig::new(0x1234, &keymat))?;
+/// let rx = Inbound::new(SaConfig::new(0x1234, &keymat))?;
 ///
 /// let mut wire_packet = Vec::new();
 /// tx.seal(&packet, &mut wire_packet)?;
@@ -57,12 +73,58 @@ pub struct Outbound {
     /// The configuration, with the key material wiped.
     cfg: SaConfig,
     cipher: SaCipher,
-    /// The last sequence number used (0: none yet).
     /// This SA's hold on its key and salt: no other `Outbound` in the
     /// process may send under them while this one lives.
     _claim: KeyClaim,
-    last_seq: u64,
-    counters: Counters,
+    /// The sequence numbers (IVs) handed out.
+    sequence: Sequence,
+    counters: SharedCounters,
+}
+
+/// Where a packet's sequence number comes from.
+#[derive(Clone, Copy)]
+enum SequenceNumber {
+    /// Reserve the next one when the packet is built (a packet refused
+    /// before that leaves it for the next).
+    Next,
+    /// One reserved with a burst.
+    Given(u64),
+}
+
+/// Run `f` with this thread's scratch buffer for bursts (kept, so that a
+/// burst allocates nothing once the thread has seen its largest packet).
+pub(super) fn with_scratch<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+    thread_local! {
+        static SCRATCH: core::cell::Cell<Vec<u8>> = const { core::cell::Cell::new(Vec::new()) };
+    }
+    let mut buf = SCRATCH.try_with(core::cell::Cell::take).unwrap_or_default();
+    let r = f(&mut buf);
+    buf.fill(0);
+    buf.clear();
+    let _ = SCRATCH.try_with(|s| s.set(buf));
+    r
+}
+
+/// Make `result` the packet in `pkt`: where it began when it shrank, ending
+/// where it ended when it grew (into the headroom), or from the start of
+/// the buffer when the headroom is too small; [`EspError::TooLarge`] if the
+/// buffer cannot hold it at all.
+pub(super) fn put_back<B: PacketBuffer>(pkt: &mut B, result: &[u8]) -> Result<(), EspError> {
+    let (memory, start, len) = pkt.room();
+    let room = memory.len();
+    let new_start = match result.len().checked_sub(*len) {
+        None | Some(0) => *start,
+        Some(growth) => start.checked_sub(growth).unwrap_or(0),
+    };
+    match memory.get_mut(new_start..new_start + result.len()) {
+        Some(place) => {
+            place.copy_from_slice(result);
+            *start = new_start;
+            *len = result.len();
+            Ok(())
+        }
+        None => Err(EspError::TooLarge { len: result.len(), max: room }),
+    }
 }
 
 /// The header in front of ESP.
@@ -104,7 +166,8 @@ impl Outbound {
     pub fn new(mut cfg: SaConfig) -> Result<Outbound, EspError> {
         let cipher = SaCipher::from_config(&mut cfg)?;
         let claim = cipher.claim().ok_or(EspError::KeyInUse { spi: cfg.spi })?;
-        Ok(Outbound { cfg, cipher, _claim: claim, last_seq: 0, counters: Counters::default() })
+        let sequence = Sequence::new(if cfg.esn { u64::MAX } else { u64::from(u32::MAX) });
+        Ok(Outbound { cfg, cipher, _claim: claim, sequence, counters: SharedCounters::default() })
     }
 
     /// The configuration this SA was made with (its `keymat` is empty: the
@@ -120,13 +183,13 @@ impl Outbound {
 
     /// The counters of this SA.
     pub fn stats(&self) -> Counters {
-        self.counters
+        self.counters.snapshot()
     }
 
     /// The sequence number the next packet will carry, or `None` when the
     /// sequence space is used up (re-key).
     pub fn next_sequence(&self) -> Option<u64> {
-        self.last_seq.checked_add(1).filter(|&s| s <= self.max_seq())
+        self.sequence.peek()
     }
 
     /// Continue from sequence number `next` (which must not be below the
@@ -137,21 +200,8 @@ impl Outbound {
     /// # Errors
     /// [`EspError::Invalid`] for a value below the next sequence number, 0,
     /// or past the sequence space.
-    pub fn skip_to_sequence(&mut self, next: u64) -> Result<(), EspError> {
-        if next == 0 || next <= self.last_seq {
-            return Err(EspError::Invalid {
-                parameter: "next",
-                reason: "the sequence number can only move forward (an IV must never repeat)",
-            });
-        }
-        if next > self.max_seq() {
-            return Err(EspError::Invalid {
-                parameter: "next",
-                reason: "past the sequence space (2^32 - 1 without ESN, 2^64 - 1 with)",
-            });
-        }
-        self.last_seq = next - 1;
-        Ok(())
+    pub fn skip_to_sequence(&self, next: u64) -> Result<(), EspError> {
+        self.sequence.skip_to(next)
     }
 
     fn max_seq(&self) -> u64 {
@@ -188,25 +238,106 @@ impl Outbound {
     /// [`EspError::Malformed`], [`EspError::Fragment`] (transport mode),
     /// [`EspError::TooLarge`], [`EspError::SequenceExhausted`],
     /// [`EspError::Unsupported`].
-    pub fn seal(&mut self, ip_packet: &[u8], out: &mut Vec<u8>) -> Result<(), EspError> {
+    pub fn seal(&self, ip_packet: &[u8], out: &mut Vec<u8>) -> Result<(), EspError> {
+        let mut tally = Counters::default();
+        let result = self.seal_counted(ip_packet, SequenceNumber::Next, out, &mut tally);
+        self.counters.add(&tally);
+        result
+    }
+
+    /// Seal a burst of packets where they lie, each into its own buffer:
+    /// `results[i]` says what became of `pkts[i]` (a packet refused is left
+    /// as it was). Each packet is judged alone, so one bad packet never
+    /// fails its neighbours. The burst's sequence numbers are reserved at
+    /// once and assigned in order; a packet refused after that leaves its
+    /// number unused (a gap, which receivers take in their stride: a number
+    /// is never given out twice). Packets past the end of the sequence
+    /// space get [`EspError::SequenceExhausted`].
+    ///
+    /// Only the first `min(pkts.len(), results.len())` packets are sealed.
+    ///
+    /// ```
+    /// use espgcm::esp::checksum::pseudo_header_v4;
+    /// use espgcm::esp::wire::{Ipv4Repr, UdpRepr, protocol};
+    /// use espgcm::esp::{Inbound, Outbound, PacketBuf, SaConfig};
+    /// use std::net::Ipv4Addr;
+    ///
+    /// // UDP datagrams over IPv4 with 0, 10, 20 and 30 bytes of data.
+    /// let (src, dst) = (Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2));
+    /// let datagram = |n: usize| -> Vec<u8> {
+    ///     let mut p = vec![7u8; 28 + n];
+    ///     Ipv4Repr { src_addr: src, dst_addr: dst, protocol: protocol::UDP, payload_len: 8 + n,
+    ///                ttl: 64, dscp_ecn: 0, ident: 1, dont_frag: true }.emit(&mut p).unwrap();
+    ///     let pseudo = pseudo_header_v4(src, dst, protocol::UDP, (8 + n) as u16);
+    ///     UdpRepr { src_port: 5000, dst_port: 5001 }.emit(&mut p[20..], n, Some(pseudo)).unwrap();
+    ///     p
+    /// };
+    /// let keymat = [0x24u8; 20];
+    /// let tx = Outbound::new(SaConfig::new(0x2400, &keymat))?;
+    /// let rx = Inbound::new(SaConfig::new(0x2400, &keymat))?;
+    /// let originals: Vec<Vec<u8>> = (0..4).map(|i| datagram(i * 10)).collect();
+    /// let mut burst: Vec<PacketBuf> = originals.iter().map(|p| PacketBuf::from_packet(p)).collect();
+    /// let mut results = vec![Ok(()); burst.len()];
+    /// tx.seal_burst(&mut burst, &mut results);
+    /// assert!(results.iter().all(|r| r.is_ok()));
+    /// rx.open_burst(&mut burst, &mut results);
+    /// assert!(results.iter().all(|r| r.is_ok()));
+    /// assert!(burst.iter().zip(&originals).all(|(b, p)| b.data() == p.as_slice()));
+    /// # Ok::<(), espgcm::esp::EspError>(())
+    /// ```
+    pub fn seal_burst(&self, pkts: &mut [PacketBuf], results: &mut [Result<(), EspError>]) {
+        self.seal_burst_in(pkts, results);
+    }
+
+    /// [`seal_burst`](Self::seal_burst) on any [`PacketBuffer`]: a data
+    /// plane's own packet memory ([`PacketSlice`](super::PacketSlice)).
+    pub fn seal_burst_in<B: PacketBuffer>(&self, pkts: &mut [B], results: &mut [Result<(), EspError>]) {
+        let n = pkts.len().min(results.len());
+        let mut tally = Counters::default();
+        let reserved = self.sequence.reserve(n as u64);
+        let (first, count) = reserved.as_ref().map_or((0, 0), |&(f, c)| (f, c));
+        with_scratch(|scratch| {
+            for (i, (pkt, result)) in pkts.iter_mut().zip(results.iter_mut()).enumerate() {
+                *result = if (i as u64) < count {
+                    let r = self.seal_counted(pkt.data(), SequenceNumber::Given(first + i as u64), scratch, &mut tally);
+                    r.and_then(|()| put_back(pkt, scratch))
+                } else {
+                    let e =
+                        EspError::SequenceExhausted { last: self.sequence.peek().map_or(self.max_seq(), |n| n - 1) };
+                    tally.record(&e);
+                    Err(e)
+                };
+            }
+        });
+        self.counters.add(&tally);
+    }
+
+    /// [`seal`](Self::seal) with the outcome counted in `tally`.
+    fn seal_counted(
+        &self,
+        ip_packet: &[u8],
+        seq: SequenceNumber,
+        out: &mut Vec<u8>,
+        tally: &mut Counters,
+    ) -> Result<(), EspError> {
         out.clear();
-        let result = self.seal_packet(ip_packet, out);
+        let result = self.seal_packet(ip_packet, seq, out);
         match &result {
             Ok(unverifiable) => {
                 if *unverifiable {
-                    self.counters.unverifiable_fragments += 1;
+                    tally.unverifiable_fragments += 1;
                 }
-                self.counters.record_packet(ip_packet.len());
+                tally.record_packet(ip_packet.len());
             }
             Err(e) => {
                 out.clear();
-                self.counters.record(e);
+                tally.record(e);
             }
         }
         result.map(|_| ())
     }
 
-    fn seal_packet(&mut self, ip_packet: &[u8], out: &mut Vec<u8>) -> Result<bool, EspError> {
+    fn seal_packet(&self, ip_packet: &[u8], seq: SequenceNumber, out: &mut Vec<u8>) -> Result<bool, EspError> {
         let d = packet::parse(ip_packet)?;
         let datagram = ip_packet.get(..d.len).unwrap_or(&[]);
         if matches!(self.cfg.mode, Mode::Transport) && d.upper == Upper::Fragment {
@@ -235,7 +366,7 @@ impl Outbound {
             }
         };
         let protected = datagram.get(protected_start..).unwrap_or(&[]);
-        let sealed = self.emit(header, Protected::Bytes(protected), next_header, out)?;
+        let sealed = self.emit(header, Protected::Bytes(protected), next_header, seq, out)?;
         match plan {
             UpperPlan::Fragment => Ok(true),
             UpperPlan::Nothing => Ok(false),
@@ -272,7 +403,7 @@ impl Outbound {
     /// [`EspError::Invalid`] for endpoints of mixed families,
     /// [`EspError::TooLarge`], [`EspError::SequenceExhausted`].
     pub fn seal_dummy(
-        &mut self,
+        &self,
         endpoints: Option<(IpAddr, IpAddr)>,
         len: usize,
         out: &mut Vec<u8>,
@@ -291,15 +422,17 @@ impl Outbound {
             Err(EspError::Invalid { parameter: "endpoints", reason: "source and destination must be of one family" })
         } else {
             let header = OuterHeader::New { src, dst, ds_field: 0, dont_frag: false };
-            self.emit(header, Protected::Zeros(len), protocol::NO_NEXT_HEADER, out).map(|_| ())
+            self.emit(header, Protected::Zeros(len), protocol::NO_NEXT_HEADER, SequenceNumber::Next, out).map(|_| ())
         };
+        let mut tally = Counters::default();
         match &result {
-            Ok(()) => self.counters.dummies += 1,
+            Ok(()) => tally.dummies += 1,
             Err(e) => {
                 out.clear();
-                self.counters.record(e);
+                tally.record(e);
             }
         }
+        self.counters.add(&tally);
         result
     }
 
@@ -308,10 +441,11 @@ impl Outbound {
     /// Returns the one's complement sum of the protected bytes, taken while
     /// they were encrypted (0 for a dummy).
     fn emit(
-        &mut self,
+        &self,
         header: OuterHeader<'_>,
         protected: Protected<'_>,
         next_header: u8,
+        seq: SequenceNumber,
         out: &mut Vec<u8>,
     ) -> Result<u64, EspError> {
         let icv_len = self.cipher.icv_len();
@@ -336,9 +470,9 @@ impl Outbound {
             .map_err(|_| EspError::TooLarge { len: length_field, max: usize::from(u16::MAX) })?;
         let carried = if udp_len > 0 { protocol::UDP } else { protocol::ESP };
 
-        let seq = self.last_seq.checked_add(1).filter(|&s| s <= self.max_seq());
-        let Some(seq) = seq else {
-            return Err(EspError::SequenceExhausted { last: self.last_seq });
+        let seq = match seq {
+            SequenceNumber::Next => self.sequence.reserve(1)?.0,
+            SequenceNumber::Given(seq) => seq,
         };
 
         out.reserve(total + self.cipher.scratch_len());
@@ -420,7 +554,6 @@ impl Outbound {
             };
             UdpRepr { src_port, dst_port }.emit(out.get_mut(udp_start..).unwrap_or(&mut []), esp_len, pseudo)?;
         }
-        self.last_seq = seq;
         Ok(sum)
     }
 

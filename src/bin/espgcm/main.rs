@@ -307,8 +307,8 @@ fn esp_round_trip(backend: Backend) -> Result<usize, String> {
     let mut packets = 0;
     let (mut sealed, mut opened) = (Vec::new(), Vec::new());
     for cfg in configs {
-        let mut tx = Outbound::new(cfg.clone()).map_err(err)?;
-        let mut rx = Inbound::new(cfg.clone()).map_err(err)?;
+        let tx = Outbound::new(cfg.clone()).map_err(err)?;
+        let rx = Inbound::new(cfg.clone()).map_err(err)?;
         for packet in [&v4, &v6] {
             tx.seal(packet, &mut sealed).map_err(err)?;
             // Damaged on the wire: the ICV must catch it (and the window

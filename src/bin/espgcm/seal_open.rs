@@ -161,7 +161,7 @@ pub fn seal(args: SealArgs) -> ExitCode {
         }
     }
     let describe = sa_file::describe(&cfg);
-    let mut tx = match Outbound::new(cfg) {
+    let tx = match Outbound::new(cfg) {
         Ok(t) => t,
         Err(e) => return fail("seal", &format!("SA file {}: {e}", args.sa.display())),
     };
@@ -224,7 +224,7 @@ pub fn open(args: OpenArgs) -> ExitCode {
         Err(e) => return fail("open", &e),
     };
     let describe = sa_file::describe(&cfg);
-    let mut rx = match Inbound::new(cfg) {
+    let rx = match Inbound::new(cfg) {
         Ok(r) => r,
         Err(e) => return fail("open", &format!("SA file {}: {e}", args.sa.display())),
     };

@@ -1,0 +1,252 @@
+//! Bursts and one SA on many threads: `seal_burst` / `open_burst` give the
+//! bytes single calls give, judge each packet alone, and one `Outbound` or
+//! `Inbound` shared by several threads hands out every sequence number
+//! exactly once and delivers every packet exactly once.
+
+mod common;
+mod esp_support;
+
+use esp_support::*;
+use espgcm::esp::{Encap, EspError, Inbound, Mode, Outbound, PacketBuf, PacketSlice, SaConfig, Transform};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+fn configs() -> Vec<(String, SaConfig, u8)> {
+    let mut out = Vec::new();
+    for backend in common::supported_backends() {
+        for (mode, inner) in
+            [(None, 4), (None, 6), (Some(endpoints(4)), 4), (Some(endpoints(6)), 4), (Some(endpoints(4)), 6)]
+        {
+            for (natt, esn, icv, transform) in [
+                (false, false, 16, Transform::AesGcm),
+                (true, false, 12, Transform::AesGcm),
+                (false, true, 8, Transform::AesGcm),
+                (true, true, 16, Transform::AesGmac),
+            ] {
+                let cfg = SaConfig {
+                    mode: mode.map_or(Mode::Transport, |(src, dst)| Mode::Tunnel { src, dst }),
+                    encap: if natt { Encap::NAT_T } else { Encap::None },
+                    esn,
+                    icv_len: icv,
+                    transform,
+                    backend: Some(backend),
+                    ..SaConfig::new(0x5151, &keymat(16))
+                };
+                let name = format!("{backend} {mode:?} inner v{inner} natt {natt} esn {esn} icv {icv} {transform:?}");
+                out.push((name, cfg, inner));
+            }
+        }
+    }
+    out
+}
+
+fn burst_packets(family: u8, n: usize) -> Vec<Vec<u8>> {
+    (0..n).map(|i| packet(family, i % 2 == 0, &pattern((i * 37) % 1400, i as u8))).collect()
+}
+
+#[test]
+fn bursts_equal_single_packets_byte_for_byte() {
+    for (name, cfg, inner) in configs() {
+        let inputs = burst_packets(inner, 33);
+        // Singles first, on one sender; then the same sequence numbers as a
+        // burst on a fresh one (the first is gone: one sender per key).
+        let singles: Vec<Vec<u8>> = {
+            let tx = Outbound::new(cfg.clone()).unwrap();
+            inputs
+                .iter()
+                .map(|p| {
+                    let mut out = Vec::new();
+                    tx.seal(p, &mut out).unwrap_or_else(|e| panic!("{name}: {e}"));
+                    out
+                })
+                .collect()
+        };
+        let tx = Outbound::new(cfg.clone()).unwrap();
+        let mut burst: Vec<PacketBuf> = inputs.iter().map(|p| PacketBuf::from_packet(p)).collect();
+        let mut results = vec![Ok(()); burst.len()];
+        tx.seal_burst(&mut burst, &mut results);
+        for (i, (b, single)) in burst.iter().zip(&singles).enumerate() {
+            assert_eq!(results[i], Ok(()), "{name}: packet {i}");
+            assert_eq!(b.data(), single.as_slice(), "{name}: packet {i}");
+        }
+        assert_eq!(tx.stats().packets, 33);
+        let rx = Inbound::new(cfg.clone()).unwrap();
+        rx.open_burst(&mut burst, &mut results);
+        for (i, (b, input)) in burst.iter().zip(&inputs).enumerate() {
+            assert_eq!(results[i], Ok(()), "{name}: packet {i}");
+            assert_eq!(b.data(), input.as_slice(), "{name}: packet {i}");
+        }
+        assert_eq!((rx.stats().packets, rx.stats().rejected()), (33, 0), "{name}");
+    }
+}
+
+#[test]
+fn each_packet_of_a_burst_is_judged_alone() {
+    let cfg = SaConfig::new(0x5252, &keymat(32));
+    let tx = Outbound::new(cfg.clone()).unwrap();
+    let rx = Inbound::new(cfg).unwrap();
+    let inputs = burst_packets(4, 8);
+    // Seal: a damaged packet (bad TCP checksum) among good ones.
+    let mut burst: Vec<PacketBuf> = inputs.iter().map(|p| PacketBuf::from_packet(p)).collect();
+    let mut damaged = inputs[3].clone();
+    *damaged.last_mut().unwrap() ^= 1;
+    burst[3].set(&damaged);
+    let mut results = vec![Ok(()); 8];
+    tx.seal_burst(&mut burst, &mut results);
+    assert!(matches!(results[3], Err(EspError::ChecksumBeforeEncrypt { .. })));
+    assert_eq!(burst[3].data(), damaged.as_slice(), "a refused packet is left as it was");
+    assert!(results.iter().enumerate().all(|(i, r)| i == 3 || r.is_ok()), "{results:?}");
+    let sealed: Vec<Vec<u8>> = burst.iter().map(|b| b.data().to_vec()).collect();
+
+    // Open: one forged, one replayed from before, one twice in the burst.
+    rx.open(&sealed[0], &mut Vec::new()).unwrap();
+    let mut forged = sealed[5].clone();
+    *forged.last_mut().unwrap() ^= 0x80;
+    let arriving = [&sealed[0], &sealed[1], &sealed[2], &sealed[4], &forged, &sealed[6], &sealed[6], &sealed[7]];
+    let mut burst: Vec<PacketBuf> = arriving.iter().map(|p| PacketBuf::from_packet(p)).collect();
+    let mut results = vec![Ok(()); burst.len()];
+    rx.open_burst(&mut burst, &mut results);
+    let seq = |i: usize| u64::from(u32::from_be_bytes(arriving[i][24..28].try_into().unwrap()));
+    assert_eq!(results[0], Err(EspError::Replay { seq: seq(0) }));
+    assert_eq!(results[4], Err(EspError::Auth { seq: seq(4) }));
+    assert_eq!(results[5], Ok(()));
+    assert_eq!(results[6], Err(EspError::Replay { seq: seq(6) }), "the second copy in one burst");
+    for i in [1, 2, 3, 5, 7] {
+        assert_eq!(results[i], Ok(()), "packet {i}");
+    }
+    for (i, b) in burst.iter().enumerate() {
+        if results[i].is_err() {
+            assert_eq!(b.data(), arriving[i].as_slice(), "refused packet {i} is left as it arrived");
+        }
+    }
+    assert_eq!(burst[1].data(), inputs[1].as_slice());
+    assert_eq!(burst[7].data(), inputs[7].as_slice());
+    let stats = rx.stats();
+    assert_eq!((stats.packets, stats.replayed, stats.auth_failed), (6, 2, 1));
+}
+
+#[test]
+fn a_callers_own_frames_are_sealed_and_opened_in_place() {
+    let cfg = SaConfig::new(0x5353, &keymat(16));
+    let (tx, rx) = pair(&cfg);
+    let input = packet(6, true, &pattern(300, 9));
+    // Four frames of 2 KiB, the packet 192 bytes in, as a NIC ring would have them.
+    let mut ring = vec![0u8; 4 * 2048];
+    let mut frames: Vec<PacketSlice<'_>> = ring
+        .chunks_mut(2048)
+        .map(|frame| {
+            frame[192..192 + input.len()].copy_from_slice(&input);
+            PacketSlice::new(frame, 192, input.len()).unwrap()
+        })
+        .collect();
+    let mut results = vec![Ok(()); 4];
+    tx.seal_burst_in(&mut frames, &mut results);
+    assert!(results.iter().all(|r| r.is_ok()), "{results:?}");
+    for f in &frames {
+        assert!(f.start() < 192 && f.len() > input.len(), "headers went into the headroom");
+    }
+    rx.open_burst_in(&mut frames, &mut results);
+    assert!(results.iter().all(|r| r.is_ok()), "{results:?}");
+    for f in &frames {
+        assert_eq!(espgcm::esp::PacketBuffer::data(f), input.as_slice());
+    }
+    // A frame with no room at all for the headers is refused, not overrun.
+    let mut tight = input.clone();
+    let mut frames = [PacketSlice::new(&mut tight, 0, input.len()).unwrap()];
+    let mut results = [Ok(())];
+    tx.seal_burst_in(&mut frames, &mut results);
+    assert!(matches!(results[0], Err(EspError::TooLarge { .. })), "{results:?}");
+}
+
+#[test]
+fn outbound_and_inbound_are_send_and_sync() {
+    fn shared<T: Send + Sync>() {}
+    shared::<Outbound>();
+    shared::<Inbound>();
+}
+
+/// The sequence number in an ESP-over-IPv4 packet (transport mode).
+fn seq_of(sealed: &[u8]) -> u32 {
+    u32::from_be_bytes(sealed[24..28].try_into().unwrap())
+}
+
+#[test]
+fn threads_on_one_sa_use_every_sequence_number_once_and_deliver_every_packet_once() {
+    for threads in [2usize, 4] {
+        // A window larger than the whole run: the threads are not paced, so
+        // one may finish its share before another starts (real receive
+        // queues reorder far less; see the README on window sizes).
+        let cfg = SaConfig { replay_window: 1 << 16, ..SaConfig::new(0x5454, &keymat(16)) };
+        let (tx, rx) = pair(&cfg);
+        let (tx, rx) = (Arc::new(tx), Arc::new(rx));
+        const PER_THREAD: usize = 2000;
+        // Seal: each thread mixes single calls and bursts of 1 to 32.
+        let sealed: Vec<Vec<u8>> = (0..threads)
+            .map(|t| {
+                let tx = tx.clone();
+                std::thread::spawn(move || {
+                    let inputs = burst_packets(4, 32);
+                    let mut mine = Vec::new();
+                    let mut i = 0;
+                    while mine.len() < PER_THREAD {
+                        let n = 1 + (i * 7 + t) % 32;
+                        if n % 3 == 0 {
+                            let mut out = Vec::new();
+                            tx.seal(&inputs[i % 32], &mut out).unwrap();
+                            mine.push(out);
+                        } else {
+                            let mut burst: Vec<PacketBuf> =
+                                inputs[..n].iter().map(|p| PacketBuf::from_packet(p)).collect();
+                            let mut results = vec![Ok(()); n];
+                            tx.seal_burst(&mut burst, &mut results);
+                            assert!(results.iter().all(|r| r.is_ok()));
+                            mine.extend(burst.iter().map(|b| b.data().to_vec()));
+                        }
+                        i += 1;
+                    }
+                    mine
+                })
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect();
+        let seqs: BTreeSet<u32> = sealed.iter().map(|p| seq_of(p)).collect();
+        assert_eq!(seqs.len(), sealed.len(), "{threads} threads: a sequence number was used twice");
+        assert_eq!(seqs.iter().copied().last(), Some(sealed.len() as u32), "no number skipped");
+        assert_eq!(tx.stats().packets, sealed.len() as u64);
+
+        // Open: the threads take interleaved shares, so each sees its share
+        // out of order relative to the others'; then everything again.
+        let sealed = Arc::new(sealed);
+        let open_all = |round: usize| -> Vec<(u32, Result<(), EspError>)> {
+            (0..threads)
+                .map(|t| {
+                    let (rx, sealed) = (rx.clone(), sealed.clone());
+                    std::thread::spawn(move || {
+                        let mine: Vec<&Vec<u8>> = sealed.iter().skip(t).step_by(threads).collect();
+                        let mut verdicts = Vec::new();
+                        for chunk in mine.chunks(1 + (t + round) % 16) {
+                            let mut burst: Vec<PacketBuf> = chunk.iter().map(|p| PacketBuf::from_packet(p)).collect();
+                            let mut results = vec![Ok(()); burst.len()];
+                            rx.open_burst(&mut burst, &mut results);
+                            verdicts.extend(chunk.iter().map(|p| seq_of(p)).zip(results));
+                        }
+                        verdicts
+                    })
+                })
+                .collect::<Vec<_>>()
+                .into_iter()
+                .flat_map(|h| h.join().unwrap())
+                .collect()
+        };
+        let first = open_all(0);
+        let delivered: Vec<u32> = first.iter().filter(|(_, r)| r.is_ok()).map(|(s, _)| *s).collect();
+        assert_eq!(delivered.len(), sealed.len(), "{threads} threads: {:?}", first.iter().find(|(_, r)| r.is_err()));
+        let again = open_all(1);
+        assert!(again.iter().all(|(_, r)| matches!(r, Err(EspError::Replay { .. } | EspError::TooOld { .. }))));
+        let stats = rx.stats();
+        assert_eq!(stats.packets, sealed.len() as u64);
+        assert_eq!(stats.replayed + stats.too_old, sealed.len() as u64);
+    }
+}
