@@ -518,6 +518,7 @@ fn bad_settings_are_refused_with_the_field_named() {
         (SaConfig { nat_original: Some((IpAddr::from(V4_SRC), IpAddr::from(V6_DST))), ..cfg() }, "nat_original"),
         (SaConfig { tunnel_ttl: 0, ..cfg() }, "tunnel_ttl"),
         (SaConfig { next_headers: NextHeaders::Only(vec![]), ..cfg() }, "next_headers"),
+        (SaConfig { path_mtu: Some(575), ..cfg() }, "path_mtu"),
         (
             SaConfig {
                 mode: Mode::Tunnel { src: endpoints(4).0, dst: endpoints(4).1 },
@@ -638,4 +639,46 @@ fn a_second_live_sender_on_one_key_and_salt_is_refused() {
     // Once the first sender is gone, the key is free again.
     drop(first);
     assert!(Outbound::new(cfg).is_ok());
+}
+
+#[test]
+fn a_packet_past_the_path_mtu_that_may_not_be_fragmented_is_refused_with_the_mtu_to_report() {
+    let (src, dst) = endpoints(4);
+    let cfg = SaConfig { mode: Mode::Tunnel { src, dst }, encap: Encap::NAT_T, path_mtu: Some(1500), ..cfg() };
+    let (tx, rx) = pair(&cfg);
+    let mut sealed = Vec::new();
+    // 1480 bytes of IPv4 with DF (the builder sets it): too big once sealed.
+    let big = udp_v4(V4_SRC, V4_DST, &pattern(1480 - 28, 1));
+    let Err(EspError::PacketTooBig { len, mtu }) = tx.seal(&big, &mut sealed) else {
+        panic!("a 1480-byte DF packet fit a 1500-byte path in a NAT-T tunnel");
+    };
+    assert!(len > 1500 && sealed.is_empty());
+    assert_eq!(tx.stats().too_big_for_path, 1);
+    assert_eq!(tx.next_sequence(), Some(1), "nothing was sent, no sequence number used");
+    // Every packet up to the reported MTU fits, whatever its padding.
+    for size in mtu - 3..=mtu {
+        let p = udp_v4(V4_SRC, V4_DST, &pattern(size - 28, 2));
+        tx.seal(&p, &mut sealed).unwrap_or_else(|e| panic!("{size} bytes: {e}"));
+        assert!(sealed.len() <= 1500, "{size} bytes sealed to {}", sealed.len());
+        let mut opened = Vec::new();
+        rx.open(&sealed, &mut opened).unwrap();
+        assert_eq!(opened, p);
+    }
+    // The report allows for the most padding: a few bytes more may still
+    // fit, four more never do.
+    let p = udp_v4(V4_SRC, V4_DST, &pattern(mtu + 4 - 28, 2));
+    assert!(matches!(tx.seal(&p, &mut sealed), Err(EspError::PacketTooBig { .. })));
+    // Without DF the caller may fragment the sealed packet: it is sent.
+    let mut no_df = big.clone();
+    no_df[6] &= !0x40;
+    no_df[10..12].copy_from_slice(&[0, 0]);
+    let c = !reference_sum(&no_df[..20]);
+    no_df[10..12].copy_from_slice(&c.to_be_bytes());
+    tx.seal(&no_df, &mut sealed).unwrap();
+    assert!(sealed.len() > 1500);
+    // IPv6 is never fragmented on the way.
+    let v6 = udp_v6(V6_SRC, V6_DST, &pattern(1480 - 48, 3));
+    assert!(matches!(tx.seal(&v6, &mut sealed), Err(EspError::PacketTooBig { .. })));
+    let e = tx.seal(&v6, &mut sealed).unwrap_err().to_string();
+    assert!(e.contains("report an MTU of"), "{e}");
 }

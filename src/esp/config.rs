@@ -214,6 +214,11 @@ pub struct SaConfig {
     /// [`EspError::UnexpectedNextHeader`]. Default
     /// [`NextHeaders::Verifiable`].
     pub next_headers: NextHeaders,
+    /// The path MTU outbound packets must fit: a packet that would exceed
+    /// it once sealed, and may not be fragmented (IPv4 with DF, or IPv6),
+    /// is refused with [`EspError::PacketTooBig`] carrying the MTU to report
+    /// to its sender. `None` (default): no limit beyond the IP length field.
+    pub path_mtu: Option<u16>,
 }
 
 impl SaConfig {
@@ -240,6 +245,7 @@ impl SaConfig {
             verify: DEFAULT_VERIFY,
             tunnel_ttl: 64,
             next_headers: NextHeaders::Verifiable,
+            path_mtu: None,
         }
     }
 
@@ -288,6 +294,9 @@ impl SaConfig {
         if self.tunnel_ttl == 0 {
             return invalid("tunnel_ttl", "an outer TTL of 0 would be dropped by the first router");
         }
+        if self.path_mtu.is_some_and(|m| m < 576) {
+            return invalid("path_mtu", "a path MTU below 576 bytes (what every IPv4 host must accept) is not usable");
+        }
         if let NextHeaders::Only(list) = &self.next_headers {
             if list.is_empty() {
                 return invalid(
@@ -334,6 +343,7 @@ impl fmt::Debug for SaConfig {
             .field("verify", &self.verify)
             .field("tunnel_ttl", &self.tunnel_ttl)
             .field("next_headers", &self.next_headers)
+            .field("path_mtu", &self.path_mtu)
             .finish()
     }
 }

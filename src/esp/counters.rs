@@ -61,6 +61,8 @@ pub struct Counters {
     pub unsupported: u64,
     /// Packets too large for their IP length field ([`EspError::TooLarge`]).
     pub too_large: u64,
+    /// Packets refused for the path MTU ([`EspError::PacketTooBig`]).
+    pub too_big_for_path: u64,
     /// Tunnel-mode inner fragments carried whose upper-layer checksum cannot
     /// be verified (it covers the reassembled datagram). Also counted in
     /// `packets`.
@@ -70,7 +72,7 @@ pub struct Counters {
 }
 
 /// How many counters [`Counters`] has.
-const FIELDS: usize = 21;
+const FIELDS: usize = 22;
 
 impl Counters {
     /// Every counter, in one order that [`SharedCounters`] keeps.
@@ -95,6 +97,7 @@ impl Counters {
             &mut self.non_esp,
             &mut self.unsupported,
             &mut self.too_large,
+            &mut self.too_big_for_path,
             &mut self.unverifiable_fragments,
             &mut self.other,
         ]
@@ -120,6 +123,7 @@ impl Counters {
             EspError::NonEsp => &mut self.non_esp,
             EspError::Unsupported(_) => &mut self.unsupported,
             EspError::TooLarge { .. } => &mut self.too_large,
+            EspError::PacketTooBig { .. } => &mut self.too_big_for_path,
             EspError::Invalid { .. } | EspError::Crypto(_) | EspError::KeyInUse { .. } => &mut self.other,
         };
         *counter = counter.saturating_add(1);
@@ -149,6 +153,7 @@ impl Counters {
             self.sequence_exhausted,
             self.unsupported,
             self.too_large,
+            self.too_big_for_path,
             self.other,
         ]
         .iter()

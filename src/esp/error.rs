@@ -314,6 +314,17 @@ pub enum EspError {
         /// The largest length the field can say.
         max: usize,
     },
+    /// Sealed, the packet would exceed the SA's path MTU
+    /// ([`SaConfig::path_mtu`](super::SaConfig::path_mtu)) and may not be
+    /// fragmented (IPv4 with DF set, or IPv6). Nothing was sent: tell the
+    /// sender with ICMP "fragmentation needed" or ICMPv6 "packet too big"
+    /// carrying `mtu`.
+    PacketTooBig {
+        /// The length the sealed packet would have had.
+        len: usize,
+        /// The largest packet (before ESP) that fits: the MTU to report.
+        mtu: usize,
+    },
     /// Something this engine does not do.
     Unsupported(Limitation),
     /// A setting or argument is not acceptable.
@@ -419,6 +430,12 @@ impl fmt::Display for EspError {
             EspError::TooLarge { len, max } => {
                 write!(f, "packet too large: {len} bytes, but the IP length field allows at most {max}")
             }
+            EspError::PacketTooBig { len, mtu } => write!(
+                f,
+                "packet too big for the path: sealed it would be {len} bytes and may not be fragmented; \
+                 nothing was sent; report an MTU of {mtu} to the sender (ICMP fragmentation needed / \
+                 ICMPv6 packet too big)"
+            ),
             EspError::Unsupported(what) => write!(f, "unsupported: {what}"),
             EspError::Invalid { parameter, reason } => write!(f, "invalid {parameter}: {reason}"),
             EspError::Crypto(e) => write!(f, "AES-GCM: {e}"),

@@ -236,7 +236,8 @@ impl Outbound {
     /// # Errors
     /// [`EspError::ChecksumBeforeEncrypt`], [`EspError::Truncated`],
     /// [`EspError::Malformed`], [`EspError::Fragment`] (transport mode),
-    /// [`EspError::TooLarge`], [`EspError::SequenceExhausted`],
+    /// [`EspError::TooLarge`], [`EspError::PacketTooBig`] (past
+    /// [`SaConfig::path_mtu`] with DF set, or IPv6), [`EspError::SequenceExhausted`],
     /// [`EspError::Unsupported`].
     pub fn seal(&self, ip_packet: &[u8], out: &mut Vec<u8>) -> Result<(), EspError> {
         let mut tally = Counters::default();
@@ -366,7 +367,9 @@ impl Outbound {
             }
         };
         let protected = datagram.get(protected_start..).unwrap_or(&[]);
-        let sealed = self.emit(header, Protected::Bytes(protected), next_header, seq, out)?;
+        // IPv6 packets are never fragmented on the way; IPv4 ones when DF says so.
+        let dont_fragment = d.version == 6 || d.dont_frag;
+        let sealed = self.emit(header, Protected::Bytes(protected), next_header, dont_fragment, seq, out)?;
         match plan {
             UpperPlan::Fragment => Ok(true),
             UpperPlan::Nothing => Ok(false),
@@ -422,7 +425,8 @@ impl Outbound {
             Err(EspError::Invalid { parameter: "endpoints", reason: "source and destination must be of one family" })
         } else {
             let header = OuterHeader::New { src, dst, ds_field: 0, dont_frag: false };
-            self.emit(header, Protected::Zeros(len), protocol::NO_NEXT_HEADER, SequenceNumber::Next, out).map(|_| ())
+            self.emit(header, Protected::Zeros(len), protocol::NO_NEXT_HEADER, false, SequenceNumber::Next, out)
+                .map(|_| ())
         };
         let mut tally = Counters::default();
         match &result {
@@ -445,6 +449,7 @@ impl Outbound {
         header: OuterHeader<'_>,
         protected: Protected<'_>,
         next_header: u8,
+        dont_fragment: bool,
         seq: SequenceNumber,
         out: &mut Vec<u8>,
     ) -> Result<u64, EspError> {
@@ -464,6 +469,18 @@ impl Outbound {
             }
         };
         let total = header_len + udp_len + esp_len;
+        if let Some(mtu) = self.cfg.path_mtu.map(usize::from)
+            && dont_fragment
+            && total > mtu
+        {
+            // What the framing adds, with the most padding any length needs
+            // (3), taken off the path MTU: the size the sender should be
+            // told (ICMP "fragmentation needed", ICMPv6 "packet too big"),
+            // which is the caller's to send. Every packet up to it fits.
+            let inner = protected.len() + if matches!(header, OuterHeader::New { .. }) { 0 } else { header_len };
+            let overhead = total - inner - pad + 3;
+            return Err(EspError::PacketTooBig { len: total, mtu: mtu.saturating_sub(overhead) });
+        }
         // IPv4 total length or IPv6 payload length must fit 16 bits.
         let length_field = if is_v4 { total } else { total - ipv6::HEADER_LEN };
         let length16 = u16::try_from(length_field)

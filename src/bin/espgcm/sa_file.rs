@@ -31,6 +31,7 @@ verify = { sample = { one_in = 4096 } }   # cross-check 1 message in 4096 agains
 tunnel_ttl = 64
 next_headers = "verifiable"       # what open delivers: TCP, UDP, ICMP, ICMPv6 (tunnel: IPv4, IPv6),
                                   # whose checksums it checks; or a list such as [6, 17, 132]
+# path_mtu = 1500                 # refuse (and count) what would not fit unfragmented
 "#;
 
 #[derive(Deserialize)]
@@ -50,6 +51,7 @@ struct SaFile {
     verify: Option<VerifySpec>,
     tunnel_ttl: Option<u8>,
     next_headers: Option<NextHeadersSpec>,
+    path_mtu: Option<u16>,
 }
 
 #[derive(Deserialize)]
@@ -224,6 +226,7 @@ pub fn parse(text: &str) -> Result<SaConfig, String> {
     if let Some(ttl) = file.tunnel_ttl {
         cfg.tunnel_ttl = ttl;
     }
+    cfg.path_mtu = file.path_mtu;
     if let Some(n) = file.next_headers {
         cfg.next_headers = match n {
             NextHeadersSpec::Named(NextHeadersName::Verifiable) => NextHeaders::Verifiable,

@@ -99,6 +99,7 @@ fn kind(e: &EspError) -> &'static str {
         EspError::NatKeepalive => "NAT-T keepalive",
         EspError::NonEsp => "IKE (non-ESP marker)",
         EspError::TooLarge { .. } => "too large",
+        EspError::PacketTooBig { .. } => "too big for the path MTU",
         EspError::Unsupported(_) => "unsupported",
         EspError::Invalid { .. } => "invalid",
         EspError::Crypto(_) => "AES-GCM error",
