@@ -23,7 +23,7 @@ encap = "none"                    # or "nat-t" (UDP 4500 both ways),
                                   # or encap = { udp = { src_port = 4500, dst_port = 4500 } }
 # nat_original = ["10.0.0.1", "10.0.0.2"]   # NAT-OA (source, destination), NAT-T transport only
 esn = false                       # 64-bit extended sequence numbers
-replay_window = 1024              # packets; 0 turns the replay check off
+replay_window = 4096              # packets; 0 turns the replay check off
 checksums = "verify"              # or "skip"
 # backend = "aesni"               # default: the best this CPU runs (see `espgcm check`)
 verify = { sample = { one_in = 4096 } }   # cross-check 1 message in 4096 against scalar;
@@ -305,7 +305,7 @@ mod tests {
         let cfg = parse(EXAMPLE).expect("the example parses");
         assert_eq!(cfg.spi, 0x1000);
         assert_eq!(cfg.keymat, (0u8..20).collect::<Vec<u8>>());
-        assert_eq!((cfg.icv_len, cfg.mode, cfg.encap, cfg.replay_window), (16, Mode::Transport, Encap::None, 1024));
+        assert_eq!((cfg.icv_len, cfg.mode, cfg.encap, cfg.replay_window), (16, Mode::Transport, Encap::None, 4096));
         assert_eq!((cfg.verify, cfg.next_headers), (espgcm::esp::DEFAULT_VERIFY, NextHeaders::Verifiable));
     }
 
