@@ -104,6 +104,34 @@ impl Engine {
     }
 }
 
+/// The 512-bit four-message kernel's output, corrupted like the engine's.
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn seal_group(
+    engine: &Engine,
+    key: &crate::backend::multi512::MultiKey,
+    lanes: &mut [crate::backend::multi512::Lane<'_>; 4],
+) -> [[u8; 16]; 4] {
+    let mut tags = key.seal(lanes);
+    for (lane, tag) in lanes.iter_mut().zip(tags.iter_mut()) {
+        corrupt_sealed(&engine.0, lane.data, tag);
+    }
+    tags
+}
+
+/// The decrypting side of [`seal_group`].
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn open_group(
+    engine: &Engine,
+    key: &crate::backend::multi512::MultiKey,
+    lanes: &mut [crate::backend::multi512::Lane<'_>; 4],
+) -> [[u8; 16]; 4] {
+    let tags = key.open(lanes);
+    for lane in lanes.iter_mut() {
+        corrupt_opened(&engine.0, lane.data);
+    }
+    tags
+}
+
 /// Which blocks of each message a plan corrupts.
 #[derive(Clone, Copy, Debug)]
 enum Plan {

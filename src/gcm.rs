@@ -93,6 +93,10 @@ pub struct Gcm {
     /// engines' own key schedules are).
     key: StoredKey,
     verify: VerifyPolicy,
+    /// The four-message kernel's key material, built at the first batch on
+    /// a backend that has it (`None` inside: this CPU or build has none).
+    #[cfg(target_arch = "x86_64")]
+    group: OnceLock<Option<Box<crate::backend::multi512::MultiKey>>>,
 }
 
 /// A copy of the AES key, wiped when dropped.
@@ -159,7 +163,14 @@ impl Gcm {
     }
 
     fn from_engine(engine: Engine, key: KeyBytes<'_>) -> Gcm {
-        Gcm { engine, others: Default::default(), key: StoredKey::new(key), verify: VerifyPolicy::Off }
+        Gcm {
+            engine,
+            others: Default::default(),
+            key: StoredKey::new(key),
+            verify: VerifyPolicy::Off,
+            #[cfg(target_arch = "x86_64")]
+            group: OnceLock::new(),
+        }
     }
 
     /// The backend this key runs on: the one it was set up on, or, if that
@@ -177,7 +188,7 @@ impl Gcm {
     /// The engine calls go to: the key's own, or another one if its backend
     /// is quarantined. When nothing is quarantined this is one relaxed load.
     #[inline(always)]
-    fn active(&self) -> &Engine {
+    pub(crate) fn active(&self) -> &Engine {
         if policy::any_quarantined() { self.moved() } else { &self.engine }
     }
 
@@ -206,7 +217,7 @@ impl Gcm {
     /// checked: never for the scalar backend itself; per the policy
     /// otherwise.
     #[inline(always)]
-    fn reference_for(&self, engine: &Engine) -> Option<&Engine> {
+    pub(crate) fn reference_for(&self, engine: &Engine) -> Option<&Engine> {
         if self.verify != VerifyPolicy::Off && engine.backend() != Backend::Scalar && self.verify.check_next() {
             Some(self.engine_for(Backend::Scalar))
         } else {
@@ -271,6 +282,50 @@ impl Gcm {
             buf.zeroize();
             Err(Error::Auth)
         }
+    }
+
+    /// [`encrypt`](Self::encrypt) of a batch job (lengths already checked)
+    /// on `engine`, cross-checked with `reference` when given.
+    #[inline]
+    pub(crate) fn seal_job(
+        &self,
+        engine: &Engine,
+        reference: Option<&Engine>,
+        iv: &[u8],
+        aad: &[u8],
+        buf: &mut [u8],
+    ) -> [u8; 16] {
+        match reference {
+            Some(r) => verify::seal_checked(engine, r, j0(r, iv), aad, buf),
+            None => engine.seal(j0(engine, iv), aad, buf),
+        }
+    }
+
+    /// The tag [`decrypt`](Self::decrypt) computes for a batch job, which
+    /// it has decrypted in place; the caller compares and wipes.
+    #[inline]
+    pub(crate) fn open_job(
+        &self,
+        engine: &Engine,
+        reference: Option<&Engine>,
+        iv: &[u8],
+        aad: &[u8],
+        buf: &mut [u8],
+    ) -> [u8; 16] {
+        match reference {
+            Some(r) => verify::open_checked(engine, r, j0(r, iv), aad, buf),
+            None => engine.open(j0(engine, iv), aad, buf),
+        }
+    }
+
+    /// The four-message kernel for `engine`, if it runs on a backend that
+    /// has one (the 512-bit VAES backend).
+    #[cfg(target_arch = "x86_64")]
+    pub(crate) fn group_key(&self, engine: &Engine) -> Option<&crate::backend::multi512::MultiKey> {
+        if engine.backend() != Backend::Vaes512 {
+            return None;
+        }
+        self.group.get_or_init(|| crate::backend::multi512::MultiKey::new(self.key.get()).map(Box::new)).as_deref()
     }
 
     /// Encrypt `parts[0] || parts[1]` (a 12-byte-or-other IV as in

@@ -247,9 +247,10 @@ pub fn run(cases: &[Case], backend: Backend) -> Result<Tally, Error> {
 /// a batch of its own key beside other jobs of varied lengths.
 ///
 /// The case sits at a position that moves from case to case, in batches of
-/// 1 to 16 jobs whose other messages (0 to 300 bytes) come from a fixed
-/// generator, so that whatever a backend interleaves, the case's answer
-/// must come out the same: `CT` and a tag starting with `Tag` when
+/// 1 to 16 jobs, half of whose other messages have the case's lengths and
+/// half lengths of 0 to 300 bytes, all from a fixed generator, so that
+/// whatever a backend interleaves, the case's answer must come out the
+/// same: `CT` and a tag starting with `Tag` when
 /// encrypting, `PT` when decrypting, and for a `FAIL` case [`Error::Auth`]
 /// with the data zeroed for that job alone. Cases with other IV lengths
 /// (which a [`Job`](crate::Job) cannot carry) are counted in the returned
@@ -286,11 +287,15 @@ fn check_case_batched(case: &Case, iv: [u8; 12], n: usize, backend: Backend) -> 
     let gcm = Gcm::with_backend(&case.key, backend).map_err(|e| format!("key setup: {e}"))?;
     let jobs_len = 1 + n % 16;
     let at = (n * 7) % jobs_len;
-    // Neighbours: lengths 0..=300 and AAD 0..=20 from a fixed sequence.
+    // Neighbours: every other one of the case's own lengths (so that a
+    // backend that runs messages of one shape together runs the case among
+    // them), the rest of lengths 0..=300 and AAD 0..=20 from a fixed
+    // sequence.
     let mut fill: Vec<(Vec<u8>, Vec<u8>)> = (0..jobs_len)
         .map(|i| {
             let x = (n * 31 + i * 17) % 301;
-            ((0..x).map(|b| (b * 13 + i) as u8).collect(), vec![i as u8; x % 21])
+            let (len, aad_len) = if i % 2 == 0 { (case.ct.len(), case.aad.len()) } else { (x, x % 21) };
+            ((0..len).map(|b| (b * 13 + i) as u8).collect(), vec![i as u8; aad_len])
         })
         .collect();
     let neighbours: Vec<Vec<u8>> = fill.iter().map(|(d, _)| d.clone()).collect();

@@ -13,6 +13,8 @@
 pub(crate) mod aesni;
 #[cfg(target_arch = "x86_64")]
 mod bulk;
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod multi512;
 pub(crate) mod scalar;
 mod tsc;
 #[cfg(target_arch = "x86_64")]

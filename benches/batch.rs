@@ -1,0 +1,125 @@
+//! `Gcm::encrypt_batch` / `decrypt_batch` of 32 jobs against 32 single
+//! calls on the same key, interleaved, best of N rounds, ns per message.
+//!
+//! ```text
+//! cargo bench --bench batch
+//! ```
+//!
+//! (`cargo bench --features ipsec-mb --bench ipsec_mb` puts intel-ipsec-mb's
+//! single-buffer calls beside these.)
+
+use espgcm::{Backend, Gcm, Job};
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+const JOBS: usize = 32;
+const ROUNDS: usize = 30;
+const SIZES: [usize; 3] = [64, 576, 1420];
+
+fn race(iters: usize, mut a: impl FnMut(), mut b: impl FnMut()) -> (f64, f64) {
+    let (mut best_a, mut best_b) = (Duration::MAX, Duration::MAX);
+    for _ in 0..ROUNDS {
+        let t = Instant::now();
+        for _ in 0..iters {
+            a();
+        }
+        best_a = best_a.min(t.elapsed());
+        let t = Instant::now();
+        for _ in 0..iters {
+            b();
+        }
+        best_b = best_b.min(t.elapsed());
+    }
+    let per = |d: Duration| d.as_secs_f64() * 1e9 / (iters * JOBS) as f64;
+    (per(best_a), per(best_b))
+}
+
+fn main() {
+    let filter: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    println!("batch of {JOBS} against {JOBS} single calls, 8-byte AAD, best of {ROUNDS} (ns per message)");
+    println!("{:<8} {:<4} {:<7} {:>6} {:>9} {:>9} {:>7}", "backend", "key", "op", "bytes", "batch", "single", "ratio");
+    for backend in Backend::ALL {
+        if let Some(why) = backend.unsupported_reason() {
+            println!("{:<8} skipped: {why}", backend.name());
+            continue;
+        }
+        if !filter.is_empty() && !filter.iter().any(|f| backend.name().contains(f.as_str())) {
+            continue;
+        }
+        for key_len in [16, 32] {
+            let gcm = Gcm::with_backend(&vec![0x42; key_len], backend).expect("supported");
+            for size in SIZES {
+                let aad = [0u8; 8];
+                let plain: Vec<Vec<u8>> = (0..JOBS).map(|i| vec![i as u8; size]).collect();
+                let (mut for_batch, mut for_single) = (plain.clone(), plain.clone());
+                let iters = (400_000 / (JOBS * (size + 100))).max(4);
+                let (batch, single) = race(
+                    iters,
+                    || {
+                        let mut jobs: Vec<Job<'_>> =
+                            for_batch.iter_mut().enumerate().map(|(i, b)| Job::new([i as u8; 12], &aad, b)).collect();
+                        gcm.encrypt_batch(black_box(&mut jobs));
+                    },
+                    || {
+                        for (i, b) in for_single.iter_mut().enumerate() {
+                            black_box(gcm.encrypt(&[i as u8; 12], &aad, black_box(b))).expect("encrypt");
+                        }
+                    },
+                );
+                let name = format!("AES{}", key_len * 8);
+                println!(
+                    "{:<8} {:<4} {:<7} {:>6} {:>9.1} {:>9.1} {:>6.2}x",
+                    backend.name(),
+                    &name[3..],
+                    "seal",
+                    size,
+                    batch,
+                    single,
+                    single / batch
+                );
+                // Decrypt fresh ciphertexts each time (copied in, both sides).
+                let mut ciphertexts = plain.clone();
+                let tags: Vec<[u8; 16]> = ciphertexts
+                    .iter_mut()
+                    .enumerate()
+                    .map(|(i, b)| gcm.encrypt(&[i as u8; 12], &aad, b).expect("encrypt"))
+                    .collect();
+                let (batch, single) = race(
+                    iters,
+                    || {
+                        for (b, c) in for_batch.iter_mut().zip(&ciphertexts) {
+                            b.copy_from_slice(c);
+                        }
+                        let mut jobs: Vec<Job<'_>> = for_batch
+                            .iter_mut()
+                            .enumerate()
+                            .map(|(i, b)| {
+                                let mut j = Job::new([i as u8; 12], &aad, b);
+                                j.tag = tags[i];
+                                j
+                            })
+                            .collect();
+                        gcm.decrypt_batch(black_box(&mut jobs));
+                        assert!(jobs.iter().all(|j| j.result.is_ok()));
+                    },
+                    || {
+                        for (i, (b, c)) in for_single.iter_mut().zip(&ciphertexts).enumerate() {
+                            b.copy_from_slice(c);
+                            gcm.decrypt(&[i as u8; 12], &aad, black_box(b), &tags[i]).expect("decrypt");
+                        }
+                    },
+                );
+                println!(
+                    "{:<8} {:<4} {:<7} {:>6} {:>9.1} {:>9.1} {:>6.2}x",
+                    backend.name(),
+                    &name[3..],
+                    "open",
+                    size,
+                    batch,
+                    single,
+                    single / batch
+                );
+            }
+        }
+    }
+}
