@@ -110,3 +110,38 @@ fn a_plan_for_one_backend_leaves_the_others_alone() {
         fault::clear();
     }
 }
+
+#[test]
+fn faults_reach_batches_too_with_their_tags_valid_for_the_corruption() {
+    let _serial = serial();
+    for backend in simd_backends() {
+        fault::reset_health();
+        let key = [0x3cu8; 16];
+        let gcm = Gcm::with_backend(&key, backend).unwrap();
+        // Sixteen 64-byte messages: on vaes512 they run four at a time in
+        // its batch kernel, elsewhere one by one; a fault reaches either.
+        let msgs: Vec<Vec<u8>> = (0..16).map(|i| vec![i as u8; 64]).collect();
+        let mut bufs = msgs.clone();
+        fault::inject(backend, FaultPlan { one_in_blocks: 1, run_blocks: 1, xor: XOR });
+        let tags: Vec<[u8; 16]> = {
+            let mut jobs: Vec<espgcm::Job<'_>> =
+                bufs.iter_mut().enumerate().map(|(i, b)| espgcm::Job::new([i as u8; 12], b"esp!", b)).collect();
+            gcm.encrypt_batch(&mut jobs);
+            jobs.iter().map(|j| j.tag).collect()
+        };
+        fault::clear();
+        assert_eq!(fault::injected(), 16 * 4, "{backend}: every block of every job");
+        for (i, (sealed, msg)) in bufs.iter().zip(&msgs).enumerate() {
+            let mut expected = msg.clone();
+            reference(&key, &[i as u8; 12], b"esp!", &mut expected, None).unwrap();
+            assert_ne!(*sealed, expected, "{backend} job {i}: the fault changed the ciphertext");
+            let mut received = sealed.clone();
+            assert!(
+                reference(&key, &[i as u8; 12], b"esp!", &mut received, Some(&tags[i])).is_some(),
+                "{backend} job {i}"
+            );
+            assert_ne!(received, *msg, "{backend} job {i}: the receiver got corrupted plaintext");
+        }
+        assert_eq!(health().faults, 0);
+    }
+}
