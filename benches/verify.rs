@@ -21,21 +21,10 @@ const KEY: [u8; 16] = [0x42; 16];
 /// The sample rate the README recommends as the default.
 const SAMPLE_ONE_IN: u32 = 4096;
 
-fn simd_backends() -> Vec<Backend> {
-    let mut list = Vec::new();
-    for b in Backend::ALL.into_iter().filter(|b| *b != Backend::Scalar) {
-        match b.unsupported_reason() {
-            None => list.push(b),
-            Some(why) => eprintln!("skipped {}: {why}", b.name()),
-        }
-    }
-    list
-}
-
 /// The configurations measured: a name and a key.
 fn configs() -> Vec<(String, Gcm)> {
     let mut list = vec![("scalar".to_string(), Gcm::with_backend(&KEY, Backend::Scalar).expect("scalar"))];
-    for b in simd_backends() {
+    for b in espgcm_testkit::backends::simd() {
         for (label, policy) in [
             ("off", VerifyPolicy::Off),
             ("full", VerifyPolicy::Full),
@@ -114,7 +103,7 @@ fn ratios() {
             println!("  {name:<20} {:>9.1} ns  {:>6.3} GB/s", t * 1e9, size as f64 / t / 1e9);
         }
         let Some(scalar) = time("scalar") else { return };
-        for b in simd_backends() {
+        for b in espgcm_testkit::backends::simd() {
             let (Some(off), Some(full), Some(sample), Some(never)) = (
                 time(&format!("{b}-off")),
                 time(&format!("{b}-full")),

@@ -2,13 +2,12 @@
 //! interoperation with RustCrypto's `aes-gcm` types, and the error contract of
 //! `Gcm`.
 
-mod common;
 use aes_gcm::AesGcm;
-use common::supported_backends;
 use espgcm::aead::consts::{U12, U16};
 use espgcm::aead::inout::InOutBuf;
 use espgcm::aead::{Aead, AeadCore, AeadInOut, KeyInit, Nonce, Payload, Tag};
 use espgcm::{Backend, Error, Gcm};
+use espgcm_testkit::backends::supported as supported_backends;
 
 type RefAes128Gcm = aes_gcm::Aes128Gcm;
 type RefAes192Gcm = AesGcm<aes::Aes192, U12>;

@@ -6,32 +6,12 @@
 //! single calls" rests on an outside oracle. The NIST CAVP files run through
 //! the batch path in tests/known_answers.rs.
 
-mod common;
-
 use aes_gcm::aead::array::Array;
 use aes_gcm::aead::{AeadInOut, KeyInit};
 use aes_gcm::{Aes128Gcm, Aes256Gcm};
-use common::supported_backends;
 use espgcm::{Error, Gcm, Job};
-
-/// SplitMix64: reproducible test data.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
-    }
-}
+use espgcm_testkit::backends::supported as supported_backends;
+use espgcm_testkit::rng::Rng;
 
 /// One message of a test batch.
 struct Message {

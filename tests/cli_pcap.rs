@@ -3,9 +3,7 @@
 //! the summary, the Wireshark key table (checked by tshark when it is
 //! installed) and the error messages.
 
-mod esp_support;
-
-use esp_support::*;
+use espgcm_testkit::packets::*;
 use pcap_file::DataLink;
 use pcap_file::pcap::{PcapHeader, PcapPacket, PcapReader, PcapWriter};
 use pcap_file::pcapng::blocks::enhanced_packet::EnhancedPacketBlock;

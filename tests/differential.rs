@@ -5,7 +5,6 @@
 //! are reported on stderr ("skipped <name>: <reason>"), never silently left
 //! out. Inputs come from a seeded ChaCha generator, so a failure reproduces.
 
-mod common;
 use aes::{Aes128, Aes192, Aes256};
 use aes_gcm::AesGcm;
 use aes_gcm::aead::array::{Array, ArraySize};
@@ -13,8 +12,8 @@ use aes_gcm::aead::consts::{
     U1, U2, U7, U8, U11, U12, U13, U15, U16, U17, U24, U31, U32, U33, U48, U60, U64, U100, U128, U256,
 };
 use aes_gcm::aead::{AeadInOut, KeyInit};
-use common::supported_backends;
 use espgcm::{Backend, Error, Gcm};
+use espgcm_testkit::backends::supported as supported_backends;
 use proptest::prelude::*;
 use proptest::test_runner::{FileFailurePersistence, RngAlgorithm, TestRng, TestRunner};
 

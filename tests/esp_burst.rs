@@ -3,17 +3,14 @@
 //! `Inbound` shared by several threads hands out every sequence number
 //! exactly once and delivers every packet exactly once.
 
-mod common;
-mod esp_support;
-
-use esp_support::*;
 use espgcm::esp::{Encap, EspError, Inbound, Mode, Outbound, PacketBuf, PacketSlice, SaConfig, Transform};
+use espgcm_testkit::packets::*;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
 fn configs() -> Vec<(String, SaConfig, u8)> {
     let mut out = Vec::new();
-    for backend in common::supported_backends() {
+    for backend in espgcm_testkit::backends::supported() {
         for (mode, inner) in
             [(None, 4), (None, 6), (Some(endpoints(4)), 4), (Some(endpoints(6)), 4), (Some(endpoints(4)), 6)]
         {

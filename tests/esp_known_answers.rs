@@ -8,9 +8,6 @@
 //! `open_payload_at` must recover payload and next header from it, on every
 //! supported backend.
 
-mod common;
-mod esp_support;
-
 use espgcm::esp::{EspError, Inbound, Outbound, SaConfig, Transform};
 use hex_literal::hex;
 
@@ -187,7 +184,7 @@ impl Vector {
 #[test]
 fn seal_payload_at_reproduces_the_published_esp_packets() {
     let mut checked = 0;
-    for backend in common::supported_backends() {
+    for backend in espgcm_testkit::backends::supported() {
         for v in VECTORS {
             let tx = Outbound::new(v.config(backend)).unwrap();
             let (payload, next_header) = v.payload();
@@ -201,7 +198,7 @@ fn seal_payload_at_reproduces_the_published_esp_packets() {
 
 #[test]
 fn open_payload_at_recovers_payload_and_next_header_from_the_published_packets() {
-    for backend in common::supported_backends() {
+    for backend in espgcm_testkit::backends::supported() {
         for v in VECTORS {
             let rx = Inbound::new(v.config(backend)).unwrap();
             let (payload, next_header) = v.payload();
@@ -228,7 +225,11 @@ fn the_published_sequence_numbers_fit_the_sa_state_machine() {
     let v = &VECTORS[5];
     let tx = Outbound::new(v.config(espgcm::Backend::Scalar)).unwrap();
     tx.skip_to_sequence(v.seq).unwrap();
-    let input = esp_support::udp_v4(esp_support::V4_SRC, esp_support::V4_DST, b"last packet");
+    let input = espgcm_testkit::packets::udp_v4(
+        espgcm_testkit::packets::V4_SRC,
+        espgcm_testkit::packets::V4_DST,
+        b"last packet",
+    );
     let mut out = Vec::new();
     tx.seal(&input, &mut out).unwrap();
     assert_eq!(tx.seal(&input, &mut out), Err(EspError::SequenceExhausted { last: 0xffff_ffff }));

@@ -4,15 +4,13 @@
 //! typed error (never a panic), with `out` empty and the right counter
 //! moved.
 
-mod esp_support;
-
-use esp_support::*;
 use espgcm::Gcm;
 use espgcm::esp::wire::protocol;
 use espgcm::esp::{
     ChecksumKind, ChecksumPolicy, Encap, EspError, Field, Header, Inbound, Limitation, Mode, NextHeaders, Outbound,
     SaConfig, Transform,
 };
+use espgcm_testkit::packets::*;
 use proptest::prelude::*;
 use std::net::IpAddr;
 

@@ -5,11 +5,9 @@
 //! A counting global allocator counts the allocations made by the test's
 //! own thread (other tests of this binary run on other threads).
 
-mod esp_support;
-
-use esp_support::*;
 use espgcm::VerifyPolicy;
 use espgcm::esp::{Encap, EspError, Mode, SaConfig, Transform};
+use espgcm_testkit::packets::*;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 

@@ -1,10 +1,8 @@
 //! Anti-replay (RFC 6479 window), extended sequence numbers (RFC 4303
 //! appendix A) and sequence-number exhaustion.
 
-mod esp_support;
-
-use esp_support::*;
 use espgcm::esp::{EspError, Inbound, Outbound, ReplayWindow, SaConfig};
+use espgcm_testkit::packets::*;
 
 fn sa(window: u32, esn: bool) -> SaConfig {
     SaConfig { replay_window: window, esn, ..SaConfig::new(0x2000, &keymat(16)) }

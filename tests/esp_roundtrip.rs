@@ -2,13 +2,10 @@
 //! ESN, ICV length, key size, transform and backend, with the wire format
 //! checked on the way.
 
-mod common;
-mod esp_support;
-
-use esp_support::*;
 use espgcm::Backend;
 use espgcm::esp::wire::{EspPacket, Ipv4Packet, Ipv6Packet, UdpPacket, protocol};
 use espgcm::esp::{Encap, EspError, Inbound, Mode, NextHeaders, Outbound, SaConfig, Transform};
+use espgcm_testkit::packets::*;
 use std::net::{IpAddr, Ipv4Addr};
 
 /// Sizes that hit every padding length and cross GCM block boundaries.
@@ -65,7 +62,7 @@ impl Case {
 
 fn all_cases() -> Vec<Case> {
     let mut cases = Vec::new();
-    for backend in common::supported_backends() {
+    for backend in espgcm_testkit::backends::supported() {
         for transform in [Transform::AesGcm, Transform::AesGmac] {
             let icvs: &[usize] = if transform == Transform::AesGmac { &[16] } else { &[8, 12, 16] };
             for mode_tunnel in [None, Some(4), Some(6)] {

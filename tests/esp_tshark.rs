@@ -18,10 +18,8 @@
 //! a failure. `.ci/run` installs tshark and sets that variable, so CI always
 //! runs the interop check for real.
 
-mod esp_support;
-
-use esp_support::*;
 use espgcm::esp::{Encap, Mode, Outbound, SaConfig};
+use espgcm_testkit::packets::*;
 use pcap_file::DataLink;
 use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
 use std::collections::HashMap;

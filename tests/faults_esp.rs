@@ -10,14 +10,14 @@
 //!
 //! Run with `cargo test --release --features fault-injection --test faults_esp`.
 
-mod esp_support;
 mod faults_support;
 
-use esp_support::{V4_DST, V4_SRC, V6_DST, V6_SRC, keymat, tcp_v4, udp_v6};
 use espgcm::esp::{EspError, Inbound, Outbound, SaConfig};
 use espgcm::fault::{self, FaultPlan};
 use espgcm::{Backend, VerifyPolicy, health};
-use faults_support::{serial, simd_backends};
+use espgcm_testkit::backends::simd as simd_backends;
+use espgcm_testkit::packets::{V4_DST, V4_SRC, V6_DST, V6_SRC, keymat, tcp_v4, udp_v6};
+use faults_support::serial;
 use std::collections::BTreeMap;
 
 const PACKETS: usize = 300;

@@ -9,7 +9,8 @@ mod faults_support;
 
 use espgcm::fault::{self, FaultPlan};
 use espgcm::{Backend, FaultKind, FaultReport, Gcm, VerifyPolicy, health};
-use faults_support::{IV_LENS, Rng, reference, serial, simd_backends};
+use espgcm_testkit::{backends::simd as simd_backends, reference::IV_LENS, reference::reference, rng::Rng};
+use faults_support::serial;
 
 const XOR: [u8; 16] = [0, 0x40, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0, 0, 0, 0x80];
 

@@ -10,7 +10,8 @@ mod faults_support;
 
 use espgcm::fault::{self, FaultPlan};
 use espgcm::{Backend, Gcm, health};
-use faults_support::{IV_LENS, Rng, reference, serial, simd_backends};
+use espgcm_testkit::{backends::simd as simd_backends, reference::IV_LENS, reference::reference, rng::Rng};
+use faults_support::serial;
 
 const XOR: [u8; 16] = *b"\x01\x00\x00\x00XEN\x00\x00\x00\x00\x00\x00\x00\x00\x80";
 

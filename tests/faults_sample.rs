@@ -9,7 +9,8 @@ mod faults_support;
 
 use espgcm::fault::{self, FaultPlan};
 use espgcm::{Gcm, VerifyPolicy, health};
-use faults_support::{reference, serial, simd_backends};
+use espgcm_testkit::{backends::simd as simd_backends, reference::reference};
+use faults_support::serial;
 
 #[test]
 fn sampled_verify_catches_faults_at_about_one_message_in_one_in() {

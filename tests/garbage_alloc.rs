@@ -7,11 +7,10 @@
 //! the largest single allocation and the total bytes requested while a
 //! measurement is on.
 
-mod esp_support;
-
-use esp_support::*;
 use espgcm::VerifyPolicy;
 use espgcm::esp::{Encap, Inbound, Mode, Outbound, SaConfig, Transform};
+use espgcm_testkit::packets::*;
+use espgcm_testkit::rng::Rng;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
@@ -76,26 +75,6 @@ fn measure<R>(f: impl FnOnce() -> R) -> (R, usize, usize) {
     let r = f();
     MEASURING.with(|m| m.set(false));
     (r, LARGEST.with(Cell::get), TOTAL.with(Cell::get))
-}
-
-/// xorshift64*: deterministic, so a failure names its input.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn bytes(&mut self, len: usize) -> Vec<u8> {
-        (0..len).map(|_| self.next() as u8).collect()
-    }
 }
 
 fn configs() -> Vec<SaConfig> {

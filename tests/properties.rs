@@ -13,12 +13,10 @@
 //!   the bottom of the window";
 //! - the RFC 1624 incremental checksum update against full recomputation.
 
-mod esp_support;
-
-use esp_support::*;
 use espgcm::Backend;
 use espgcm::esp::checksum;
 use espgcm::esp::{Encap, EspError, Mode, ReplayWindow, SaConfig, Transform};
+use espgcm_testkit::packets::*;
 use proptest::prelude::*;
 use std::collections::BTreeSet;
 
@@ -38,10 +36,6 @@ struct Sa {
     backend: Backend,
 }
 
-fn supported_backends() -> Vec<Backend> {
-    Backend::ALL.into_iter().filter(|b| b.is_supported()).collect()
-}
-
 fn sa() -> impl Strategy<Value = Sa> {
     (
         any::<bool>(),
@@ -52,7 +46,7 @@ fn sa() -> impl Strategy<Value = Sa> {
         any::<bool>(),
         prop_oneof![Just(1u64), 1u64..1 << 40, Just((1 << 32) - 3), Just(u64::MAX - 40)],
         prop::sample::select(vec![0u32, 32, 64, 1024]),
-        prop::sample::select(supported_backends()),
+        prop::sample::select(espgcm_testkit::backends::supported()),
     )
         .prop_map(|(gmac, icv_len, key_len, tunnel_family, nat_t, esn, start, window, backend)| Sa {
             gmac,

@@ -2,10 +2,7 @@
 //! check on, and the SA both ends use.
 
 use espgcm::esp::SaConfig;
-use espgcm::esp::checksum::pseudo_header_v4;
-use espgcm::esp::wire::{Ipv4Repr, TcpRepr, protocol};
 use espgcm::{Backend, VerifyPolicy};
-use std::net::Ipv4Addr;
 
 /// IP packet sizes: a small packet, the IPv4 minimum MTU, a full-size
 /// packet inside a 1500-byte tunnel.
@@ -14,27 +11,10 @@ pub const SIZES: [usize; 3] = [64, 576, 1420];
 pub const KEY: [u8; 16] = [0x42; 16];
 const SALT: [u8; 4] = [1, 2, 3, 4];
 
-/// A TCP/IPv4 packet of `size` bytes with correct checksums.
+/// A TCP/IPv4 packet of `size` bytes (at least 40) with correct checksums.
 pub fn tcp_packet(size: usize) -> Vec<u8> {
-    let (src, dst) = (Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2));
-    let mut p: Vec<u8> = (0..size).map(|i| i as u8).collect();
-    let l4 = size - 20;
-    Ipv4Repr {
-        src_addr: src,
-        dst_addr: dst,
-        protocol: protocol::TCP,
-        payload_len: l4,
-        ttl: 64,
-        dscp_ecn: 0,
-        ident: 1,
-        dont_frag: true,
-    }
-    .emit(&mut p)
-    .expect("20-byte header fits");
-    TcpRepr { src_port: 40000, dst_port: 2181, seq_number: 1, ack_number: 1, flags: 0x18, window: 1024 }
-        .emit(&mut p[20..], pseudo_header_v4(src, dst, protocol::TCP, l4 as u16))
-        .expect("20-byte header fits");
-    p
+    use espgcm_testkit::packets::{V4_DST, V4_SRC, pattern, tcp_v4};
+    tcp_v4(V4_SRC, V4_DST, &pattern(size - 40, 0))
 }
 
 /// The SA (transport mode, ICV 16) on `backend`. The replay window is off

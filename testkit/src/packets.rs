@@ -1,10 +1,9 @@
-//! Packet builders and SA helpers shared by the ESP integration tests.
+//! IP packets for the tests: IPv4 and IPv6 carrying TCP, UDP and ICMP, with
+//! correct checksums; key material; both halves of an SA; the tshark peer.
 //!
-//! Packets are built with espgcm's own `wire` emitters; the checksums they
-//! produce are checked independently in these tests against a plain RFC 1071
-//! sum, and against tshark in `esp_tshark.rs`.
-
-#![allow(dead_code)]
+//! Packets are built with espgcm's own emitters; the checksums they produce
+//! are checked independently by the tests against a plain RFC 1071 sum
+//! ([`reference_sum`]), and against tshark.
 
 use espgcm::esp::checksum::{pseudo_header_v4, pseudo_header_v6};
 use espgcm::esp::wire::{Ipv4Repr, Ipv6Repr, TcpRepr, UdpRepr, protocol};
