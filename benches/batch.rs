@@ -9,30 +9,12 @@
 //! single-buffer calls beside these.)
 
 use espgcm::{Backend, Gcm, Job};
+use espgcm_testkit::timing::race;
 use std::hint::black_box;
-use std::time::{Duration, Instant};
 
 const JOBS: usize = 32;
 const ROUNDS: usize = 30;
 const SIZES: [usize; 3] = [64, 576, 1420];
-
-fn race(iters: usize, mut a: impl FnMut(), mut b: impl FnMut()) -> (f64, f64) {
-    let (mut best_a, mut best_b) = (Duration::MAX, Duration::MAX);
-    for _ in 0..ROUNDS {
-        let t = Instant::now();
-        for _ in 0..iters {
-            a();
-        }
-        best_a = best_a.min(t.elapsed());
-        let t = Instant::now();
-        for _ in 0..iters {
-            b();
-        }
-        best_b = best_b.min(t.elapsed());
-    }
-    let per = |d: Duration| d.as_secs_f64() * 1e9 / (iters * JOBS) as f64;
-    (per(best_a), per(best_b))
-}
 
 fn main() {
     let filter: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
@@ -54,6 +36,7 @@ fn main() {
                 let (mut for_batch, mut for_single) = (plain.clone(), plain.clone());
                 let iters = (400_000 / (JOBS * (size + 100))).max(4);
                 let (batch, single) = race(
+                    ROUNDS,
                     iters,
                     || {
                         let mut jobs: Vec<Job<'_>> =
@@ -67,6 +50,7 @@ fn main() {
                     },
                 );
                 let name = format!("AES{}", key_len * 8);
+                let (batch, single) = (batch / JOBS as f64, single / JOBS as f64);
                 println!(
                     "{:<8} {:<4} {:<7} {:>6} {:>9.1} {:>9.1} {:>6.2}x",
                     backend.name(),
@@ -85,6 +69,7 @@ fn main() {
                     .map(|(i, b)| gcm.encrypt(&[i as u8; 12], &aad, b).expect("encrypt"))
                     .collect();
                 let (batch, single) = race(
+                    ROUNDS,
                     iters,
                     || {
                         for (b, c) in for_batch.iter_mut().zip(&ciphertexts) {
@@ -109,6 +94,7 @@ fn main() {
                         }
                     },
                 );
+                let (batch, single) = (batch / JOBS as f64, single / JOBS as f64);
                 println!(
                     "{:<8} {:<4} {:<7} {:>6} {:>9.1} {:>9.1} {:>6.2}x",
                     backend.name(),

@@ -31,32 +31,14 @@ mod esp_workload;
 use esp_workload::{KEY, SIZES, config, tcp_packet};
 use espgcm::esp::{Inbound, Outbound, PacketBuf};
 use espgcm::{Backend, Gcm};
+use espgcm_testkit::timing::race;
 use std::hint::black_box;
-use std::time::{Duration, Instant};
 
 /// Alternating rounds per measurement.
 const ROUNDS: usize = 40;
 /// Operations per batch: a batch takes about a millisecond.
 fn batch(size: usize) -> usize {
     (2_000_000 / (size + 500)).max(100)
-}
-
-/// The fastest of `ROUNDS` batches of each closure, alternating, per call.
-fn race(iters: usize, mut a: impl FnMut(), mut b: impl FnMut()) -> (Duration, Duration) {
-    let (mut best_a, mut best_b) = (Duration::MAX, Duration::MAX);
-    for _ in 0..ROUNDS {
-        let t = Instant::now();
-        for _ in 0..iters {
-            a();
-        }
-        best_a = best_a.min(t.elapsed());
-        let t = Instant::now();
-        for _ in 0..iters {
-            b();
-        }
-        best_b = best_b.min(t.elapsed());
-    }
-    (best_a / iters as u32, best_b / iters as u32)
 }
 
 fn main() {
@@ -89,6 +71,7 @@ fn main() {
             let iters = batch(size);
 
             let (esp, plain) = race(
+                ROUNDS,
                 iters,
                 || {
                     black_box(tx.seal(black_box(&packet), &mut sealed)).expect("seal");
@@ -99,6 +82,7 @@ fn main() {
             );
             report(backend, "seal", size, esp, plain);
             let (esp, plain) = race(
+                ROUNDS,
                 iters,
                 || {
                     black_box(rx.open(black_box(&sealed), &mut opened)).expect("open");
@@ -115,6 +99,7 @@ fn main() {
             let mut burst: Vec<PacketBuf> = (0..BURST).map(|_| PacketBuf::from_packet(&packet)).collect();
             let mut results = vec![Ok(()); BURST];
             let (esp, plain) = race(
+                ROUNDS,
                 iters.div_ceil(BURST),
                 || {
                     for b in burst.iter_mut() {
@@ -129,8 +114,9 @@ fn main() {
                 },
             );
             assert!(results.iter().all(|r| r.is_ok()));
-            report(backend, "seal32", size, esp / BURST as u32, plain / BURST as u32);
+            report(backend, "seal32", size, esp / BURST as f64, plain / BURST as f64);
             let (esp, plain) = race(
+                ROUNDS,
                 iters.div_ceil(BURST),
                 || {
                     for b in burst.iter_mut() {
@@ -146,12 +132,11 @@ fn main() {
                 },
             );
             assert!(results.iter().all(|r| r.is_ok()));
-            report(backend, "open32", size, esp / BURST as u32, plain / BURST as u32);
+            report(backend, "open32", size, esp / BURST as f64, plain / BURST as f64);
         }
     }
 }
 
-fn report(backend: Backend, op: &str, size: usize, esp: Duration, raw: Duration) {
-    let (esp_ns, raw_ns) = (esp.as_secs_f64() * 1e9, raw.as_secs_f64() * 1e9);
+fn report(backend: Backend, op: &str, size: usize, esp_ns: f64, raw_ns: f64) {
     println!("{:<8} {:<6} {:>6} {:>10.1} {:>10.1} {:>6.2}x", backend.name(), op, size, esp_ns, raw_ns, raw_ns / esp_ns);
 }

@@ -10,3 +10,4 @@ pub mod backends;
 pub mod packets;
 pub mod reference;
 pub mod rng;
+pub mod timing;
