@@ -42,7 +42,7 @@
 //! CTR mode is its own inverse). So every open verifies a valid tag, in
 //! place, with nothing copied between calls.
 
-use espgcm::{Backend, Gcm, VerifyPolicy};
+use espgcm::{Backend, Gcm, Job, VerifyPolicy};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
@@ -404,6 +404,66 @@ impl<A: Aead> Timed for Entry<'_, A> {
     }
 }
 
+/// `Gcm::encrypt_batch` / `decrypt_batch` of [`BATCH_JOBS`] messages of the
+/// size on `Backend::best()`: one "call" is one batch, and the time is
+/// reported per message, so its row reads like the single-call rows.
+struct BatchEntry<'a> {
+    gcm: &'a Gcm,
+    seal_bufs: Vec<Vec<u8>>,
+    /// Each holds the ciphertext and the plaintext alternately (the open
+    /// loop decrypts one into the other and back).
+    open_bufs: Vec<Vec<u8>>,
+    tags: [[u8; 16]; 2],
+    phase: usize,
+}
+
+/// Messages per batch in the batch row.
+const BATCH_JOBS: usize = 32;
+const BATCH_ROW: &str = "espgcm batch of 32";
+
+impl<'a> BatchEntry<'a> {
+    fn new(gcm: &'a Gcm, e: &Expected) -> BatchEntry<'a> {
+        BatchEntry {
+            gcm,
+            seal_bufs: vec![e.plaintext.clone(); BATCH_JOBS],
+            open_bufs: vec![e.ciphertext.clone(); BATCH_JOBS],
+            tags: [e.tag, e.tag_of_plaintext],
+            phase: 0,
+        }
+    }
+}
+
+impl Timed for BatchEntry<'_> {
+    fn batch(&mut self, op: Op, iters: usize) -> Result<Duration, String> {
+        let gcm = self.gcm;
+        let mut ok = true;
+        let start = Instant::now();
+        for _ in 0..iters {
+            let (bufs, tag) = match op {
+                Op::Seal => (&mut self.seal_bufs, None),
+                Op::Open => (&mut self.open_bufs, Some(self.tags[self.phase])),
+            };
+            let mut jobs: [Job<'_>; BATCH_JOBS] = {
+                let mut it = bufs.iter_mut();
+                core::array::from_fn(|_| Job::new(IV, &AAD, it.next().map_or(&mut [][..], |b| &mut b[..])))
+            };
+            match tag {
+                None => gcm.encrypt_batch(black_box(&mut jobs)),
+                Some(tag) => {
+                    for j in jobs.iter_mut() {
+                        j.tag = tag;
+                    }
+                    gcm.decrypt_batch(black_box(&mut jobs));
+                    ok &= jobs.iter().all(|j| j.result.is_ok());
+                    self.phase ^= 1;
+                }
+            }
+        }
+        let elapsed = start.elapsed() / BATCH_JOBS as u32;
+        if ok { Ok(elapsed) } else { Err("espgcm batch: decrypt_batch refused valid input while timed".to_string()) }
+    }
+}
+
 /// Best and median time per call, in nanoseconds.
 #[derive(Clone, Copy)]
 struct Stats {
@@ -483,6 +543,9 @@ impl Keys {
     /// Names in table order: espgcm's backends, then the peers.
     fn names(&self) -> Vec<&'static str> {
         let mut names: Vec<&'static str> = self.ours.iter().map(|(b, _)| b.name()).collect();
+        if self.ours.iter().any(|(b, _)| *b == Backend::best()) {
+            names.push(BATCH_ROW);
+        }
         names.push(IPSEC_MB);
         #[cfg(feature = "peers")]
         names.extend(["ring", "aws-lc-rs"]);
@@ -508,6 +571,9 @@ impl Keys {
         let mut v: Vec<Box<dyn Timed + 'a>> = Vec::new();
         for (backend, gcm) in &self.ours {
             v.push(Box::new(Entry::new(backend.name(), gcm, e)));
+        }
+        if let Some((_, gcm)) = self.ours.iter().find(|(b, _)| *b == Backend::best()) {
+            v.push(Box::new(BatchEntry::new(gcm, e)));
         }
         v.push(Box::new(Entry::new(IPSEC_MB, &self.ipsec_mb, e)));
         #[cfg(feature = "peers")]
@@ -660,7 +726,16 @@ fn print_table(title: &str, names: &[&str], best: &str, columns: &[Vec<Stats>]) 
         print!("  {:>15}", format!("{:.2}x", col[ipsec].best / col[b].best));
     }
     println!();
-    let peers: Vec<usize> = (0..names.len()).filter(|&i| !Backend::ALL.iter().any(|b| b.name() == names[i])).collect();
+    if let Some(batch) = index(BATCH_ROW) {
+        print!("{:<26}", format!("batch / {IPSEC_MB}"));
+        for col in columns {
+            print!("  {:>15}", format!("{:.2}x", col[ipsec].best / col[batch].best));
+        }
+        println!();
+    }
+    let peers: Vec<usize> = (0..names.len())
+        .filter(|&i| names[i] != BATCH_ROW && !Backend::ALL.iter().any(|b| b.name() == names[i]))
+        .collect();
     if peers.len() > 1 {
         print!("{:<26}", format!("{best} / best peer"));
         for col in columns {
