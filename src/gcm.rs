@@ -32,15 +32,18 @@ pub const MIN_TAG_LEN: usize = 4;
 /// constant time: both are read as 128-bit numbers (`tag` zero-padded), the
 /// bytes past `tag.len()` are masked off (the length is public) and the
 /// difference is compared with zero by `subtle`, with no branch or early
-/// exit on the data. The computed tag is wiped afterwards.
-pub(crate) fn tags_match(mut computed: [u8; 16], tag: &[u8]) -> bool {
+/// exit on the data. The computed tag (the right tag for what may be a
+/// forgery) is wiped afterwards, as one 128-bit word: a volatile store per
+/// byte cost more than the rest of the comparison.
+pub(crate) fn tags_match(computed: [u8; 16], tag: &[u8]) -> bool {
     let mut given = [0u8; 16];
     let n = tag.len().min(16);
     if let (Some(dst), Some(src)) = (given.get_mut(..n), tag.get(..n)) {
         dst.copy_from_slice(src);
     }
     let mask = u128::MAX.checked_shl(8 * (16 - n as u32)).unwrap_or(0);
-    let diff = (u128::from_be_bytes(computed) ^ u128::from_be_bytes(given)) & mask;
+    let mut computed = u128::from_be_bytes(computed);
+    let diff = (computed ^ u128::from_be_bytes(given)) & mask;
     computed.zeroize();
     ((diff >> 64) as u64 | diff as u64).ct_eq(&0).into()
 }
