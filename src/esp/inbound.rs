@@ -156,10 +156,19 @@ impl Inbound {
     /// the benign outcomes [`EspError::Dummy`], [`EspError::NatKeepalive`]
     /// and [`EspError::NonEsp`] (see [`EspError::is_benign`]).
     pub fn open(&self, ip_packet: &[u8], out: &mut Vec<u8>) -> Result<(), EspError> {
-        let mut tally = Counters::default();
-        let result = self.open_counted(ip_packet, out, &mut tally);
-        self.counters.add(&tally);
-        result
+        out.clear();
+        match self.open_packet(ip_packet, out) {
+            Ok(unverifiable) => {
+                self.counters.record_packet(out.len(), unverifiable);
+                Ok(())
+            }
+            Err(e) => {
+                out.fill(0);
+                out.clear();
+                self.counters.record(&e);
+                Err(e)
+            }
+        }
     }
 
     /// Open a burst of packets where they lie, each in its own buffer:

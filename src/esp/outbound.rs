@@ -240,10 +240,18 @@ impl Outbound {
     /// [`SaConfig::path_mtu`] with DF set, or IPv6), [`EspError::SequenceExhausted`],
     /// [`EspError::Unsupported`].
     pub fn seal(&self, ip_packet: &[u8], out: &mut Vec<u8>) -> Result<(), EspError> {
-        let mut tally = Counters::default();
-        let result = self.seal_counted(ip_packet, SequenceNumber::Next, out, &mut tally);
-        self.counters.add(&tally);
-        result
+        out.clear();
+        match self.seal_packet(ip_packet, SequenceNumber::Next, out) {
+            Ok(unverifiable) => {
+                self.counters.record_packet(ip_packet.len(), unverifiable);
+                Ok(())
+            }
+            Err(e) => {
+                out.clear();
+                self.counters.record(&e);
+                Err(e)
+            }
+        }
     }
 
     /// Seal a burst of packets where they lie, each into its own buffer:
