@@ -1,7 +1,8 @@
 //! The one's complement sum of RFC 1071, as native-order 64-bit arithmetic:
 //! the core of the Internet checksum (`esp::checksum` builds checksums,
-//! pseudo-headers and incremental updates on it) and of the sums the
-//! backends compute over a plaintext while they encrypt or decrypt it.
+//! pseudo-headers and incremental updates on it), and [`PlaintextSum`], the
+//! sink a backend feeds while it encrypts, so that ESP gets the sum of the
+//! inner packet without a pass of its own.
 //!
 //! The one's complement sum does not care about byte order (RFC 1071
 //! §2(B)): summing 16-bit words in the machine's own order and swapping the
@@ -28,6 +29,8 @@
 //! folded: 2^64 is congruent to 1 modulo 0xFFFF, so any 64-bit value stands
 //! for its folded 16-bit sum. `esp::checksum::to_network_order(fold(x))`
 //! turns one into the big-endian checksum arithmetic's value.
+
+use crate::backend::PlaintextSink;
 
 /// Fold a 64-bit one's complement sum to 16 bits.
 ///
@@ -162,10 +165,10 @@ fn add_block(limbs: &mut [u64; 8], block: &[u8; 64]) -> u64 {
 }
 
 /// A running sum over whole 64-byte blocks, for loops that see a message a
-/// block at a time (the backends' fused sums). Equivalent to
-/// [`sum_native`] over the concatenated blocks.
+/// block at a time. Equivalent to [`sum_native`] over the concatenated
+/// blocks.
 #[derive(Clone, Copy, Default)]
-pub(crate) struct BlockSum {
+struct BlockSum {
     limbs: [u64; 8],
     carries: u64,
 }
@@ -173,19 +176,50 @@ pub(crate) struct BlockSum {
 impl BlockSum {
     /// Add the next 64 bytes.
     #[inline(always)]
-    pub(crate) fn add(&mut self, block: &[u8; 64]) {
+    fn add(&mut self, block: &[u8; 64]) {
         self.carries += add_block(&mut self.limbs, block);
     }
 
     /// The sum of every block added, unfolded.
     #[inline]
-    pub(crate) fn finish(self) -> u64 {
+    fn finish(self) -> u64 {
         let mut total = self.carries;
         let mut carry = false;
         for limb in self.limbs {
             (total, carry) = add_with_carry(total, limb, carry);
         }
         add_folding(total, u64::from(carry))
+    }
+}
+
+/// The one's complement sum of everything a backend's [`PlaintextSink`] is
+/// fed: whole 64-byte blocks on the add-with-carry chain of [`BlockSum`]
+/// (integer units the cipher's vector loop leaves idle), the remainder with
+/// [`sum_native`].
+#[derive(Clone, Copy, Default)]
+pub(crate) struct PlaintextSum {
+    blocks: BlockSum,
+    rest: u64,
+}
+
+impl PlaintextSum {
+    /// The sum of all bytes fed, unfolded (as [`sum_native`] of them).
+    #[inline]
+    pub(crate) fn total(self) -> u64 {
+        add_folding(self.blocks.finish(), self.rest)
+    }
+}
+
+impl PlaintextSink for PlaintextSum {
+    #[inline(always)]
+    fn block(&mut self, block: &[u8; 64]) {
+        self.blocks.add(block);
+    }
+
+    #[inline]
+    fn rest(&mut self, bytes: &[u8]) {
+        // Whole blocks before `bytes`, so it starts at an even offset.
+        self.rest = add_folding(self.rest, sum_native(bytes));
     }
 }
 
@@ -204,6 +238,21 @@ mod tests {
                     s.add(block);
                 }
                 assert_eq!(fold(s.finish()), fold(sum_native(&bytes[..64 * blocks])), "{blocks} blocks");
+            }
+        }
+    }
+
+    #[test]
+    fn plaintext_sum_of_blocks_and_rest_equals_the_sum_of_the_whole() {
+        let data: Vec<u8> = (0..64 * 5 + 37).map(|i: u32| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+        for blocks in 0..=5 {
+            for end in [64 * blocks, 64 * blocks + 1, 64 * blocks + 20, data.len()] {
+                let mut s = PlaintextSum::default();
+                for block in data[..64 * blocks].as_chunks::<64>().0 {
+                    s.block(block);
+                }
+                s.rest(&data[64 * blocks..end]);
+                assert_eq!(fold(s.total()), fold(sum_native(&data[..end])), "{blocks} blocks, {end} bytes");
             }
         }
     }

@@ -49,18 +49,18 @@
 //! byte loops. (The ninth power lets the longest tail, eight blocks, share its
 //! reduction with the length block.)
 //!
-//! # Out of place, with the checksum for free
+//! # Out of place, with a plaintext sink
 //!
 //! The bulk loops read and write through a [`Bulk`]: the same memory when
 //! working in place, or the caller's input and the spare capacity of an
-//! output `Vec` for [`AesNiKey::seal_append`], which ESP uses to encrypt a
-//! payload straight from the packet it was handed. That path also adds the
-//! plaintext to a one's complement sum (`crate::ones_complement`) with an
-//! add-with-carry chain: the loop keeps the vector ports busy and leaves the
-//! integer ones idle, so the sum costs about 3% instead of the 8% of a pass
-//! of its own, and ESP checks the inner checksum of exactly the bytes that
-//! were encrypted. (Summing the plaintext inside the decrypt loop means
-//! reading back what was just stored, and measured slower than a pass after.)
+//! output `Vec` (`super::SealInto`), which ESP uses to encrypt a payload
+//! straight from the packet it was handed. Sealing also hands each 64 bytes
+//! of plaintext it loads to a [`PlaintextSink`] (ESP's sums them for the
+//! inner checksum, `crate::ones_complement`): the loop keeps the vector
+//! ports busy and leaves the integer ones idle, so a sink's add-with-carry
+//! chain runs beside it, over exactly the bytes that were encrypted.
+//! Decryption feeds no sink: summing plaintext there means reading back
+//! what was just stored.
 //!
 //! # Safety
 //!
@@ -74,8 +74,7 @@
 //! its batch count.
 
 use super::bulk::Bulk;
-use super::{KeyBytes, append_by_copy};
-use crate::ones_complement::{BlockSum, add_folding, sum_native};
+use super::{Discard, KeyBytes, PlaintextSink, SealInto};
 use core::arch::x86_64::{
     __m128i, _mm_add_epi32, _mm_aesenc_si128, _mm_aesenclast_si128, _mm_aeskeygenassist_si128, _mm_clmulepi64_si128,
     _mm_extract_epi32, _mm_loadu_si128, _mm_set_epi8, _mm_set_epi32, _mm_set_epi64x, _mm_setzero_si128,
@@ -593,31 +592,6 @@ impl AesNiKey {
         unsafe { self.crypt_in_place::<true>(j0, aad, buf) }
     }
 
-    /// Encrypt `parts[0] || parts[1]` and append the ciphertext to `out`;
-    /// return the tag and the one's complement sum of `parts[0]` (see
-    /// `crate::ones_complement`), computed in the same pass.
-    #[inline]
-    pub(crate) fn seal_append(&self, j0: u128, aad: &[u8], parts: [&[u8]; 2], out: &mut Vec<u8>) -> ([u8; 16], u64) {
-        let [src, extra] = parts;
-        let total = src.len() + extra.len();
-        out.reserve(total);
-        let start = out.len();
-        let dst = out.spare_capacity_mut().get_mut(..total);
-        match dst {
-            // Without a whole batch to read in place of a copy, copying first
-            // is as cheap and simpler. (`reserve` guarantees `dst`.)
-            Some(dst) if src.len() >= BATCH => {
-                // SAFETY: an `AesNiKey` exists only if the features were detected.
-                let result = unsafe { self.seal_into(j0, aad, src, extra, dst) };
-                // SAFETY: `seal_into` initialised all `total` bytes of `dst`,
-                // the spare capacity right after the first `start` bytes.
-                unsafe { out.set_len(start + total) };
-                result
-            }
-            _ => append_by_copy(out, parts, false, |buf| self.seal(j0, aad, buf)),
-        }
-    }
-
     /// The tag mask `E(K, J0)`, the hash of the AAD and the first data
     /// counter: everything that comes before the message.
     #[inline]
@@ -662,29 +636,28 @@ impl AesNiKey {
         Self::tag(acc, tag_mask)
     }
 
-    /// Out of place: `src || extra` encrypted into `dst`, which has exactly that length; returns the tag
-    /// and the one's complement sum of `src`, taken on the integer units
-    /// while the vector units encrypt.
+    /// Out of place: `src || extra` encrypted into `dst`, which has exactly
+    /// that length, `src` handed to `sink` on the way; returns the tag.
     #[target_feature(enable = "aes,pclmulqdq,ssse3,sse4.1")]
-    fn seal_into(
+    fn seal_between<S: PlaintextSink>(
         &self,
         j0: u128,
         aad: &[u8],
         src: &[u8],
         extra: &[u8],
         dst: &mut [MaybeUninit<u8>],
-    ) -> ([u8; 16], u64) {
+        sink: &mut S,
+    ) -> [u8; 16] {
         let (tag_mask, acc, mut ctr) = self.begin(j0, aad);
         let lengths = length_block(aad.len(), src.len() + extra.len());
         let (bulk, rest_src, rest_dst) = Batches::between(src, dst);
-        let mut sum = BlockSum::default();
-        let acc = self.seal_bulk::<true>(&mut ctr, acc, bulk, &mut sum);
+        let acc = self.seal_bulk(&mut ctr, acc, bulk, sink);
+        sink.rest(rest_src);
         // The rest of `src` (under 128 bytes) and `extra` are copied to the
         // end of `dst` and finished there in place.
-        let rest_sum = sum_native(rest_src);
         let work = init_with(rest_dst, [rest_src, extra]);
         let acc = self.finish_in_place::<false>(ctr, acc, work, lengths);
-        (Self::tag(acc, tag_mask), add_folding(sum.finish(), rest_sum))
+        Self::tag(acc, tag_mask)
     }
 
     /// Whole batches of `buf` and then its tail, in place, then the length
@@ -703,7 +676,7 @@ impl AesNiKey {
             acc = if DECRYPT {
                 self.open_bulk(&mut ctr, acc, bulk)
             } else {
-                self.seal_bulk::<false>(&mut ctr, acc, bulk, &mut BlockSum::default())
+                self.seal_bulk(&mut ctr, acc, bulk, &mut Discard)
             };
         }
         match rest.len().div_ceil(16) {
@@ -745,16 +718,16 @@ impl AesNiKey {
     }
 
     /// Encrypt whole batches; returns the hash including all their
-    /// ciphertext. Batch `i` is hashed while batch `i + 1` is encrypted. With
-    /// `SUM`, the plaintext is also added to `sum` (on the integer units,
-    /// which this loop leaves idle).
+    /// ciphertext. Batch `i` is hashed while batch `i + 1` is encrypted. The
+    /// plaintext goes to `sink` too (whose work, if any, runs on the integer
+    /// units, which this loop leaves idle).
     #[target_feature(enable = "aes,pclmulqdq,ssse3,sse4.1")]
-    fn seal_bulk<const SUM: bool>(
+    fn seal_bulk<S: PlaintextSink>(
         &self,
         ctr: &mut __m128i,
         mut acc: __m128i,
         io: Batches<'_>,
-        sum: &mut BlockSum,
+        sink: &mut S,
     ) -> __m128i {
         let step = _mm_set_epi32(0, 0, 0, BLOCKS as i32);
         let mut prev = [_mm_setzero_si128(); BLOCKS];
@@ -768,10 +741,8 @@ impl AesNiKey {
                 acc = rounds_1_to_8_with_ghash!(self, ks, prev, acc);
                 self.finish_rounds(&mut ks, BLOCKS + 1);
             }
-            if SUM {
-                // SAFETY: `batch < io.batches` (the loop bound).
-                unsafe { io.add_input_to(batch, sum) };
-            }
+            // SAFETY: `batch < io.batches` (the loop bound).
+            unsafe { io.feed(batch, sink) };
             // SAFETY: `batch < io.batches` (the loop bound).
             let input = unsafe { load_batch(&io, batch) };
             let output: [__m128i; BLOCKS] = core::array::from_fn(|i| xor(input[i], ks[i]));
@@ -837,6 +808,31 @@ impl AesNiKey {
             hashed[N - 1] = byte_reverse(load(&hashed_bytes));
         }
         self.ghash_blocks(acc, &hashed)
+    }
+}
+
+// SAFETY: `seal_between` writes its bulk batches and `init_with` the rest
+// of `dst`: every byte.
+unsafe impl SealInto for AesNiKey {
+    const BATCH: usize = BATCH;
+
+    #[inline]
+    fn seal(&self, j0: u128, aad: &[u8], buf: &mut [u8]) -> [u8; 16] {
+        AesNiKey::seal(self, j0, aad, buf)
+    }
+
+    #[inline]
+    fn seal_into<S: PlaintextSink>(
+        &self,
+        j0: u128,
+        aad: &[u8],
+        src: &[u8],
+        extra: &[u8],
+        dst: &mut [MaybeUninit<u8>],
+        sink: &mut S,
+    ) -> [u8; 16] {
+        // SAFETY: an `AesNiKey` exists only if the features were detected.
+        unsafe { self.seal_between(j0, aad, src, extra, dst, sink) }
     }
 }
 

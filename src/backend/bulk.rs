@@ -7,7 +7,7 @@
 //! stores its own register width through [`Bulk::input`] and
 //! [`Bulk::output`].
 
-use crate::ones_complement::BlockSum;
+use super::sink::PlaintextSink;
 use core::marker::PhantomData;
 use core::mem::MaybeUninit;
 
@@ -71,17 +71,17 @@ impl<'a, const BATCH: usize> Bulk<'a, BATCH> {
         unsafe { self.dst.add(batch * BATCH + offset) }
     }
 
-    /// Add input batch `batch` to `sum`, 64 bytes at a time.
+    /// Hand input batch `batch` to `sink`, 64 bytes at a time.
     ///
     /// # Safety
     /// `batch < self.batches`.
     #[inline(always)]
-    pub(super) unsafe fn add_input_to(&self, batch: usize, sum: &mut BlockSum) {
+    pub(super) unsafe fn feed<S: PlaintextSink>(&self, batch: usize, sink: &mut S) {
         const { assert!(BATCH.is_multiple_of(64)) };
         for part in 0..BATCH / 64 {
             // SAFETY: in bounds of `src` (caller and type invariant); nothing
             // writes them while this short-lived reference exists.
-            sum.add(unsafe { &*self.input(batch, 64 * part).cast::<[u8; 64]>() });
+            sink.block(unsafe { &*self.input(batch, 64 * part).cast::<[u8; 64]>() });
         }
     }
 }

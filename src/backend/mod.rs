@@ -16,14 +16,18 @@ mod bulk;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod multi512;
 pub(crate) mod scalar;
+mod sink;
 mod tsc;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod vaes256;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod vaes512;
 
+use crate::ones_complement::PlaintextSum;
 use core::fmt;
+use core::mem::MaybeUninit;
 use core::str::FromStr;
+pub(crate) use sink::{Discard, PlaintextSink};
 
 /// An AES-GCM implementation.
 ///
@@ -338,18 +342,35 @@ impl Engine {
 
     /// Encrypt `parts[0] || parts[1]` and append the ciphertext to `out`;
     /// returns the tag and the one's complement sum of `parts[0]`
-    /// (`crate::ones_complement`). Backends that can read and write different
-    /// memory do it in one pass, summing as they go.
+    /// (`crate::ones_complement`), which the backend takes as it reads the
+    /// plaintext (a [`PlaintextSum`] fed by [`seal_append_to`](Self::seal_append_to)).
     #[inline]
     pub(crate) fn seal_append(&self, j0: u128, aad: &[u8], parts: [&[u8]; 2], out: &mut Vec<u8>) -> ([u8; 16], u64) {
+        let mut sum = PlaintextSum::default();
+        let tag = self.seal_append_to(j0, aad, parts, out, &mut sum);
+        (tag, sum.total())
+    }
+
+    /// Encrypt `parts[0] || parts[1]` and append the ciphertext to `out`,
+    /// handing the plaintext of `parts[0]` to `sink` as it is read; returns
+    /// the tag.
+    #[inline]
+    pub(crate) fn seal_append_to<S: PlaintextSink>(
+        &self,
+        j0: u128,
+        aad: &[u8],
+        parts: [&[u8]; 2],
+        out: &mut Vec<u8>,
+        sink: &mut S,
+    ) -> [u8; 16] {
         match self {
-            Engine::Scalar(k) => append_by_copy(out, parts, false, |buf| k.seal(j0, aad, buf)),
+            Engine::Scalar(k) => append_by_copy(out, parts, sink, |buf| k.seal(j0, aad, buf)),
             #[cfg(target_arch = "x86_64")]
-            Engine::AesNi(k) => k.seal_append(j0, aad, parts, out),
+            Engine::AesNi(k) => seal_append(&**k, j0, aad, parts, out, sink),
             #[cfg(target_arch = "x86_64")]
-            Engine::Vaes256(k) => k.seal_append(j0, aad, parts, out),
+            Engine::Vaes256(k) => seal_append(&**k, j0, aad, parts, out, sink),
             #[cfg(target_arch = "x86_64")]
-            Engine::Vaes512(k) => k.seal_append(j0, aad, parts, out),
+            Engine::Vaes512(k) => seal_append(&**k, j0, aad, parts, out, sink),
         }
     }
 
@@ -367,22 +388,91 @@ impl Engine {
     }
 }
 
-/// The append operations by copying: `parts` are appended to `out` and
-/// `crypt` en- or decrypts them there in place; when encrypting, `parts[0]`
-/// is summed too (0 is returned as the sum when decrypting).
+/// Appending by copying: `parts` are appended to `out`, `parts[0]` is
+/// handed to `sink`, and `seal` encrypts the copy in place.
 #[inline]
-pub(crate) fn append_by_copy(
+fn append_by_copy<S: PlaintextSink>(
     out: &mut Vec<u8>,
     parts: [&[u8]; 2],
-    decrypt: bool,
-    crypt: impl FnOnce(&mut [u8]) -> [u8; 16],
-) -> ([u8; 16], u64) {
-    use crate::ones_complement::sum_native;
+    sink: &mut S,
+    seal: impl FnOnce(&mut [u8]) -> [u8; 16],
+) -> [u8; 16] {
     let start = out.len();
     out.extend_from_slice(parts[0]);
     out.extend_from_slice(parts[1]);
-    let sum = if decrypt { 0 } else { sum_native(parts[0]) };
-    (crypt(out.get_mut(start..).unwrap_or_default()), sum)
+    sink.rest(parts[0]);
+    seal(out.get_mut(start..).unwrap_or_default())
+}
+
+/// A backend that can encrypt from the caller's buffer straight into
+/// another, for [`seal_append`].
+///
+/// # Safety
+/// [`seal_into`](Self::seal_into) must initialise every byte of `dst`:
+/// [`seal_append`] then takes them as part of the `Vec`.
+pub(crate) unsafe trait SealInto {
+    /// Bytes per bulk batch. A shorter `parts[0]` is copied first: with no
+    /// whole batch to read from it, that costs no more, and it is simpler.
+    const BATCH: usize;
+
+    /// Encrypt `buf` in place; the tag.
+    fn seal(&self, j0: u128, aad: &[u8], buf: &mut [u8]) -> [u8; 16];
+
+    /// Encrypt `src || extra` into `dst`, which is exactly that long,
+    /// handing `src` to `sink` as it is read; the tag.
+    fn seal_into<S: PlaintextSink>(
+        &self,
+        j0: u128,
+        aad: &[u8],
+        src: &[u8],
+        extra: &[u8],
+        dst: &mut [MaybeUninit<u8>],
+        sink: &mut S,
+    ) -> [u8; 16];
+}
+
+/// `parts[0] || parts[1]` encrypted onto the end of `out` by `key`, reading
+/// `parts[0]` where it is when it holds a whole batch; the tag.
+#[inline]
+fn seal_append<K: SealInto, S: PlaintextSink>(
+    key: &K,
+    j0: u128,
+    aad: &[u8],
+    parts: [&[u8]; 2],
+    out: &mut Vec<u8>,
+    sink: &mut S,
+) -> [u8; 16] {
+    let [src, extra] = parts;
+    let total = src.len() + extra.len();
+    out.reserve(total);
+    let start = out.len();
+    match out.spare_capacity_mut().get_mut(..total) {
+        // (`reserve` guarantees the capacity.)
+        Some(dst) if src.len() >= K::BATCH => {
+            let tag = key.seal_into(j0, aad, src, extra, dst, sink);
+            // SAFETY: `seal_into` initialised all `total` bytes of `dst`
+            // (`SealInto`'s contract), the spare capacity right after the
+            // first `start` bytes.
+            unsafe { out.set_len(start + total) };
+            tag
+        }
+        _ => append_by_copy(out, parts, sink, |buf| key.seal(j0, aad, buf)),
+    }
+}
+
+/// [`seal_append`] on one backend's key with ESP's sink: the tag and the
+/// sum of `parts[0]`.
+#[cfg(test)]
+pub(crate) fn seal_append_summed<K: SealInto>(
+    key: &K,
+    j0: u128,
+    aad: &[u8],
+    parts: [&[u8]; 2],
+    out: &mut Vec<u8>,
+) -> ([u8; 16], u64) {
+    let mut sum = PlaintextSum::default();
+    let tag = seal_append(key, j0, aad, parts, out, &mut sum);
+    (tag, sum.total())
 }
 
 #[cfg(test)]

@@ -68,8 +68,7 @@
 
 use super::aesni::{self, AesNiKey, byte_reverse, init_with, load, read_partial, store, to_bytes, write_partial};
 use super::bulk::Bulk;
-use super::{KeyBytes, append_by_copy};
-use crate::ones_complement::{BlockSum, add_folding, sum_native};
+use super::{Discard, KeyBytes, PlaintextSink, SealInto};
 use core::arch::x86_64::{
     __m128i, __m256i, _mm_add_epi32, _mm_set_epi8, _mm_set_epi32, _mm_set_epi64x, _mm_set1_epi8, _mm_setzero_si128,
     _mm_xor_si128, _mm256_add_epi32, _mm256_aesenc_epi128, _mm256_aesenclast_epi128, _mm256_and_si256,
@@ -78,6 +77,7 @@ use core::arch::x86_64::{
     _mm256_set_epi32, _mm256_set_m128i, _mm256_setzero_si256, _mm256_shuffle_epi8, _mm256_storeu_si256,
     _mm256_xor_si256, _mm256_zextsi128_si256,
 };
+use core::mem::MaybeUninit;
 use zeroize::Zeroize;
 
 /// Blocks per bulk iteration.
@@ -301,7 +301,7 @@ impl Vaes256Key {
         }
         let (bulk, rest) = Batches::in_place(buf);
         // SAFETY: a `Vaes256Key` exists only if the features were detected.
-        unsafe { self.crypt::<false, false>(j0, aad, bulk, &mut BlockSum::default(), rest) }
+        unsafe { self.crypt::<false, _>(j0, aad, bulk, &mut Discard, rest) }
     }
 
     /// Decrypt `buf` in place and return the tag computed over `aad` and the
@@ -310,50 +310,19 @@ impl Vaes256Key {
     pub(crate) fn open(&self, j0: u128, aad: &[u8], buf: &mut [u8]) -> [u8; 16] {
         let (bulk, rest) = Batches::in_place(buf);
         // SAFETY: a `Vaes256Key` exists only if the features were detected.
-        unsafe { self.crypt::<true, false>(j0, aad, bulk, &mut BlockSum::default(), rest) }
+        unsafe { self.crypt::<true, _>(j0, aad, bulk, &mut Discard, rest) }
     }
 
-    /// Encrypt `parts[0] || parts[1]` and append the ciphertext to `out`;
-    /// return the tag and the one's complement sum of `parts[0]` (see
-    /// `crate::ones_complement`), computed in the same pass.
-    #[inline]
-    pub(crate) fn seal_append(&self, j0: u128, aad: &[u8], parts: [&[u8]; 2], out: &mut Vec<u8>) -> ([u8; 16], u64) {
-        let [src, extra] = parts;
-        let total = src.len() + extra.len();
-        out.reserve(total);
-        let start = out.len();
-        match out.spare_capacity_mut().get_mut(..total) {
-            // Without a whole batch to read in place of a copy, copying first
-            // is as cheap and simpler. (`reserve` guarantees the capacity.)
-            Some(dst) if src.len() >= BATCH => {
-                let (bulk, rest_src, rest_dst) = Batches::between(src, dst);
-                let mut sum = BlockSum::default();
-                // The rest of `src` (under 128 bytes) and `extra` are copied
-                // to the end of the output and finished there in place.
-                let rest_sum = sum_native(rest_src);
-                let work = init_with(rest_dst, [rest_src, extra]);
-                // SAFETY: a `Vaes256Key` exists only if the features were detected.
-                let tag = unsafe { self.crypt::<false, true>(j0, aad, bulk, &mut sum, work) };
-                // The output batches were written by `crypt` and the rest by
-                // `init_with` (then encrypted in place).
-                // SAFETY: all `total` bytes of spare capacity after `start` are initialised.
-                unsafe { out.set_len(start + total) };
-                (tag, add_folding(sum.finish(), rest_sum))
-            }
-            _ => append_by_copy(out, parts, false, |buf| self.seal(j0, aad, buf)),
-        }
-    }
-
-    /// En- or decrypt the batches of `first` (adding their input to `sum`
-    /// if `SUM`), then all of `rest` in place; return the tag over `aad` and
+    /// En- or decrypt the batches of `first` (handing their input to
+    /// `sink`), then all of `rest` in place; return the tag over `aad` and
     /// the ciphertext of both.
     #[target_feature(enable = "vaes,vpclmulqdq,avx2,avx,aes,pclmulqdq,ssse3,sse4.1")]
-    fn crypt<const DECRYPT: bool, const SUM: bool>(
+    fn crypt<const DECRYPT: bool, S: PlaintextSink>(
         &self,
         j0: u128,
         aad: &[u8],
         first: Batches<'_>,
-        sum: &mut BlockSum,
+        sink: &mut S,
         rest: &mut [u8],
     ) -> [u8; 16] {
         let lengths = length_block(aad.len(), first.batches * BATCH + rest.len());
@@ -382,8 +351,8 @@ impl Vaes256Key {
                 self.open_bulk(&mut ctr, &mut acc, first);
                 self.open_bulk(&mut ctr, &mut acc, second);
             } else {
-                self.seal_bulk::<SUM>(&mut ctr, &mut acc, &mut pending, first, sum);
-                self.seal_bulk::<false>(&mut ctr, &mut acc, &mut pending, second, &mut BlockSum::default());
+                self.seal_bulk(&mut ctr, &mut acc, &mut pending, first, sink);
+                self.seal_bulk(&mut ctr, &mut acc, &mut pending, second, &mut Discard);
             }
         }
         // Every vector handed over is a whole register: the tail reloads
@@ -464,16 +433,16 @@ impl Vaes256Key {
 
     /// Encrypt whole batches. Each batch's ciphertext is hashed while the
     /// next one is encrypted; the last one is left in `pending` (reflected)
-    /// for the tail's reduction. With `SUM`, the plaintext is also added to
-    /// `sum` (on the integer units, which this loop leaves idle).
+    /// for the tail's reduction. The plaintext goes to `sink` too (whose
+    /// work, if any, runs on the integer units, which this loop leaves idle).
     #[target_feature(enable = "vaes,vpclmulqdq,avx2,avx,aes,pclmulqdq,ssse3,sse4.1")]
-    fn seal_bulk<const SUM: bool>(
+    fn seal_bulk<S: PlaintextSink>(
         &self,
         ctr: &mut __m128i,
         acc: &mut __m128i,
         pending: &mut Option<[__m256i; REGS]>,
         io: Batches<'_>,
-        sum: &mut BlockSum,
+        sink: &mut S,
     ) {
         let step = _mm_set_epi32(0, 0, 0, BLOCKS as i32);
         let (mut c, mut a) = (*ctr, *acc);
@@ -487,7 +456,7 @@ impl Vaes256Key {
                 c = _mm_add_epi32(c, step);
                 self.finish_rounds(&mut ks, 1);
                 // SAFETY: `0 < io.batches` (checked above).
-                (unsafe { self.seal_output::<SUM>(&ks, io, 0, sum) }, 1)
+                (unsafe { self.seal_output(&ks, io, 0, sink) }, 1)
             }
         };
         for batch in first..io.batches {
@@ -496,31 +465,29 @@ impl Vaes256Key {
             a = self.rounds_with_ghash(&mut ks, &prev, a);
             self.finish_rounds(&mut ks, 1 + REGS);
             // SAFETY: `batch < io.batches` (the loop bound).
-            prev = unsafe { self.seal_output::<SUM>(&ks, io, batch, sum) };
+            prev = unsafe { self.seal_output(&ks, io, batch, sink) };
         }
         (*ctr, *acc) = (c, a);
         *pending = Some(prev);
     }
 
-    /// XOR batch `batch` of the input with the keystream `ks`, store it, add
-    /// the input to `sum` if `SUM`; returns the ciphertext reflected, for
+    /// XOR batch `batch` of the input with the keystream `ks`, store it,
+    /// hand the input to `sink`; returns the ciphertext reflected, for
     /// hashing.
     ///
     /// # Safety
     /// `batch < io.batches`.
     #[inline]
     #[target_feature(enable = "vaes,vpclmulqdq,avx2,avx,aes,pclmulqdq,ssse3,sse4.1")]
-    unsafe fn seal_output<const SUM: bool>(
+    unsafe fn seal_output<S: PlaintextSink>(
         &self,
         ks: &[__m256i; REGS],
         io: Batches<'_>,
         batch: usize,
-        sum: &mut BlockSum,
+        sink: &mut S,
     ) -> [__m256i; REGS] {
-        if SUM {
-            // SAFETY: `batch < io.batches` (caller).
-            unsafe { io.add_input_to(batch, sum) };
-        }
+        // SAFETY: `batch < io.batches` (caller).
+        unsafe { io.feed(batch, sink) };
         // SAFETY: `batch < io.batches` (caller).
         let input = unsafe { load_batch(&io, batch) };
         let mut output = [_mm256_setzero_si256(); REGS];
@@ -670,6 +637,36 @@ impl Vaes256Key {
             at += 2;
         }
         to_bytes(_mm_xor_si128(byte_reverse(wide.reduce()), tag_mask))
+    }
+}
+
+// SAFETY: `crypt` writes the bulk batches of `dst` and `init_with` the rest.
+unsafe impl SealInto for Vaes256Key {
+    const BATCH: usize = BATCH;
+
+    #[inline]
+    fn seal(&self, j0: u128, aad: &[u8], buf: &mut [u8]) -> [u8; 16] {
+        Vaes256Key::seal(self, j0, aad, buf)
+    }
+
+    #[inline]
+    fn seal_into<S: PlaintextSink>(
+        &self,
+        j0: u128,
+        aad: &[u8],
+        src: &[u8],
+        extra: &[u8],
+        dst: &mut [MaybeUninit<u8>],
+        sink: &mut S,
+    ) -> [u8; 16] {
+        let (bulk, rest_src, rest_dst) = Batches::between(src, dst);
+        // The rest of `src` (under 128 bytes) and `extra` are copied to the
+        // end of the output and finished there in place.
+        let work = init_with(rest_dst, [rest_src, extra]);
+        // SAFETY: a `Vaes256Key` exists only if the features were detected.
+        let tag = unsafe { self.crypt::<false, _>(j0, aad, bulk, sink, work) };
+        sink.rest(rest_src);
+        tag
     }
 }
 
@@ -830,13 +827,14 @@ mod tests {
                     let tag = fast.seal(j0, b"12345678", &mut expect);
                     // Unaligned output start too: existing bytes before it.
                     let mut out = vec![0xEE; offset];
-                    let (got_tag, sum) = fast.seal_append(j0, b"12345678", [src, extra], &mut out);
+                    let (got_tag, sum) =
+                        crate::backend::seal_append_summed(&fast, j0, b"12345678", [src, extra], &mut out);
                     assert_eq!(&out[..offset], &vec![0xEE; offset][..], "prefix kept");
                     assert_eq!(&out[offset..], &expect[..], "ciphertext, length {len}+{}", extra.len());
                     assert_eq!(got_tag, tag, "tag, length {len}+{}", extra.len());
                     assert_eq!(
                         crate::ones_complement::fold(sum),
-                        crate::ones_complement::fold(sum_native(src)),
+                        crate::ones_complement::fold(crate::ones_complement::sum_native(src)),
                         "sum, length {len}"
                     );
                 }

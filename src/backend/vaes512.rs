@@ -46,8 +46,7 @@
 
 use super::aesni::{AesNiKey, gf_mul, init_with, length_block};
 use super::bulk::Bulk;
-use super::{KeyBytes, append_by_copy};
-use crate::ones_complement::{BlockSum, add_folding, sum_native};
+use super::{Discard, KeyBytes, PlaintextSink, SealInto};
 use core::arch::x86_64::{
     __m128i, __m512i, _MM_PERM_BADC, _mm_clmulepi64_si128, _mm_cvtsi128_si32, _mm_set_epi8, _mm_setzero_si128,
     _mm_xor_si128, _mm256_castsi256_si128, _mm256_extracti128_si256, _mm256_xor_si256, _mm512_add_epi32,
@@ -430,36 +429,6 @@ impl Vaes512Key {
         }
     }
 
-    /// Encrypt `parts[0] || parts[1]` and append the ciphertext to `out`;
-    /// return the tag and the one's complement sum of `parts[0]`, computed in
-    /// the same pass.
-    #[inline]
-    pub(crate) fn seal_append(&self, j0: u128, aad: &[u8], parts: [&[u8]; 2], out: &mut Vec<u8>) -> ([u8; 16], u64) {
-        let [src, extra] = parts;
-        let total = src.len() + extra.len();
-        out.reserve(total);
-        let start = out.len();
-        match out.spare_capacity_mut().get_mut(..total) {
-            // Without a whole batch to read in place of a copy, copying first
-            // is as cheap and simpler. (`reserve` guarantees the capacity.)
-            Some(dst) if src.len() >= BATCH => {
-                // SAFETY: a `Vaes512Key` exists only if the features were detected.
-                let result = unsafe {
-                    match self.base.rounds() {
-                        10 => self.seal_into::<10>(j0, aad, src, extra, dst),
-                        12 => self.seal_into::<12>(j0, aad, src, extra, dst),
-                        _ => self.seal_into::<14>(j0, aad, src, extra, dst),
-                    }
-                };
-                // SAFETY: `seal_into` initialised all `total` bytes of `dst`,
-                // the spare capacity right after the first `start` bytes.
-                unsafe { out.set_len(start + total) };
-                result
-            }
-            _ => append_by_copy(out, parts, false, |buf| self.seal(j0, aad, buf)),
-        }
-    }
-
     #[target_feature(enable = "vaes,vpclmulqdq,avx512f,avx512bw,avx512vl,aes,pclmulqdq,ssse3,sse4.1")]
     fn crypt_in_place<const DECRYPT: bool, const R: usize>(&self, j0: u128, aad: &[u8], buf: &mut [u8]) -> [u8; 16] {
         // `AesNiKey::begin` in its two parts, so that it stays in this frame
@@ -480,28 +449,27 @@ impl Vaes512Key {
     }
 
     /// Out of place: `src || extra` encrypted into `dst`, which has exactly
-    /// that length; returns the tag and the one's complement sum of `src`,
-    /// taken on the integer units while the vector units encrypt.
+    /// that length, `src` handed to `sink` on the way; returns the tag.
     #[target_feature(enable = "vaes,vpclmulqdq,avx512f,avx512bw,avx512vl,aes,pclmulqdq,ssse3,sse4.1")]
-    fn seal_into<const R: usize>(
+    fn seal_between<S: PlaintextSink, const R: usize>(
         &self,
         j0: u128,
         aad: &[u8],
         src: &[u8],
         extra: &[u8],
         dst: &mut [MaybeUninit<u8>],
-    ) -> ([u8; 16], u64) {
+        sink: &mut S,
+    ) -> [u8; 16] {
         let (tag_mask, acc, ctr) = self.base.begin(j0, aad);
         let lengths = length_block(aad.len(), src.len() + extra.len());
         let s = Schedule::new(&self.base);
         let mut ctr = first_counters(ctr);
         let (bulk, rest_src, rest_dst) = Batches::between(src, dst);
-        let mut sum = BlockSum::default();
-        let (acc, pending) = self.seal_bulk::<true, R>(s, &mut ctr, acc, bulk, &mut sum);
+        let (acc, pending) = self.seal_bulk::<S, R>(s, &mut ctr, acc, bulk, sink);
         // The rest of `src` (under 256 bytes) and `extra` are copied to the
         // end of `dst` and finished there in place, the last batch hashed
         // with them.
-        let rest_sum = sum_native(rest_src);
+        sink.rest(rest_src);
         let work = init_with(rest_dst, [rest_src, extra]);
         let acc = if work.len() < BATCH {
             self.finish_tail::<false, R>(s, ctr, acc, pending, work, lengths)
@@ -514,7 +482,7 @@ impl Vaes512Key {
             };
             self.finish_in_place::<false, R>(s, ctr, acc, work, lengths)
         };
-        (AesNiKey::tag(acc, tag_mask), add_folding(sum.finish(), rest_sum))
+        AesNiKey::tag(acc, tag_mask)
     }
 
     /// Whole batches of `buf` and then its tail, in place, then the length
@@ -537,7 +505,7 @@ impl Vaes512Key {
             if DECRYPT {
                 acc = self.open_bulk::<R>(s, &mut ctr, acc, bulk);
             } else {
-                (acc, pending) = self.seal_bulk::<false, R>(s, &mut ctr, acc, bulk, &mut BlockSum::default());
+                (acc, pending) = self.seal_bulk::<Discard, R>(s, &mut ctr, acc, bulk, &mut Discard);
             }
         }
         self.finish_tail::<DECRYPT, R>(s, ctr, acc, pending, rest, lengths)
@@ -610,16 +578,15 @@ impl Vaes512Key {
     /// batches) for
     /// `final_hash!`. Batch `k - 1` is hashed while batch
     /// `k` is encrypted, two batches (32 products) per reduction (a single
-    /// batch first if their number is odd). With `SUM`, the plaintext is also
-    /// added to `sum`.
+    /// batch first if their number is odd). The plaintext goes to `sink` too.
     #[target_feature(enable = "vaes,vpclmulqdq,avx512f,avx512bw,avx512vl,aes,pclmulqdq,ssse3,sse4.1")]
-    fn seal_bulk<const SUM: bool, const R: usize>(
+    fn seal_bulk<S: PlaintextSink, const R: usize>(
         &self,
         s: Schedule<'_, R>,
         ctr: &mut __m512i,
         mut acc: __m128i,
         io: Batches<'_>,
-        sum: &mut BlockSum,
+        sink: &mut S,
     ) -> (__m128i, Option<[__m512i; 4]>) {
         if io.batches == 0 {
             return (acc, None);
@@ -651,10 +618,8 @@ impl Vaes512Key {
                 }
             }
             s.finish_rounds(&mut ks, 1);
-            if SUM {
-                // SAFETY: `batch < io.batches` (the loop bound).
-                unsafe { io.add_input_to(batch, sum) };
-            }
+            // SAFETY: `batch < io.batches` (the loop bound).
+            unsafe { io.feed(batch, sink) };
             // SAFETY: `batch < io.batches` (the loop bound).
             let input = unsafe { load_batch(&io, batch) };
             let output: [__m512i; 4] = core::array::from_fn(|g| _mm512_xor_si512(input[g], ks[g]));
@@ -738,6 +703,37 @@ impl Vaes512Key {
             unsafe { _mm512_mask_storeu_epi8(base.wrapping_add(64 * g).cast(), masks[g], output) };
             byte_reverse(if DECRYPT { input[g] } else { output })
         })
+    }
+}
+
+// SAFETY: `seal_between` writes the bulk batches of `dst` and `init_with`
+// the rest.
+unsafe impl SealInto for Vaes512Key {
+    const BATCH: usize = BATCH;
+
+    #[inline]
+    fn seal(&self, j0: u128, aad: &[u8], buf: &mut [u8]) -> [u8; 16] {
+        Vaes512Key::seal(self, j0, aad, buf)
+    }
+
+    #[inline]
+    fn seal_into<S: PlaintextSink>(
+        &self,
+        j0: u128,
+        aad: &[u8],
+        src: &[u8],
+        extra: &[u8],
+        dst: &mut [MaybeUninit<u8>],
+        sink: &mut S,
+    ) -> [u8; 16] {
+        // SAFETY: a `Vaes512Key` exists only if the features were detected.
+        unsafe {
+            match self.base.rounds() {
+                10 => self.seal_between::<S, 10>(j0, aad, src, extra, dst, sink),
+                12 => self.seal_between::<S, 12>(j0, aad, src, extra, dst, sink),
+                _ => self.seal_between::<S, 14>(j0, aad, src, extra, dst, sink),
+            }
+        }
     }
 }
 
@@ -849,11 +845,14 @@ mod tests {
             let mut whole = [payload, extra].concat();
             let tag = fast.seal(j0, b"hdr", &mut whole);
             let mut out = b"prefix".to_vec();
-            let (tag2, sum) = fast.seal_append(j0, b"hdr", [payload, extra], &mut out);
+            let (tag2, sum) = crate::backend::seal_append_summed(&fast, j0, b"hdr", [payload, extra], &mut out);
             assert_eq!(&out[..6], b"prefix");
             assert_eq!(&out[6..], &whole[..], "length {len}+{extra_len}");
             assert_eq!(tag2, tag);
-            assert_eq!(crate::ones_complement::fold(sum), crate::ones_complement::fold(sum_native(payload)));
+            assert_eq!(
+                crate::ones_complement::fold(sum),
+                crate::ones_complement::fold(crate::ones_complement::sum_native(payload))
+            );
         }
     }
 }
