@@ -1,6 +1,7 @@
 //! What an SA is: SPI, keys, transform, mode, encapsulation and policies.
 
 use super::EspError;
+use super::selector::Selector;
 use crate::{Backend, VerifyPolicy};
 use core::fmt;
 use std::net::IpAddr;
@@ -223,6 +224,11 @@ pub struct SaConfig {
     /// is refused with [`EspError::PacketTooBig`] carrying the MTU to report
     /// to its sender. `None` (default): no limit beyond the IP length field.
     pub path_mtu: Option<u16>,
+    /// Traffic selectors (RFC 4301 §4.4.1) the SA's packets must match:
+    /// checked after decryption (the inner packet in tunnel mode) and before
+    /// encryption; a packet outside them is refused with
+    /// [`EspError::NotCovered`]. Empty (default): anything.
+    pub selectors: Vec<Selector>,
 }
 
 impl SaConfig {
@@ -250,6 +256,7 @@ impl SaConfig {
             tunnel_ttl: 64,
             next_headers: NextHeaders::Verifiable,
             path_mtu: None,
+            selectors: Vec::new(),
         }
     }
 
@@ -297,6 +304,9 @@ impl SaConfig {
         }
         if self.tunnel_ttl == 0 {
             return invalid("tunnel_ttl", "an outer TTL of 0 would be dropped by the first router");
+        }
+        if let Some(reason) = self.selectors.iter().find_map(Selector::problem) {
+            return invalid("selectors", reason);
         }
         if self.path_mtu.is_some_and(|m| m < 576) {
             return invalid("path_mtu", "a path MTU below 576 bytes (what every IPv4 host must accept) is not usable");
@@ -348,6 +358,7 @@ impl fmt::Debug for SaConfig {
             .field("tunnel_ttl", &self.tunnel_ttl)
             .field("next_headers", &self.next_headers)
             .field("path_mtu", &self.path_mtu)
+            .field("selectors", &self.selectors)
             .finish()
     }
 }

@@ -63,6 +63,8 @@ pub struct Counters {
     pub too_large: u64,
     /// Packets refused for the path MTU ([`EspError::PacketTooBig`]).
     pub too_big_for_path: u64,
+    /// Packets outside the SA's traffic selectors ([`EspError::NotCovered`]).
+    pub not_covered: u64,
     /// Tunnel-mode inner fragments carried whose upper-layer checksum cannot
     /// be verified (it covers the reassembled datagram). Also counted in
     /// `packets`.
@@ -72,7 +74,7 @@ pub struct Counters {
 }
 
 /// How many counters [`Counters`] has.
-const FIELDS: usize = 22;
+const FIELDS: usize = 23;
 
 impl Counters {
     /// Every counter, in one order that [`SharedCounters`] keeps.
@@ -98,6 +100,7 @@ impl Counters {
             &mut self.unsupported,
             &mut self.too_large,
             &mut self.too_big_for_path,
+            &mut self.not_covered,
             &mut self.unverifiable_fragments,
             &mut self.other,
         ]
@@ -124,6 +127,7 @@ impl Counters {
             EspError::Unsupported(_) => &mut self.unsupported,
             EspError::TooLarge { .. } => &mut self.too_large,
             EspError::PacketTooBig { .. } => &mut self.too_big_for_path,
+            EspError::NotCovered { .. } => &mut self.not_covered,
             EspError::Invalid { .. } | EspError::Crypto(_) | EspError::KeyInUse { .. } => &mut self.other,
         };
         *counter = counter.saturating_add(1);
@@ -154,6 +158,7 @@ impl Counters {
             self.unsupported,
             self.too_large,
             self.too_big_for_path,
+            self.not_covered,
             self.other,
         ]
         .iter()
@@ -260,7 +265,7 @@ impl SharedCounters {
         // Positions in `Counters::fields_mut`.
         const PACKETS: usize = 0;
         const BYTES: usize = 1;
-        const UNVERIFIABLE: usize = 20;
+        const UNVERIFIABLE: usize = 21;
         self.with_shard(|values, owned| {
             if let (Some(packets), Some(total)) = (values.get(PACKETS), values.get(BYTES)) {
                 add(packets, 1, owned);

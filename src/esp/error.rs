@@ -314,6 +314,15 @@ pub enum EspError {
         /// The largest length the field can say.
         max: usize,
     },
+    /// The packet's addresses, protocol or ports are outside the SA's
+    /// traffic selectors ([`SaConfig::selectors`](super::SaConfig::selectors)):
+    /// after decryption, a peer sending for addresses it may not speak for
+    /// (dropped); before encryption, a packet this SA does not carry (not
+    /// sent: look up the SA that covers it).
+    NotCovered {
+        /// Sequence number of a received packet; `None` on the sending side.
+        seq: Option<u64>,
+    },
     /// Sealed, the packet would exceed the SA's path MTU
     /// ([`SaConfig::path_mtu`](super::SaConfig::path_mtu)) and may not be
     /// fragmented (IPv4 with DF set, or IPv6). Nothing was sent: tell the
@@ -364,6 +373,7 @@ impl EspError {
             | EspError::BadPadding { seq, .. }
             | EspError::ChecksumAfterDecrypt { seq, .. }
             | EspError::UnexpectedNextHeader { seq, .. }
+            | EspError::NotCovered { seq: Some(seq) }
             | EspError::Dummy { seq } => Some(seq),
             EspError::SequenceExhausted { last } => Some(last),
             _ => None,
@@ -430,6 +440,15 @@ impl fmt::Display for EspError {
             EspError::TooLarge { len, max } => {
                 write!(f, "packet too large: {len} bytes, but the IP length field allows at most {max}")
             }
+            EspError::NotCovered { seq: Some(seq) } => write!(
+                f,
+                "decrypted sequence number {seq} is outside the SA's traffic selectors (addresses, protocol or \
+                 ports): the peer may not send it on this SA; dropped"
+            ),
+            EspError::NotCovered { seq: None } => f.write_str(
+                "the packet is outside the SA's traffic selectors (addresses, protocol or ports): not sent; \
+                 seal it with the SA whose selectors cover it",
+            ),
             EspError::PacketTooBig { len, mtu } => write!(
                 f,
                 "packet too big for the path: sealed it would be {len} bytes and may not be fragmented; \

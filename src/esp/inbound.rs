@@ -8,6 +8,7 @@ use super::outbound::{put_back, with_scratch};
 use super::packet::{self, Addresses, Stage, Upper};
 use super::packet_buf::{PacketBuf, PacketBuffer};
 use super::replay::ReplayWindow;
+use super::selector;
 use super::wire::{self, EspPacket, Ipv4Packet, Ipv6Packet, UdpPacket, esp, ipv4, ipv6, protocol, udp};
 use super::{Counters, Encap, EspError, Field, Header, Limitation, Mode, SaConfig};
 use crate::Backend;
@@ -363,6 +364,7 @@ impl Inbound {
         if !self.delivers(protocol) {
             return Err(EspError::UnexpectedNextHeader { seq, next_header: protocol });
         }
+        self.check_selectors(&d, out, seq)?;
         if let (Encap::Udp { .. }, Some(original), Upper::At { protocol, offset }) =
             (self.cfg.encap, &self.nat_original, d.upper)
         {
@@ -399,7 +401,22 @@ impl Inbound {
             other => other,
         })?;
         out.truncate(d.len);
+        self.check_selectors(&d, out, seq)?;
         packet::verify(&d, out, self.cfg.checksums, Stage::AfterDecrypt { seq })
+    }
+
+    /// RFC 4301 §5.2: the decrypted packet must be one the SA's selectors
+    /// cover.
+    fn check_selectors(&self, d: &packet::Datagram, bytes: &[u8], seq: u64) -> Result<(), EspError> {
+        if self.cfg.selectors.is_empty() {
+            return Ok(());
+        }
+        let (addrs, protocol, ports) = selector::flow(d, bytes);
+        if selector::covered(&self.cfg.selectors, true, addrs, protocol, ports) {
+            Ok(())
+        } else {
+            Err(EspError::NotCovered { seq: Some(seq) })
+        }
     }
 
     /// Whether `cfg.next_headers` lets `next_header` through.

@@ -103,6 +103,7 @@ mod outbound;
 mod packet;
 mod packet_buf;
 pub mod replay;
+mod selector;
 mod sequence;
 pub mod wire;
 
@@ -116,3 +117,4 @@ pub use inbound::Inbound;
 pub use outbound::Outbound;
 pub use packet_buf::{HEADROOM, PacketBuf, PacketBuffer, PacketSlice, TAILROOM};
 pub use replay::ReplayWindow;
+pub use selector::Selector;

@@ -6,6 +6,7 @@ use super::counters::SharedCounters;
 use super::key_claims::KeyClaim;
 use super::packet::{self, Stage, Upper, UpperPlan};
 use super::packet_buf::{PacketBuf, PacketBuffer};
+use super::selector;
 use super::sequence::Sequence;
 use super::wire::{self, EspRepr, Ipv4Packet, Ipv4Repr, Ipv6Packet, Ipv6Repr, UdpRepr, esp, ipv4, ipv6, protocol, udp};
 use super::{Counters, Encap, EspError, Field, Limitation, Mode, SaConfig};
@@ -357,6 +358,12 @@ impl Outbound {
         // sum the cipher takes of the bytes it encrypts (below), so what is
         // checked is exactly what was encrypted, and the data is read once.
         packet::verify_ipv4_header(&d, datagram, Stage::BeforeEncrypt)?;
+        if !self.cfg.selectors.is_empty() {
+            let (addrs, protocol, ports) = selector::flow(&d, datagram);
+            if !selector::covered(&self.cfg.selectors, false, addrs, protocol, ports) {
+                return Err(EspError::NotCovered { seq: None });
+            }
+        }
         let plan = packet::upper_check(&d, datagram, self.cfg.checksums)?;
         // The header in front of ESP, and where the protected part starts.
         let (header, protected_start, next_header) = match self.cfg.mode {

@@ -97,6 +97,13 @@ pub(crate) struct Datagram {
 }
 
 impl Datagram {
+    /// A fragment's protocol as selectors see it: the IPv4 protocol field,
+    /// or for IPv6 the fragment header's number (what follows it is not
+    /// known without reassembly).
+    pub(crate) fn fragment_protocol(&self, bytes: &[u8]) -> u8 {
+        if self.version == 4 { Ipv4Packet::new_unchecked(bytes).protocol() } else { protocol::FRAGMENT }
+    }
+
     /// Source and destination address as they sit in the header `bytes`
     /// this datagram was parsed from: 8 bytes (IPv4) or 32 (IPv6).
     #[inline]

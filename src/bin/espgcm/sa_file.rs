@@ -2,7 +2,7 @@
 //! in TOML, with the field names of [`SaConfig`], and the Wireshark key
 //! table made from it.
 
-use espgcm::esp::{ChecksumPolicy, Encap, Mode, NextHeaders, SaConfig, Transform};
+use espgcm::esp::{ChecksumPolicy, Encap, Mode, NextHeaders, SaConfig, Selector, Transform};
 use espgcm::{Backend, VerifyPolicy};
 use serde::Deserialize;
 use std::net::IpAddr;
@@ -32,6 +32,10 @@ tunnel_ttl = 64
 next_headers = "verifiable"       # what open delivers: TCP, UDP, ICMP, ICMPv6 (tunnel: IPv4, IPv6),
                                   # whose checksums it checks; or a list such as [6, 17, 132]
 # path_mtu = 1500                 # refuse (and count) what would not fit unfragmented
+# selectors = [{ local = "10.1.0.0/16", remote = "10.2.0.0/16", protocol = 6,
+#                local_ports = [0, 65535], remote_ports = [22, 22] }]
+                                  # what the SA carries (default: anything); protocol
+                                  # and ports may be left out (any)
 "#;
 
 #[derive(Deserialize)]
@@ -52,6 +56,38 @@ struct SaFile {
     tunnel_ttl: Option<u8>,
     next_headers: Option<NextHeadersSpec>,
     path_mtu: Option<u16>,
+    selectors: Option<Vec<SelectorSpec>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SelectorSpec {
+    local: String,
+    remote: String,
+    protocol: Option<u8>,
+    local_ports: Option<(u16, u16)>,
+    remote_ports: Option<(u16, u16)>,
+}
+
+/// `"address/prefix"`, or a bare address (a prefix of its full length).
+fn prefix(field: &str, text: &str) -> Result<(IpAddr, u8), String> {
+    let (addr, len) = match text.split_once('/') {
+        Some((a, l)) => (a, Some(l)),
+        None => (text, None),
+    };
+    let addr: IpAddr = addr
+        .trim()
+        .parse()
+        .map_err(|_| format!("selectors: {field} = \"{text}\" is not an address or address/prefix"))?;
+    let full = if addr.is_ipv4() { 32 } else { 128 };
+    let len = match len {
+        Some(l) => l
+            .trim()
+            .parse()
+            .map_err(|_| format!("selectors: {field} = \"{text}\": the prefix length is not a number"))?,
+        None => full,
+    };
+    Ok((addr, len))
 }
 
 #[derive(Deserialize)]
@@ -227,6 +263,16 @@ pub fn parse(text: &str) -> Result<SaConfig, String> {
         cfg.tunnel_ttl = ttl;
     }
     cfg.path_mtu = file.path_mtu;
+    for s in file.selectors.unwrap_or_default() {
+        let (lp, rp) = (s.local_ports.unwrap_or((0, u16::MAX)), s.remote_ports.unwrap_or((0, u16::MAX)));
+        cfg.selectors.push(Selector {
+            local: prefix("local", &s.local)?,
+            remote: prefix("remote", &s.remote)?,
+            protocol: s.protocol,
+            local_ports: lp.0..=lp.1,
+            remote_ports: rp.0..=rp.1,
+        });
+    }
     if let Some(n) = file.next_headers {
         cfg.next_headers = match n {
             NextHeadersSpec::Named(NextHeadersName::Verifiable) => NextHeaders::Verifiable,
@@ -360,6 +406,31 @@ esn = true
         assert!(wrong.contains("tunnel mode carries IP packets only"), "{wrong}");
         let bad = parse(&format!("{base}next_headers = [300]\n")).err().unwrap_or_default();
         assert!(bad.contains("next_headers"), "{bad}");
+    }
+
+    #[test]
+    fn selectors_are_prefixes_protocols_and_port_ranges() {
+        let base = "spi = 0x1000\nkeymat = \"0001020304050607080910111213141516171819\"\n";
+        let cfg = parse(&format!(
+            "{base}selectors = [{{ local = \"10.1.0.0/16\", remote = \"10.2.0.9\", protocol = 6, remote_ports = [22, 22] }}]\n"
+        ))
+        .expect("parses");
+        assert_eq!(
+            cfg.selectors,
+            [Selector {
+                protocol: Some(6),
+                remote_ports: 22..=22,
+                ..Selector::between(("10.1.0.0".parse().expect("addr"), 16), ("10.2.0.9".parse().expect("addr"), 32))
+            }]
+        );
+        let bad = parse(&format!("{base}selectors = [{{ local = \"10.1.0.0/40\", remote = \"10.2.0.0/16\" }}]\n"))
+            .err()
+            .unwrap_or_default();
+        assert!(bad.contains("invalid selectors") && bad.contains("prefix length"), "{bad}");
+        let typo = parse(&format!("{base}selectors = [{{ local = \"ten\", remote = \"10.2.0.0/16\" }}]\n"))
+            .err()
+            .unwrap_or_default();
+        assert!(typo.contains("local = \"ten\" is not an address"), "{typo}");
     }
 
     #[test]

@@ -100,6 +100,7 @@ fn kind(e: &EspError) -> &'static str {
         EspError::NonEsp => "IKE (non-ESP marker)",
         EspError::TooLarge { .. } => "too large",
         EspError::PacketTooBig { .. } => "too big for the path MTU",
+        EspError::NotCovered { .. } => "outside the SA's traffic selectors",
         EspError::Unsupported(_) => "unsupported",
         EspError::Invalid { .. } => "invalid",
         EspError::Crypto(_) => "AES-GCM error",
