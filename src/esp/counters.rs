@@ -112,7 +112,7 @@ impl Counters {
             EspError::Truncated { .. } => &mut self.truncated,
             EspError::Malformed { .. } => &mut self.malformed,
             EspError::Fragment => &mut self.fragments,
-            EspError::UnknownSpi { .. } => &mut self.unknown_spi,
+            EspError::UnknownSpi { .. } | EspError::NoSa { .. } => &mut self.unknown_spi,
             EspError::Replay { .. } => &mut self.replayed,
             EspError::TooOld { .. } => &mut self.too_old,
             EspError::Auth { .. } => &mut self.auth_failed,

@@ -314,6 +314,12 @@ pub enum EspError {
         /// The largest length the field can say.
         max: usize,
     },
+    /// No inbound SA is installed for this SPI (and the packet's addresses)
+    /// in the [`SaTable`](super::SaTable).
+    NoSa {
+        /// The SPI in the packet.
+        spi: u32,
+    },
     /// The packet's addresses, protocol or ports are outside the SA's
     /// traffic selectors ([`SaConfig::selectors`](super::SaConfig::selectors)):
     /// after decryption, a peer sending for addresses it may not speak for
@@ -440,6 +446,11 @@ impl fmt::Display for EspError {
             EspError::TooLarge { len, max } => {
                 write!(f, "packet too large: {len} bytes, but the IP length field allows at most {max}")
             }
+            EspError::NoSa { spi } => write!(
+                f,
+                "no inbound SA for SPI {spi:#010x} (and these addresses) in the SA table: unknown, expired or \
+                 removed; dropped"
+            ),
             EspError::NotCovered { seq: Some(seq) } => write!(
                 f,
                 "decrypted sequence number {seq} is outside the SA's traffic selectors (addresses, protocol or \

@@ -459,7 +459,7 @@ impl Inbound {
 }
 
 /// Walk an IPv6 header chain to the ESP (or UDP, with NAT-T) header.
-fn find_esp_v6(packet: &[u8], mut pos: ipv6::ChainPos, want: u8) -> Result<ipv6::ChainPos, EspError> {
+pub(super) fn find_esp_v6(packet: &[u8], mut pos: ipv6::ChainPos, want: u8) -> Result<ipv6::ChainPos, EspError> {
     loop {
         match pos.next_header {
             nh if nh == want => return Ok(pos),

@@ -86,7 +86,7 @@ fn kind(e: &EspError) -> &'static str {
         EspError::Truncated { .. } => "truncated",
         EspError::Malformed { .. } => "malformed",
         EspError::Fragment => "IP fragment",
-        EspError::UnknownSpi { .. } => "unknown SPI",
+        EspError::UnknownSpi { .. } | EspError::NoSa { .. } => "unknown SPI",
         EspError::Replay { .. } => "replayed",
         EspError::TooOld { .. } => "too old for the replay window",
         EspError::Auth { .. } => "ICV check failed",
