@@ -30,8 +30,6 @@
 //! for its folded 16-bit sum. `esp::checksum::to_network_order(fold(x))`
 //! turns one into the big-endian checksum arithmetic's value.
 
-use crate::backend::PlaintextSink;
-
 /// Fold a 64-bit one's complement sum to 16 bits.
 ///
 /// Adding a value to itself rotated by half its width leaves, in the top
@@ -192,7 +190,7 @@ impl BlockSum {
     }
 }
 
-/// The one's complement sum of everything a backend's [`PlaintextSink`] is
+/// The one's complement sum of everything a backend's plaintext sink (`backend::PlaintextSink`) is
 /// fed: whole 64-byte blocks on the add-with-carry chain of [`BlockSum`]
 /// (integer units the cipher's vector loop leaves idle), the remainder with
 /// [`sum_native`].
@@ -210,14 +208,16 @@ impl PlaintextSum {
     }
 }
 
-impl PlaintextSink for PlaintextSum {
+impl PlaintextSum {
+    /// Add the next 64 bytes.
     #[inline(always)]
-    fn block(&mut self, block: &[u8; 64]) {
+    pub(crate) fn add_block(&mut self, block: &[u8; 64]) {
         self.blocks.add(block);
     }
 
+    /// Add the bytes after the last whole block.
     #[inline]
-    fn rest(&mut self, bytes: &[u8]) {
+    pub(crate) fn add_rest(&mut self, bytes: &[u8]) {
         // Whole blocks before `bytes`, so it starts at an even offset.
         self.rest = add_folding(self.rest, sum_native(bytes));
     }
@@ -249,9 +249,9 @@ mod tests {
             for end in [64 * blocks, 64 * blocks + 1, 64 * blocks + 20, data.len()] {
                 let mut s = PlaintextSum::default();
                 for block in data[..64 * blocks].as_chunks::<64>().0 {
-                    s.block(block);
+                    s.add_block(block);
                 }
-                s.rest(&data[64 * blocks..end]);
+                s.add_rest(&data[64 * blocks..end]);
                 assert_eq!(fold(s.total()), fold(sum_native(&data[..end])), "{blocks} blocks, {end} bytes");
             }
         }

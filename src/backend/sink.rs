@@ -28,3 +28,16 @@ impl PlaintextSink for Discard {
     #[inline(always)]
     fn rest(&mut self, _: &[u8]) {}
 }
+
+/// The one's complement sum (ESP's inner checksum), fed as the cipher reads.
+impl PlaintextSink for crate::ones_complement::PlaintextSum {
+    #[inline(always)]
+    fn block(&mut self, block: &[u8; 64]) {
+        self.add_block(block);
+    }
+
+    #[inline]
+    fn rest(&mut self, bytes: &[u8]) {
+        self.add_rest(bytes);
+    }
+}
