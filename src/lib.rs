@@ -59,7 +59,9 @@
 //! tunnel mode, IPv4 or IPv6, optionally UDP-encapsulated for NAT-T), with
 //! AES-GCM (RFC 4106) or AES-GMAC (RFC 4543), an RFC 6479 replay window,
 //! extended sequence numbers, and the inner TCP/UDP checksum verified before
-//! encryption and after decryption in every mode.
+//! encryption and after decryption in every mode. It is built on [`net`],
+//! a protocol-neutral network layer: checked views of IPv4, IPv6, UDP, TCP
+//! and ICMP headers, and the Internet checksum.
 
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
@@ -75,6 +77,7 @@ pub mod esp;
 pub mod fault;
 mod gcm;
 pub mod kat;
+pub mod net;
 mod ones_complement;
 mod verify;
 

@@ -8,11 +8,11 @@ mod esp_support;
 
 use esp_support::*;
 use espgcm::Gcm;
-use espgcm::esp::wire::protocol;
 use espgcm::esp::{
     ChecksumKind, ChecksumPolicy, Encap, EspError, Field, Header, Inbound, Limitation, Mode, Outbound, SaConfig,
     Transform,
 };
+use espgcm::net::protocol;
 use proptest::prelude::*;
 use std::net::IpAddr;
 

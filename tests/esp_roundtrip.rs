@@ -7,8 +7,9 @@ mod esp_support;
 
 use esp_support::*;
 use espgcm::Backend;
-use espgcm::esp::wire::{EspPacket, Ipv4Packet, Ipv6Packet, UdpPacket, protocol};
+use espgcm::esp::wire::EspPacket;
 use espgcm::esp::{Encap, EspError, Inbound, Mode, Outbound, SaConfig, Transform};
+use espgcm::net::{Ipv4Packet, Ipv6Packet, UdpPacket, protocol};
 use std::net::{IpAddr, Ipv4Addr};
 
 /// Sizes that hit every padding length and cross GCM block boundaries.

@@ -17,8 +17,8 @@ mod esp_support;
 
 use esp_support::*;
 use espgcm::Backend;
-use espgcm::esp::checksum;
 use espgcm::esp::{Encap, EspError, Mode, ReplayWindow, SaConfig, Transform};
+use espgcm::net::checksum;
 use proptest::prelude::*;
 use std::collections::BTreeSet;
 

@@ -3,8 +3,8 @@
 
 use espgcm::Backend;
 use espgcm::esp::SaConfig;
-use espgcm::esp::checksum::pseudo_header_v4;
-use espgcm::esp::wire::{Ipv4Repr, TcpRepr, protocol};
+use espgcm::net::checksum::pseudo_header_v4;
+use espgcm::net::{Ipv4Repr, TcpRepr, protocol};
 use std::net::Ipv4Addr;
 
 /// IP packet sizes: a small packet, the IPv4 minimum MTU, a full-size
