@@ -82,7 +82,7 @@ fn bench_checksum(c: &mut Criterion) {
         let data: Vec<u8> = (0..size).map(|i| (i * 7) as u8).collect();
         group.throughput(Throughput::Bytes(size as u64));
         group.bench_function(BenchmarkId::from_parameter(size), |b| {
-            b.iter(|| espgcm::esp::checksum::sum(black_box(&data)))
+            b.iter(|| espgcm::net::checksum::sum(black_box(&data)))
         });
     }
     group.finish();

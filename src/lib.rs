@@ -59,7 +59,9 @@
 //! tunnel mode, IPv4 or IPv6, optionally UDP-encapsulated for NAT-T), with
 //! AES-GCM (RFC 4106) or AES-GMAC (RFC 4543), an RFC 6479 replay window,
 //! extended sequence numbers, and the inner TCP/UDP checksum verified before
-//! encryption and after decryption in every mode.
+//! encryption and after decryption in every mode. It is built on [`net`],
+//! a protocol-neutral network layer: checked views of IPv4, IPv6, UDP, TCP
+//! and ICMP headers, and the Internet checksum.
 
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
@@ -78,6 +80,7 @@ pub mod fault;
 mod gcm;
 mod health;
 pub mod kat;
+pub mod net;
 mod ones_complement;
 mod policy;
 mod rng;

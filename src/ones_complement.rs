@@ -1,5 +1,5 @@
 //! The one's complement sum of RFC 1071, as native-order 64-bit arithmetic:
-//! the core of the Internet checksum (`esp::checksum` builds checksums,
+//! the core of the Internet checksum (`net::checksum` builds checksums,
 //! pseudo-headers and incremental updates on it), and [`PlaintextSum`], the
 //! sink a backend feeds while it encrypts, so that ESP gets the sum of the
 //! inner packet without a pass of its own.
@@ -27,7 +27,7 @@
 //! A sum here is a `u64` holding the one's complement sum of a byte string
 //! taken as native-order 16-bit words (the last one zero-padded), not yet
 //! folded: 2^64 is congruent to 1 modulo 0xFFFF, so any 64-bit value stands
-//! for its folded 16-bit sum. `esp::checksum::to_network_order(fold(x))`
+//! for its folded 16-bit sum. `net::checksum::to_network_order(fold(x))`
 //! turns one into the big-endian checksum arithmetic's value.
 
 /// Fold a 64-bit one's complement sum to 16 bits.

@@ -5,11 +5,11 @@
 //! moved.
 
 use espgcm::Gcm;
-use espgcm::esp::wire::protocol;
 use espgcm::esp::{
     ChecksumKind, ChecksumPolicy, Encap, EspError, Field, Header, Inbound, Limitation, Mode, NextHeaders, Outbound,
     SaConfig, Transform,
 };
+use espgcm::net::protocol;
 use espgcm_testkit::packets::*;
 use proptest::prelude::*;
 use std::net::IpAddr;

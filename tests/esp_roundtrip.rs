@@ -3,8 +3,9 @@
 //! checked on the way.
 
 use espgcm::Backend;
-use espgcm::esp::wire::{EspPacket, Ipv4Packet, Ipv6Packet, UdpPacket, protocol};
+use espgcm::esp::wire::EspPacket;
 use espgcm::esp::{Encap, EspError, Inbound, Mode, NextHeaders, Outbound, SaConfig, Transform};
+use espgcm::net::{Ipv4Packet, Ipv6Packet, UdpPacket, protocol};
 use espgcm_testkit::packets::*;
 use std::net::{IpAddr, Ipv4Addr};
 

@@ -264,3 +264,35 @@ fn the_packet_path_denies_panicking_constructs() {
     }
     assert!(checked >= 10, "only {checked} files under src/esp");
 }
+
+/// The network layer's rules, where they are written: `src/net/mod.rs`
+/// forbids `unsafe` and denies `unwrap`, `expect` and `panic!` (its views
+/// index directly once their length check has passed, so indexing is not
+/// denied there), and no file under `src/net/` lifts those lints.
+#[test]
+fn the_network_layer_denies_unwrap_expect_and_panic() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/net");
+    let module = std::fs::read_to_string(root.join("mod.rs")).unwrap();
+    assert!(module.contains("#![forbid(unsafe_code)]"), "src/net/mod.rs must forbid unsafe code");
+    assert!(
+        module.contains("#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]"),
+        "src/net/mod.rs must deny unwrap, expect and panic"
+    );
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&root).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            let lifts = ["unwrap_used", "expect_used", "clippy::panic"]
+                .iter()
+                .any(|lint| line.contains("allow(") && line.contains(lint));
+            if lifts {
+                let in_test = i > 0 && lines[i - 1].trim() == "#[cfg(test)]";
+                assert!(in_test, "{}:{}: lint lifted outside a test module: {line}", path.display(), i + 1);
+            }
+        }
+        checked += 1;
+    }
+    assert!(checked >= 8, "only {checked} files under src/net");
+}

@@ -14,8 +14,8 @@
 //! - the RFC 1624 incremental checksum update against full recomputation.
 
 use espgcm::Backend;
-use espgcm::esp::checksum;
 use espgcm::esp::{Encap, EspError, Mode, ReplayWindow, SaConfig, Transform};
+use espgcm::net::checksum;
 use espgcm_testkit::packets::*;
 use proptest::prelude::*;
 use std::collections::BTreeSet;

@@ -16,13 +16,14 @@
 //! are described at each function; [`seeds`] builds valid inputs in those
 //! layouts for the seed corpora.
 
-use espgcm::esp::checksum::{self, Sum, pseudo_header_v4, pseudo_header_v6};
-use espgcm::esp::wire::{
-    self, EspPacket, EspRepr, Ipv4Packet, Ipv4Repr, Ipv6Packet, Ipv6Repr, TcpPacket, TcpRepr, UdpPacket, UdpRepr,
-    protocol,
-};
+use espgcm::esp::wire::{self as esp_wire, EspPacket, EspRepr};
 use espgcm::esp::{
     ChecksumPolicy, Counters, Encap, EspError, Inbound, Mode, NextHeaders, Outbound, SaConfig, Transform, natt,
+};
+use espgcm::net::checksum::{self, Sum, pseudo_header_v4, pseudo_header_v6};
+use espgcm::net::{
+    Field, IcmpPacket, IcmpRepr, Ipv4Packet, Ipv4Repr, Ipv6Chain, Ipv6ExtHeader, Ipv6Packet, Ipv6Repr, TcpPacket,
+    TcpRepr, UdpPacket, UdpRepr, WireError, protocol,
 };
 use espgcm::{Backend, Error, Gcm, VerifyPolicy};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -262,7 +263,7 @@ fn wrap(cfg: &SaConfig, v6: bool, esp: &[u8]) -> Option<Vec<u8>> {
 
 /// What `open` delivered from an authenticated packet is what was sealed.
 fn assert_delivers_plaintext(cfg: &SaConfig, built: &Built, out: &[u8]) {
-    let (payload_len, next_header) = match wire::esp::parse_trailer(&built.plaintext) {
+    let (payload_len, next_header) = match esp_wire::parse_trailer(&built.plaintext) {
         Ok(parsed) => parsed,
         Err(e) => panic!("open accepted a payload whose trailer does not parse: {e:?}"),
     };
@@ -387,14 +388,9 @@ fn ip_next_header(packet: &[u8]) -> u8 {
     if packet.first().map(|b| b >> 4) == Some(4) {
         return Ipv4Packet::new_unchecked(packet).protocol();
     }
-    let mut pos = Ipv6Packet::new_unchecked(packet).chain_start();
-    while matches!(pos.next_header, protocol::HOP_BY_HOP | protocol::ROUTING | protocol::DESTINATION_OPTIONS) {
-        match wire::ipv6::step(packet, pos) {
-            Ok((_, next)) => pos = next,
-            Err(_) => break,
-        }
-    }
-    pos.next_header
+    let mut chain = Ipv6Chain::new(Ipv6Packet::new_unchecked(packet));
+    while let Ok(Some(_)) = chain.next() {}
+    chain.pos().next_header
 }
 
 /// The IP length of a packet that `seal` accepted.
@@ -524,7 +520,8 @@ pub fn gcm_differential(data: &[u8]) {
 // ---------------------------------------------------------------------- wire
 
 /// Target `wire`: the same bytes through every header view of
-/// `espgcm::esp::wire`, the trailer parser and the NAT-T classifier.
+/// `espgcm::net` and `espgcm::esp::wire`, the trailer parser and the NAT-T
+/// classifier.
 ///
 /// Checks, for each view whose `new_checked` accepts the bytes: its lengths
 /// are consistent with the bytes present (no accessor can reach past
@@ -536,6 +533,7 @@ pub fn wire(data: &[u8]) {
     wire_ipv4(data);
     wire_ipv6(data);
     wire_tcp(data);
+    wire_icmp(data);
     wire_udp(data);
     wire_esp(data);
     wire_trailer(data);
@@ -573,21 +571,43 @@ fn wire_ipv6(data: &[u8]) {
     assert_eq!(Ipv6Repr::parse(&back), repr, "IPv6 Repr round trip");
 
     let packet = ip.packet();
-    let mut pos = ip.chain_start();
-    assert_eq!((pos.offset, pos.next_header), (40, ip.next_header()));
-    while wire::ipv6::is_walkable_extension(pos.next_header) {
-        match wire::ipv6::step(packet, pos) {
-            Ok((ext, next)) => {
+    let mut chain = Ipv6Chain::new(ip);
+    let start = chain.pos();
+    assert_eq!((start.offset, start.next_header, start.next_header_at), (40, ip.next_header(), 6));
+    loop {
+        let pos = chain.pos();
+        match chain.next() {
+            Ok(Some(ext)) => {
                 assert!(ext.len() >= 8 && !ext.is_empty());
                 assert_eq!(ext.kind(), pos.next_header);
+                assert_ne!(ext.kind(), protocol::FRAGMENT, "the walk stops at a fragment header");
+                let next = chain.pos();
                 assert_eq!(next.offset, pos.offset + ext.len(), "the chain moves forward by the header's length");
                 assert!(next.offset <= packet.len(), "an extension header ends past the packet");
                 assert_eq!(next.next_header_at, pos.offset);
+                assert_eq!(next.next_header, ext.next_header());
                 let _ = ext.segments_left();
-                pos = next;
+            }
+            Ok(None) => {
+                let walkable = [protocol::HOP_BY_HOP, protocol::ROUTING, protocol::DESTINATION_OPTIONS];
+                assert!(!walkable.contains(&pos.next_header), "the walk stopped at header {}", pos.next_header);
+                let (walked, rest) = chain.split();
+                assert_eq!((walked, rest), packet.split_at(pos.offset), "the split is at the walk's position");
+                if pos.next_header == protocol::FRAGMENT {
+                    match Ipv6ExtHeader::new_checked(rest, protocol::FRAGMENT) {
+                        Ok(fragment) => assert_eq!(fragment.len(), 8),
+                        Err(e) => assert!(matches!(e, WireError::Truncated { .. }), "fragment header: {e:?}"),
+                    }
+                }
+                break;
             }
             Err(e) => {
-                assert!(matches!(e, EspError::Truncated { .. }), "walkable header refused: {e:?}");
+                let misplaced = WireError::Malformed { field: Field::Ipv6HopByHopPosition, value: pos.offset as u64 };
+                assert!(
+                    matches!(e, WireError::Truncated { .. })
+                        || (e == misplaced && pos.next_header == protocol::HOP_BY_HOP && pos.offset != 40),
+                    "walkable header refused: {e:?}"
+                );
                 break;
             }
         }
@@ -608,6 +628,20 @@ fn wire_tcp(data: &[u8]) {
     let back = TcpPacket::new_checked(&emitted[..]).expect("an emitted TCP header parses");
     assert_eq!(TcpRepr::parse(&back), repr, "TCP Repr round trip");
     assert_eq!(back.payload(), tcp.payload());
+}
+
+fn wire_icmp(data: &[u8]) {
+    let Ok(icmp) = IcmpPacket::new_checked(data) else {
+        assert!(data.len() < 4, "ICMP header refused with {} bytes", data.len());
+        return;
+    };
+    assert_eq!(icmp.payload(), &data[4..]);
+    assert_eq!(icmp.checksum(), u16::from_be_bytes([data[2], data[3]]));
+    let repr = IcmpRepr::parse(&icmp);
+    let mut emitted = data.to_vec();
+    repr.emit(&mut emitted, Sum::ZERO).expect("a parsed ICMP header emits");
+    assert!(Sum::ZERO.add_bytes(&emitted).verifies(), "an emitted ICMP message has a valid checksum");
+    assert_eq!(IcmpRepr::parse(&IcmpPacket::new_checked(&emitted[..]).expect("parses")), repr, "ICMP Repr round trip");
 }
 
 fn wire_udp(data: &[u8]) {
@@ -656,7 +690,7 @@ fn model_trailer(plaintext: &[u8]) -> Option<(usize, u8)> {
 }
 
 fn wire_trailer(data: &[u8]) {
-    let parsed = wire::esp::parse_trailer(data).ok();
+    let parsed = esp_wire::parse_trailer(data).ok();
     assert_eq!(parsed, model_trailer(data), "trailer parse disagrees with RFC 4303 section 2.4");
 }
 

@@ -10,11 +10,52 @@
 //!   (RFC 4543 §3.3); the ICV is the tag.
 
 use super::key_claims::KeyClaim;
-use super::wire::{self, esp};
+use super::wire::{self as esp, EspPacket};
 use super::{EspError, Header, Limitation, SaConfig, Transform};
 use crate::ones_complement::sum_native;
 use crate::{Backend, Gcm};
 use zeroize::Zeroize;
+
+/// What the cipher takes from an ESP packet's header: the SPI and the full
+/// sequence number (with ESN, both halves) go into the AAD, the IV into the
+/// nonce.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct HeaderFields {
+    pub spi: u32,
+    pub seq: u64,
+    pub iv: [u8; esp::IV_LEN],
+}
+
+/// GCM's AAD (RFC 4106 §5): SPI || sequence number, or with ESN SPI ||
+/// high half || low half.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Aad {
+    Sequence([u8; 8]),
+    Extended([u8; 12]),
+}
+
+impl Aad {
+    #[inline]
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            Aad::Sequence(bytes) => bytes,
+            Aad::Extended(bytes) => bytes,
+        }
+    }
+}
+
+/// `buf[start..]` of a buffer this module has just filled past `start`.
+/// Were it shorter, that would be a bug here, reported as an error rather
+/// than taken as no bytes.
+fn written(buf: &[u8], start: usize) -> Result<&[u8], EspError> {
+    buf.get(start..).ok_or(EspError::Truncated { header: Header::Esp, needed: start, available: buf.len() })
+}
+
+/// [`written`], writable.
+fn written_mut(buf: &mut [u8], start: usize) -> Result<&mut [u8], EspError> {
+    let available = buf.len();
+    buf.get_mut(start..).ok_or(EspError::Truncated { header: Header::Esp, needed: start, available })
+}
 
 /// What the SA keys AES-GCM with.
 #[derive(Clone)]
@@ -104,36 +145,36 @@ impl SaCipher {
         nonce
     }
 
-    /// GCM's AAD for (SPI, seq) and its length (8, or 12 with ESN).
+    /// GCM's AAD for (SPI, seq).
     #[inline]
-    fn aad(&self, spi: u32, seq: u64) -> ([u8; 12], usize) {
-        let spi = u128::from(spi);
-        let (high, low) = (u128::from((seq >> 32) as u32), u128::from(seq as u32));
-        // SPI || high || low, or SPI || low || 0000, in the last 12 bytes.
-        let (value, len) =
-            if self.esn { ((spi << 64) | (high << 32) | low, 12) } else { ((spi << 64) | (low << 32), 8) };
-        let bytes = value.to_be_bytes();
-        (bytes.last_chunk::<12>().copied().unwrap_or_default(), len)
+    fn aad(&self, spi: u32, seq: u64) -> Aad {
+        if self.esn {
+            let [s0, s1, s2, s3] = spi.to_be_bytes();
+            let [h0, h1, h2, h3, l0, l1, l2, l3] = seq.to_be_bytes();
+            Aad::Extended([s0, s1, s2, s3, h0, h1, h2, h3, l0, l1, l2, l3])
+        } else {
+            Aad::Sequence(((u64::from(spi) << 32) | u64::from(seq as u32)).to_be_bytes())
+        }
     }
 
-    /// Seal the ESP packet whose header (SPI `spi`, low sequence number, IV
-    /// `iv`) ends `out`, starting at `out[esp_start]`: append the encryption
+    /// Seal the ESP packet whose header (`header`'s SPI, low sequence
+    /// number and IV) ends `out`, starting at `out[esp_start]`: append the encryption
     /// of `payload || trailer` (padding, pad length, next header) and the
     /// ICV. The payload is read where it is, never copied into `out` first.
     ///
     /// Returns the one's complement sum of `payload` (see
-    /// [`RegionSum`](super::checksum::RegionSum)), computed in the pass that
+    /// [`RegionSum`](crate::net::checksum::RegionSum)), computed in the pass that
     /// encrypted it, so the caller can check the checksum of exactly the
     /// bytes that were encrypted.
     pub(crate) fn seal(
         &self,
         out: &mut Vec<u8>,
         esp_start: usize,
-        header: (u32, u64, [u8; 8]),
+        header: HeaderFields,
         payload: &[u8],
         trailer: &[u8],
     ) -> Result<u64, EspError> {
-        let (spi, seq, iv) = header;
+        let HeaderFields { spi, seq, iv } = header;
         let body_start = esp_start + esp::HEADER_LEN + esp::IV_LEN;
         if out.len() != body_start {
             return Err(EspError::Truncated {
@@ -144,9 +185,8 @@ impl SaCipher {
         }
         let nonce = self.nonce(iv);
         let (tag, sum) = if !self.gmac {
-            let (aad, aad_len) = self.aad(spi, seq);
-            let aad = aad.get(..aad_len).unwrap_or(&[]);
-            self.gcm.encrypt_append(&nonce, aad, [payload, trailer], out).map_err(EspError::Crypto)?
+            let aad = self.aad(spi, seq);
+            self.gcm.encrypt_append(&nonce, aad.as_bytes(), [payload, trailer], out).map_err(EspError::Crypto)?
         } else {
             // GMAC: the payload travels in the clear and is authenticated.
             out.extend_from_slice(payload);
@@ -165,15 +205,15 @@ impl SaCipher {
         &self,
         out: &mut Vec<u8>,
         esp_start: usize,
-        header: (u32, u64, [u8; 8]),
+        header: HeaderFields,
     ) -> Result<(), EspError> {
-        let (spi, seq, iv) = header;
+        let HeaderFields { spi, seq, iv } = header;
         let body_start = esp_start + esp::HEADER_LEN + esp::IV_LEN;
         let nonce = self.nonce(iv);
         let tag = if !self.gmac {
-            let (aad, aad_len) = self.aad(spi, seq);
-            let body = out.get_mut(body_start..).unwrap_or(&mut []);
-            self.gcm.encrypt(&nonce, aad.get(..aad_len).unwrap_or(&[]), body).map_err(EspError::Crypto)?
+            let aad = self.aad(spi, seq);
+            let body = written_mut(out, body_start)?;
+            self.gcm.encrypt(&nonce, aad.as_bytes(), body).map_err(EspError::Crypto)?
         } else {
             self.gmac_tag(out, esp_start, seq, &nonce)?
         };
@@ -185,17 +225,18 @@ impl SaCipher {
     /// which is `out[esp_start..]` except the ESN high half.
     fn gmac_tag(&self, out: &mut Vec<u8>, esp_start: usize, seq: u64, nonce: &[u8; 12]) -> Result<[u8; 16], EspError> {
         if !self.esn {
-            let aad = out.get(esp_start..).unwrap_or(&[]);
-            return self.gcm.encrypt(nonce, aad, &mut []).map_err(EspError::Crypto);
+            return self.gcm.encrypt(nonce, written(out, esp_start)?, &mut []).map_err(EspError::Crypto);
         }
         // Insert the high half after the SPI for the AAD, then take it out.
         let high_at = esp_start + 4;
         let end = out.len();
         out.extend_from_slice(&[0; 4]);
         out.copy_within(high_at..end, high_at + 4);
-        wire::set_u32(out, high_at, (seq >> 32) as u32);
-        let aad = out.get(esp_start..).unwrap_or(&[]);
-        let tag = self.gcm.encrypt(nonce, aad, &mut []).map_err(EspError::Crypto);
+        if let Some(high) = out.get_mut(high_at..).and_then(<[u8]>::first_chunk_mut::<4>) {
+            *high = ((seq >> 32) as u32).to_be_bytes();
+        }
+        let tag =
+            written(out, esp_start).and_then(|aad| self.gcm.encrypt(nonce, aad, &mut []).map_err(EspError::Crypto));
         out.copy_within(high_at + 4..end + 4, high_at);
         out.truncate(end);
         tag
@@ -223,20 +264,25 @@ impl SaCipher {
     /// measured no faster.)
     pub(crate) fn open(&self, esp_bytes: &[u8], seq: u64, out: &mut Vec<u8>) -> Result<(), EspError> {
         let start = out.len();
-        let header = esp::EspPacket::new_checked(esp_bytes)?;
+        let header = EspPacket::new_checked(esp_bytes)?;
         let nonce = self.nonce(header.iv());
         let Some((authenticated, icv)) = esp_bytes.split_at_checked(esp_bytes.len().saturating_sub(self.icv_len))
         else {
             return Err(EspError::Auth { seq });
         };
-        let body = authenticated.get(esp::HEADER_LEN + esp::IV_LEN..).unwrap_or(&[]);
+        let authenticated_view = EspPacket::new_checked(authenticated)?;
+        let body = authenticated_view.body();
+        let decrypt_error = |e| match e {
+            crate::Error::Auth => EspError::Auth { seq },
+            other => EspError::Crypto(other),
+        };
         let result = if !self.gmac {
-            let (aad, aad_len) = self.aad(header.spi(), seq);
+            let aad = self.aad(header.spi(), seq);
             out.extend_from_slice(body);
-            let buf = out.get_mut(start..).unwrap_or(&mut []);
-            self.gcm.decrypt(&nonce, aad.get(..aad_len).unwrap_or(&[]), buf, icv)
+            written_mut(out, start)
+                .and_then(|buf| self.gcm.decrypt(&nonce, aad.as_bytes(), buf, icv).map_err(decrypt_error))
         } else if !self.esn {
-            let r = self.gcm.decrypt(&nonce, authenticated, &mut [], icv);
+            let r = self.gcm.decrypt(&nonce, authenticated, &mut [], icv).map_err(decrypt_error);
             if r.is_ok() {
                 out.extend_from_slice(body);
             }
@@ -244,12 +290,13 @@ impl SaCipher {
         } else {
             // Build SPI || high || low || IV || body in `out`, verify, then
             // move the body down over the header.
-            let spi_and_low = header.header_and_iv();
-            out.extend_from_slice(spi_and_low.get(..4).unwrap_or(&[]));
+            out.extend_from_slice(&header.spi().to_be_bytes());
             out.extend_from_slice(&((seq >> 32) as u32).to_be_bytes());
-            out.extend_from_slice(spi_and_low.get(4..).unwrap_or(&[]));
+            out.extend_from_slice(&header.sequence().to_be_bytes());
+            out.extend_from_slice(&header.iv());
             out.extend_from_slice(body);
-            let r = self.gcm.decrypt(&nonce, out.get(start..).unwrap_or(&[]), &mut [], icv);
+            let r =
+                written(out, start).and_then(|aad| self.gcm.decrypt(&nonce, aad, &mut [], icv).map_err(decrypt_error));
             let head = esp::HEADER_LEN + 4 + esp::IV_LEN;
             let end = out.len();
             out.copy_within(start + head..end, start);
@@ -263,10 +310,7 @@ impl SaCipher {
                     written.fill(0);
                 }
                 out.truncate(start);
-                Err(match e {
-                    crate::Error::Auth => EspError::Auth { seq },
-                    other => EspError::Crypto(other),
-                })
+                Err(e)
             }
         }
     }

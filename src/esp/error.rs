@@ -1,7 +1,11 @@
 //! Why a packet was refused, in a form a program can match on and a person
 //! can act on.
 
+use crate::net::{self, WireError};
 use core::fmt;
+
+/// Which checksum failed (the network layer's names for them).
+pub use crate::net::ChecksumKind;
 
 /// A header whose bytes ran out before its own length said they would.
 #[non_exhaustive]
@@ -114,31 +118,47 @@ impl fmt::Display for Field {
     }
 }
 
-/// Which checksum failed.
-#[non_exhaustive]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum ChecksumKind {
-    /// The IPv4 header checksum of the inner packet.
-    Ipv4Header,
-    /// TCP (with the IPv4 or IPv6 pseudo-header).
-    Tcp,
-    /// UDP (with the pseudo-header; over IPv6 a zero checksum is a failure).
-    Udp,
-    /// ICMP for IPv4 (no pseudo-header).
-    Icmpv4,
-    /// ICMPv6 (with the IPv6 pseudo-header).
-    Icmpv6,
+impl From<net::Header> for Header {
+    fn from(header: net::Header) -> Header {
+        match header {
+            net::Header::Ip => Header::Ip,
+            net::Header::Ipv4 => Header::Ipv4,
+            net::Header::Ipv6 => Header::Ipv6,
+            net::Header::Ipv6Extension => Header::Ipv6Extension,
+            net::Header::Udp => Header::Udp,
+            net::Header::Tcp => Header::Tcp,
+            net::Header::Icmp => Header::Icmp,
+        }
+    }
 }
 
-impl fmt::Display for ChecksumKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            ChecksumKind::Ipv4Header => "IPv4 header",
-            ChecksumKind::Tcp => "TCP",
-            ChecksumKind::Udp => "UDP",
-            ChecksumKind::Icmpv4 => "ICMP",
-            ChecksumKind::Icmpv6 => "ICMPv6",
-        })
+impl From<net::Field> for Field {
+    fn from(field: net::Field) -> Field {
+        match field {
+            net::Field::IpVersion => Field::IpVersion,
+            net::Field::Ipv4HeaderLength => Field::Ipv4HeaderLength,
+            net::Field::Ipv4TotalLength => Field::Ipv4TotalLength,
+            net::Field::Ipv6HopByHopPosition => Field::Ipv6HopByHopPosition,
+            net::Field::UdpLength => Field::UdpLength,
+            net::Field::TcpDataOffset => Field::TcpDataOffset,
+        }
+    }
+}
+
+/// A header the network layer refused is the packet's fault: the same
+/// header, field and lengths, in ESP's terms.
+impl From<WireError> for EspError {
+    fn from(e: WireError) -> EspError {
+        match e {
+            WireError::Truncated { header, needed, available } => {
+                EspError::Truncated { header: header.into(), needed, available }
+            }
+            WireError::Malformed { field, value } => EspError::Malformed { field: field.into(), value },
+            WireError::TooLarge { len, max } => EspError::TooLarge { len, max },
+            WireError::UnsupportedExtension(nh) => EspError::Unsupported(Limitation::Ipv6ExtensionHeader(nh)),
+            WireError::RoutingHeaderInTransit => EspError::Unsupported(Limitation::RoutingHeaderInTransit),
+            WireError::Jumbogram => EspError::Unsupported(Limitation::Jumbogram),
+        }
     }
 }
 

@@ -5,13 +5,15 @@ use super::cipher::SaCipher;
 use super::counters::SharedCounters;
 use super::natt::{self, UdpPayload};
 use super::outbound::{put_back, with_scratch};
-use super::packet::{self, Addresses, Stage, Upper};
+use super::packet::{self, Stage, Verified};
 use super::packet_buf::{PacketBuf, PacketBuffer};
 use super::replay::ReplayWindow;
 use super::selector;
-use super::wire::{self, EspPacket, Ipv4Packet, Ipv6Packet, UdpPacket, esp, ipv4, ipv6, protocol, udp};
+use super::wire::{self as esp, EspPacket};
 use super::{Counters, Encap, EspError, Field, Header, Limitation, Mode, SaConfig};
 use crate::Backend;
+use crate::net::ip::{Addresses, Datagram, IpHeader, Upper};
+use crate::net::{Header as WireHeader, Ipv4Packet, Ipv6Chain, Ipv6Packet, UdpPacket, WireError, ipv4, ipv6, protocol};
 use zeroize::Zeroize;
 
 /// The receiving half of an SA: checks and opens ESP packets.
@@ -47,8 +49,8 @@ use zeroize::Zeroize;
 ///
 /// ```
 /// use espgcm::esp::{EspError, Inbound, Outbound, SaConfig};
-/// use espgcm::esp::wire::{Ipv4Repr, TcpRepr, protocol};
-/// use espgcm::esp::checksum::pseudo_header_v4;
+/// use espgcm::net::{Ipv4Repr, TcpRepr, protocol};
+/// use espgcm::net::checksum::pseudo_header_v4;
 /// use std::net::Ipv4Addr;
 ///
 /// // TCP over IPv4: a 20-byte header, a 20-byte TCP header, 4 bytes of data.
@@ -236,7 +238,7 @@ impl Inbound {
         let prefix_len = if transport { located.prefix.len() } else { 0 };
         out.reserve(prefix_len + ciphertext_len + self.cipher.open_room());
         if transport {
-            wire::extend_header(out, located.prefix);
+            packet::extend_header(out, located.prefix);
         }
         self.cipher.open(esp_bytes, seq, out)?;
 
@@ -244,7 +246,11 @@ impl Inbound {
         self.window.accept(seq)?;
 
         // 5. Padding.
-        let plaintext = out.get(prefix_len..).unwrap_or(&[]);
+        let plaintext = out.get(prefix_len..).ok_or(EspError::Truncated {
+            header: Header::EspTrailer,
+            needed: prefix_len + esp::TRAILER_LEN,
+            available: out.len(),
+        })?;
         let (payload_len, next_header) = esp::parse_trailer(plaintext).map_err(|e| match e {
             esp::TrailerError::Truncated => {
                 EspError::Truncated { header: Header::EspTrailer, needed: 2, available: ciphertext_len }
@@ -293,40 +299,29 @@ impl Inbound {
     fn locate<'a>(&self, ip_packet: &'a [u8]) -> Result<Located<'a>, EspError> {
         let encapsulated = matches!(self.cfg.encap, Encap::Udp { .. });
         let want = if encapsulated { protocol::UDP } else { protocol::ESP };
-        let Some(first) = ip_packet.first() else {
-            return Err(EspError::Truncated { header: Header::Ip, needed: 1, available: 0 });
-        };
-        let (prefix, version, next_header_at, payload) = match first >> 4 {
-            4 => {
-                let ip = Ipv4Packet::new_checked(ip_packet)?;
-                if !ip.verify_checksum() {
-                    return Err(EspError::Malformed { field: Field::Ipv4HeaderChecksum, value: ip.checksum().into() });
-                }
-                if ip.is_fragment() {
-                    return Err(EspError::Fragment);
-                }
-                if ip.protocol() != want {
-                    return Err(EspError::Malformed { field: Field::Protocol, value: ip.protocol().into() });
-                }
-                let prefix = wire::slice(ip_packet, 0..ip.header_len());
-                let payload = wire::slice(ip_packet, ip.header_len()..ip.total_len());
-                (prefix, 4, ipv4::PROTOCOL_OFFSET, payload)
+        let ip = IpHeader::parse(ip_packet)?;
+        let (prefix, next_header_at, payload) = if ip.version == 4 {
+            let header = Ipv4Packet::new_unchecked(ip_packet);
+            if !header.verify_checksum() {
+                return Err(EspError::Malformed { field: Field::Ipv4HeaderChecksum, value: header.checksum().into() });
             }
-            6 => {
-                let ip = Ipv6Packet::new_checked(ip_packet)?;
-                let end = ipv6::HEADER_LEN + ip.payload_len();
-                let pos = find_esp_v6(wire::slice(ip_packet, 0..end), ip.chain_start(), want)?;
-                let prefix = wire::slice(ip_packet, 0..pos.offset);
-                let payload = wire::slice(ip_packet, pos.offset..end);
-                (prefix, 6, pos.next_header_at, payload)
+            if ip.ipv4_fragment {
+                return Err(EspError::Fragment);
             }
-            v => return Err(EspError::Malformed { field: Field::IpVersion, value: v.into() }),
+            if ip.protocol != want {
+                return Err(EspError::Malformed { field: Field::Protocol, value: ip.protocol.into() });
+            }
+            let (prefix, payload) = ip.split_ipv4_header(ip_packet);
+            (prefix, ipv4::PROTOCOL_OFFSET, payload)
+        } else {
+            let chain = find_esp_v6(ip.ipv6_chain(ip_packet), want)?;
+            let (prefix, payload) = chain.split();
+            (prefix, chain.pos().next_header_at, payload)
         };
         let esp = if encapsulated {
             // The UDP checksum is accepted either way (RFC 3948 §2.1): the ICV
             // protects what it covered.
-            let udp = UdpPacket::new_checked(payload)?;
-            match natt::classify(wire::slice(payload, udp::HEADER_LEN..udp.len()))? {
+            match natt::classify(UdpPacket::new_checked(payload)?.into_payload())? {
                 UdpPayload::Esp(esp) => esp,
                 UdpPayload::Keepalive => return Err(EspError::NatKeepalive),
                 UdpPayload::NonEsp => return Err(EspError::NonEsp),
@@ -334,7 +329,7 @@ impl Inbound {
         } else {
             payload
         };
-        Ok(Located { prefix, version, next_header_at, esp })
+        Ok(Located { prefix, version: ip.version, next_header_at, esp })
     }
 
     /// Transport mode: put the IP header back in front of the payload with
@@ -350,10 +345,11 @@ impl Inbound {
         if located.version == 4 {
             Ipv4Packet::new_unchecked(&mut *out).set_total_len_protocol_and_checksum(len as u16, next_header);
         } else {
-            Ipv6Packet::new_unchecked(&mut *out).set_payload_len((len - ipv6::HEADER_LEN) as u16);
-            wire::set_u8(out, located.next_header_at, next_header);
+            let mut ip = Ipv6Packet::new_unchecked(&mut *out);
+            ip.set_payload_len((len - ipv6::HEADER_LEN) as u16);
+            ip.set_next_header_at(located.next_header_at, next_header);
         }
-        let d = packet::parse(out)?;
+        let d = Datagram::parse(out)?;
         let protocol = match d.upper {
             Upper::Fragment => return Err(EspError::Fragment),
             Upper::At { protocol, .. } => protocol,
@@ -365,15 +361,16 @@ impl Inbound {
             return Err(EspError::UnexpectedNextHeader { seq, next_header: protocol });
         }
         self.check_selectors(&d, out, seq)?;
-        if let (Encap::Udp { .. }, Some(original), Upper::At { protocol, offset }) =
+        if let (Encap::Udp { .. }, Some(original), Upper::At { protocol, .. }) =
             (self.cfg.encap, &self.nat_original, d.upper)
         {
-            if original.is_ipv4() != (d.version == 4) {
+            if original.is_ipv4() != (d.ip.version == 4) {
                 return Err(EspError::Unsupported(Limitation::NatOriginalFamily));
             }
-            let received = d.addresses(out);
-            let segment = out.get_mut(offset..d.len).unwrap_or(&mut []);
-            natt::fix_up_checksum(segment, protocol, original, &received);
+            let received = d.ip.addresses(out);
+            if let Some(segment) = d.upper_segment_mut(out) {
+                natt::fix_up_checksum(segment, protocol, original, &received);
+            }
         }
         packet::verify(&d, out, self.cfg.checksums, Stage::AfterDecrypt { seq })?;
         Ok(())
@@ -394,20 +391,23 @@ impl Inbound {
         if !self.delivers(next_header) {
             return Err(EspError::UnexpectedNextHeader { seq, next_header });
         }
-        let d = packet::parse(out).map_err(|e| match e {
-            EspError::Truncated { needed, available, header: Header::Ipv4 | Header::Ipv6 } if needed > available => {
+        let d = Datagram::parse(out).map_err(|e| match e {
+            WireError::Truncated { needed, available, header: WireHeader::Ipv4 | WireHeader::Ipv6 }
+                if needed > available =>
+            {
                 EspError::Malformed { field: Field::InnerLength, value: needed as u64 }
             }
-            other => other,
+            other => other.into(),
         })?;
-        out.truncate(d.len);
+        out.truncate(d.ip.len);
         self.check_selectors(&d, out, seq)?;
-        packet::verify(&d, out, self.cfg.checksums, Stage::AfterDecrypt { seq })
+        let verified = packet::verify(&d, out, self.cfg.checksums, Stage::AfterDecrypt { seq })?;
+        Ok(verified == Verified::UnverifiableFragment)
     }
 
     /// RFC 4301 §5.2: the decrypted packet must be one the SA's selectors
     /// cover.
-    fn check_selectors(&self, d: &packet::Datagram, bytes: &[u8], seq: u64) -> Result<(), EspError> {
+    fn check_selectors(&self, d: &Datagram, bytes: &[u8], seq: u64) -> Result<(), EspError> {
         if self.cfg.selectors.is_empty() {
             return Ok(());
         }
@@ -459,19 +459,12 @@ impl Inbound {
 }
 
 /// Walk an IPv6 header chain to the ESP (or UDP, with NAT-T) header.
-pub(super) fn find_esp_v6(packet: &[u8], mut pos: ipv6::ChainPos, want: u8) -> Result<ipv6::ChainPos, EspError> {
-    loop {
-        match pos.next_header {
-            nh if nh == want => return Ok(pos),
-            protocol::FRAGMENT => return Err(EspError::Fragment),
-            protocol::HOP_BY_HOP if pos.offset != ipv6::HEADER_LEN => {
-                return Err(EspError::Malformed { field: Field::Ipv6HopByHopPosition, value: pos.offset as u64 });
-            }
-            protocol::HOP_BY_HOP | protocol::ROUTING | protocol::DESTINATION_OPTIONS => {
-                pos = ipv6::step(packet, pos)?.1;
-            }
-            protocol::AH => return Err(EspError::Unsupported(Limitation::Ipv6ExtensionHeader(protocol::AH))),
-            other => return Err(EspError::Malformed { field: Field::Protocol, value: other.into() }),
-        }
+pub(super) fn find_esp_v6(mut chain: Ipv6Chain<'_>, want: u8) -> Result<Ipv6Chain<'_>, EspError> {
+    while chain.next()?.is_some() {}
+    match chain.pos().next_header {
+        nh if nh == want => Ok(chain),
+        protocol::FRAGMENT => Err(EspError::Fragment),
+        protocol::AH => Err(EspError::Unsupported(Limitation::Ipv6ExtensionHeader(protocol::AH))),
+        other => Err(EspError::Malformed { field: Field::Protocol, value: other.into() }),
     }
 }

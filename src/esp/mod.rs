@@ -11,8 +11,8 @@
 //! buffers allocates nothing per packet.
 //!
 //! ```
-//! use espgcm::esp::checksum::pseudo_header_v4;
-//! use espgcm::esp::wire::{Ipv4Repr, UdpRepr, protocol};
+//! use espgcm::net::checksum::pseudo_header_v4;
+//! use espgcm::net::{Ipv4Repr, UdpRepr, protocol};
 //! use espgcm::esp::{Encap, Inbound, Mode, Outbound, SaConfig};
 //! use std::net::Ipv4Addr;
 //!
@@ -42,11 +42,14 @@
 //!
 //! # Design
 //!
-//! - **Checked views.** Every header is read through a view in [`wire`]
-//!   whose constructor compares each length field with the bytes present;
-//!   nothing is allocated from a length read off the wire; malformed input
-//!   is an [`EspError`] naming the field. This module tree denies
-//!   `unwrap`, `expect`, indexing and explicit panics (clippy), and `unsafe`.
+//! - **Checked views.** Every header is read through a view of
+//!   [`crate::net`] (IP, UDP, TCP, ICMP) or of [`wire`] (ESP) whose
+//!   constructor compares each length field with the bytes present; nothing
+//!   is allocated from a length read off the wire; malformed input is an
+//!   [`EspError`] naming the field (the network layer's
+//!   [`WireError`](crate::net::WireError)s convert into it). This module tree denies `unwrap`, `expect`, indexing
+//!   and explicit panics (clippy), and `unsafe`: it takes sub-slices of a
+//!   packet from the views that checked them.
 //! - **Checksums on both sides.** The crate exists because a silently
 //!   corrupting AES path and a receiver that skipped the inner checksum
 //!   (NAT-T transport mode) let damaged data through. So `seal` verifies the
@@ -54,7 +57,7 @@
 //!   and `open` verifies them after decrypting, in every mode
 //!   ([`EspError::ChecksumAfterDecrypt`]); behind a NAT in transport mode
 //!   the RFC 3948 §3.1.2 option-1 fix-up runs first ([`natt`]). One
-//!   checksum routine serves the whole crate ([`checksum`]).
+//!   checksum routine serves the whole crate ([`crate::net::checksum`]).
 //! - **Only what can be vouched for.** The trailer's next header is
 //!   protected by the ICV alone, so a sender-side fault that hit it would
 //!   turn TCP into a protocol with no checksum to catch the damage. `open`
@@ -91,7 +94,6 @@
 #![forbid(unsafe_code)]
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
-pub mod checksum;
 mod cipher;
 mod config;
 mod counters;

@@ -16,10 +16,10 @@
 //! (not checking at all) is what let corrupted data through in the incident
 //! this crate was built after, and is never taken.
 
-use super::checksum::Sum;
-use super::packet::{Addresses, pseudo_header_checksum_offset};
-use super::wire::{get_u16, protocol, set_u16};
 use super::{EspError, Field};
+use crate::net::checksum::{Sum, pseudo_header_checksum_offset};
+use crate::net::ip::Addresses;
+use crate::net::protocol;
 
 /// The NAT keepalive payload (RFC 3948 §2.3).
 pub const KEEPALIVE: u8 = 0xff;
@@ -59,10 +59,10 @@ pub(crate) fn fix_up_checksum(segment: &mut [u8], proto: u8, original: &Addresse
     let Some(at) = pseudo_header_checksum_offset(proto) else {
         return;
     };
-    if segment.len() < at + 2 {
+    let Some(field) = segment.get_mut(at..).and_then(<[u8]>::first_chunk_mut::<2>) else {
         return; // The full check that follows reports the truncation.
-    }
-    let old = get_u16(segment, at);
+    };
+    let old = u16::from_be_bytes(*field);
     if proto == protocol::UDP && old == 0 && received.is_ipv4() {
         return;
     }
@@ -71,5 +71,5 @@ pub(crate) fn fix_up_checksum(segment: &mut [u8], proto: u8, original: &Addresse
     if proto == protocol::UDP && new == 0 {
         new = 0xffff;
     }
-    set_u16(segment, at, new);
+    *field = new.to_be_bytes();
 }

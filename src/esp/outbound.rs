@@ -1,16 +1,19 @@
 //! The sending side of an SA: `seal`.
 
-use super::checksum::{self, RegionSum};
-use super::cipher::SaCipher;
+use super::cipher::{HeaderFields, SaCipher};
 use super::counters::SharedCounters;
 use super::key_claims::KeyClaim;
-use super::packet::{self, Stage, Upper, UpperPlan};
+use super::packet::{self, Stage, UpperPlan, Verified};
 use super::packet_buf::{PacketBuf, PacketBuffer};
 use super::selector;
 use super::sequence::Sequence;
-use super::wire::{self, EspRepr, Ipv4Packet, Ipv4Repr, Ipv6Packet, Ipv6Repr, UdpRepr, esp, ipv4, ipv6, protocol, udp};
-use super::{Counters, Encap, EspError, Field, Limitation, Mode, SaConfig};
+use super::wire::{self as esp, EspRepr, Trailer};
+use super::{Counters, Encap, EspError, Header, Limitation, Mode, SaConfig};
 use crate::Backend;
+use crate::net::checksum::{self, RegionSum};
+use crate::net::ip::{Addresses, Datagram, IpHeader, Upper};
+use crate::net::ipv6::ChainPos;
+use crate::net::{Ipv4Packet, Ipv4Repr, Ipv6Packet, Ipv6Repr, UdpRepr, ipv4, ipv6, protocol, udp};
 use std::net::IpAddr;
 
 /// The sending half of an SA: turns IP packets into ESP packets.
@@ -34,8 +37,8 @@ use std::net::IpAddr;
 ///
 /// ```
 /// use espgcm::esp::{Inbound, Outbound, SaConfig};
-/// use espgcm::esp::wire::{Ipv4Repr, TcpRepr, protocol};
-/// use espgcm::esp::checksum::pseudo_header_v4;
+/// use espgcm::net::{Ipv4Repr, TcpRepr, protocol};
+/// use espgcm::net::checksum::pseudo_header_v4;
 /// use std::net::Ipv4Addr;
 ///
 /// // A TCP segment over IPv4, checksums and all.
@@ -243,8 +246,8 @@ impl Outbound {
     pub fn seal(&self, ip_packet: &[u8], out: &mut Vec<u8>) -> Result<(), EspError> {
         out.clear();
         match self.seal_packet(ip_packet, SequenceNumber::Next, out) {
-            Ok(unverifiable) => {
-                self.counters.record_packet(ip_packet.len(), unverifiable);
+            Ok(verified) => {
+                self.counters.record_packet(ip_packet.len(), verified == Verified::UnverifiableFragment);
                 Ok(())
             }
             Err(e) => {
@@ -267,8 +270,8 @@ impl Outbound {
     /// Only the first `min(pkts.len(), results.len())` packets are sealed.
     ///
     /// ```
-    /// use espgcm::esp::checksum::pseudo_header_v4;
-    /// use espgcm::esp::wire::{Ipv4Repr, UdpRepr, protocol};
+    /// use espgcm::net::checksum::pseudo_header_v4;
+    /// use espgcm::net::{Ipv4Repr, UdpRepr, protocol};
     /// use espgcm::esp::{Inbound, Outbound, PacketBuf, SaConfig};
     /// use std::net::Ipv4Addr;
     ///
@@ -333,8 +336,8 @@ impl Outbound {
         out.clear();
         let result = self.seal_packet(ip_packet, seq, out);
         match &result {
-            Ok(unverifiable) => {
-                if *unverifiable {
+            Ok(verified) => {
+                if *verified == Verified::UnverifiableFragment {
                     tally.unverifiable_fragments += 1;
                 }
                 tally.record_packet(ip_packet.len());
@@ -347,9 +350,9 @@ impl Outbound {
         result.map(|_| ())
     }
 
-    fn seal_packet(&self, ip_packet: &[u8], seq: SequenceNumber, out: &mut Vec<u8>) -> Result<bool, EspError> {
-        let d = packet::parse(ip_packet)?;
-        let datagram = ip_packet.get(..d.len).unwrap_or(&[]);
+    fn seal_packet(&self, ip_packet: &[u8], seq: SequenceNumber, out: &mut Vec<u8>) -> Result<Verified, EspError> {
+        let d = Datagram::parse(ip_packet)?;
+        let datagram = d.ip.datagram(ip_packet);
         if matches!(self.cfg.mode, Mode::Transport) && d.upper == Upper::Fragment {
             return Err(EspError::Fragment);
         }
@@ -357,7 +360,7 @@ impl Outbound {
         // upper-layer header. The upper-layer checksum is verified over the
         // sum the cipher takes of the bytes it encrypts (below), so what is
         // checked is exactly what was encrypted, and the data is read once.
-        packet::verify_ipv4_header(&d, datagram, Stage::BeforeEncrypt)?;
+        packet::verify_ip_header(&d, datagram, Stage::BeforeEncrypt)?;
         if !self.cfg.selectors.is_empty() {
             let (addrs, protocol, ports) = selector::flow(&d, datagram);
             if !selector::covered(&self.cfg.selectors, false, addrs, protocol, ports) {
@@ -366,47 +369,46 @@ impl Outbound {
         }
         let plan = packet::upper_check(&d, datagram, self.cfg.checksums)?;
         // The header in front of ESP, and where the protected part starts.
-        let (header, protected_start, next_header) = match self.cfg.mode {
-            Mode::Transport if d.version == 4 => {
-                let prefix = datagram.get(..d.header_len).unwrap_or(&[]);
-                (OuterHeader::KeptV4 { prefix }, d.header_len, Ipv4Packet::new_unchecked(datagram).protocol())
+        let (header, protected, next_header) = match self.cfg.mode {
+            Mode::Transport if d.ip.version == 4 => {
+                let (prefix, protected) = d.ip.split_ipv4_header(datagram);
+                (OuterHeader::KeptV4 { prefix }, protected, d.ip.protocol)
             }
             Mode::Transport => {
-                let pos = esp_insertion_v6(datagram)?;
-                let prefix = datagram.get(..pos.offset).unwrap_or(&[]);
-                (OuterHeader::KeptV6 { prefix, next_header_at: pos.next_header_at }, pos.offset, pos.next_header)
+                let (prefix, protected, pos) = esp_insertion_v6(&d.ip, datagram)?;
+                (OuterHeader::KeptV6 { prefix, next_header_at: pos.next_header_at }, protected, pos.next_header)
             }
             Mode::Tunnel { src, dst } => {
-                let header = OuterHeader::New { src, dst, ds_field: d.ds_field, dont_frag: d.dont_frag };
-                (header, 0, if d.version == 4 { protocol::IPV4 } else { protocol::IPV6 })
+                let header = OuterHeader::New { src, dst, ds_field: d.ip.ds_field, dont_frag: d.ip.dont_frag };
+                (header, datagram, if d.ip.version == 4 { protocol::IPV4 } else { protocol::IPV6 })
             }
         };
-        let protected = datagram.get(protected_start..).unwrap_or(&[]);
         // IPv6 packets are never fragmented on the way; IPv4 ones when DF says so.
-        let dont_fragment = d.version == 6 || d.dont_frag;
+        let dont_fragment = d.ip.version == 6 || d.ip.dont_frag;
         let sealed = self.emit(header, Protected::Bytes(protected), next_header, dont_fragment, seq, out)?;
         match plan {
-            UpperPlan::Fragment => Ok(true),
-            UpperPlan::Nothing => Ok(false),
+            UpperPlan::Fragment => Ok(Verified::UnverifiableFragment),
+            UpperPlan::Nothing => Ok(Verified::Whole),
             UpperPlan::Check { check, segment } => {
-                // The cipher summed the protected bytes; the segment runs
-                // from `segment.start` to their end.
-                let before = protected.get(..segment.start.saturating_sub(protected_start)).unwrap_or(&[]);
+                // The cipher summed the protected bytes; the segment ends
+                // where they end (ESP goes in front of the upper-layer
+                // header, never after it), so they are the segment and the
+                // headers before it.
                 let segment_sum = if check.has_pseudo_header() {
-                    RegionSum::new(sealed).remove(before, 0).value()
+                    RegionSum::new(sealed).remove_prefix(protected, protected.len() - segment.len()).value()
                 } else {
                     // ICMPv4: without a pseudo-header, an all-zero message
                     // sums to +0, which a sum with bytes taken away cannot
                     // tell from -0 (it would pass). It is short: sum it.
-                    checksum::sum(protected.get(before.len()..).unwrap_or(&[]))
+                    checksum::sum(segment)
                 };
-                if let Err(e) = check.verify(segment_sum, Stage::BeforeEncrypt) {
+                if let Err(m) = check.verify(segment_sum) {
                     // Nothing is sent. The sequence number stays used: its IV
                     // encrypted these bytes, and an IV is never used twice.
                     out.fill(0);
-                    return Err(e);
+                    return Err(Stage::BeforeEncrypt.error(m));
                 }
-                Ok(false)
+                Ok(Verified::Whole)
             }
         }
     }
@@ -510,13 +512,14 @@ impl Outbound {
         out.reserve(total + self.cipher.scratch_len());
         match header {
             OuterHeader::KeptV4 { prefix } => {
-                wire::extend_header(out, prefix);
+                packet::extend_header(out, prefix);
                 Ipv4Packet::new_unchecked(out.as_mut_slice()).set_total_len_protocol_and_checksum(length16, carried);
             }
             OuterHeader::KeptV6 { prefix, next_header_at } => {
-                wire::extend_header(out, prefix);
-                Ipv6Packet::new_unchecked(out.as_mut_slice()).set_payload_len(length16);
-                wire::set_u8(out, next_header_at, carried);
+                packet::extend_header(out, prefix);
+                let mut ip = Ipv6Packet::new_unchecked(out.as_mut_slice());
+                ip.set_payload_len(length16);
+                ip.set_next_header_at(next_header_at, carried);
             }
             OuterHeader::New { src, dst, ds_field, dont_frag } => {
                 out.resize(header_len, 0);
@@ -561,16 +564,16 @@ impl Outbound {
         let iv = seq.to_be_bytes();
         let spi = self.cfg.spi;
         out.extend_from_slice(&EspRepr { spi, sequence: seq as u32 }.with_iv(iv));
-        let (trailer, trailer_len) = esp::trailer(pad, next_header);
+        let fields = HeaderFields { spi, seq, iv };
         let sum = match protected {
             Protected::Bytes(bytes) => {
-                let trailer = trailer.get(..trailer_len).unwrap_or(&[]);
-                self.cipher.seal(out, esp_start, (spi, seq, iv), bytes, trailer)?
+                let trailer = Trailer::new(pad, next_header);
+                self.cipher.seal(out, esp_start, fields, bytes, trailer.as_bytes())?
             }
             Protected::Zeros(n) => {
                 out.resize(out.len() + n, 0);
                 esp::push_padding_and_trailer(out, pad, next_header);
-                self.cipher.seal_in_place(out, esp_start, (spi, seq, iv))?;
+                self.cipher.seal_in_place(out, esp_start, fields)?;
                 0
             }
         };
@@ -581,10 +584,15 @@ impl Outbound {
                 None
             } else {
                 let ip = Ipv6Packet::new_unchecked(out.as_slice());
-                let addrs = packet::Addresses::new(ip.src_addr().into(), ip.dst_addr().into());
+                let addrs = Addresses::v6(ip.src_addr().octets(), ip.dst_addr().octets());
                 Some(addrs.pseudo_header(protocol::UDP, udp_len + esp_len))
             };
-            UdpRepr { src_port, dst_port }.emit(out.get_mut(udp_start..).unwrap_or(&mut []), esp_len, pseudo)?;
+            // `out` holds the header in front of the UDP header and more;
+            // were it shorter, that would be a bug here, to be reported.
+            let Some(datagram) = out.get_mut(udp_start..) else {
+                return Err(EspError::Truncated { header: Header::Udp, needed: udp_start, available: out.len() });
+            };
+            UdpRepr { src_port, dst_port }.emit(datagram, esp_len, pseudo)?;
         }
         Ok(sum)
     }
@@ -610,8 +618,8 @@ impl Outbound {
         let mut out = Vec::with_capacity(len + self.cipher.scratch_len());
         let spi = self.cfg.spi;
         out.extend_from_slice(&EspRepr { spi, sequence: seq as u32 }.with_iv(iv));
-        let (trailer, trailer_len) = esp::trailer(pad, next_header);
-        self.cipher.seal(&mut out, 0, (spi, seq, iv), payload, trailer.get(..trailer_len).unwrap_or(&[]))?;
+        let trailer = Trailer::new(pad, next_header);
+        self.cipher.seal(&mut out, 0, HeaderFields { spi, seq, iv }, payload, trailer.as_bytes())?;
         Ok(out)
     }
 }
@@ -620,23 +628,24 @@ impl Outbound {
 /// after hop-by-hop, routing, and destination options that precede a
 /// routing header; before everything else (later destination options are
 /// protected). A fragment header means the packet is a fragment.
-fn esp_insertion_v6(packet: &[u8]) -> Result<ipv6::ChainPos, EspError> {
-    let mut pos = Ipv6Packet::new_unchecked(packet).chain_start();
+///
+/// Returns the headers that stay in front of ESP, the protected rest, and
+/// the position ESP takes (the header it names as its next header, and the
+/// byte that will name ESP).
+fn esp_insertion_v6<'a>(ip: &IpHeader, datagram: &'a [u8]) -> Result<(&'a [u8], &'a [u8], ChainPos), EspError> {
+    let mut chain = ip.ipv6_chain(datagram);
     loop {
-        match pos.next_header {
-            protocol::HOP_BY_HOP if pos.offset != ipv6::HEADER_LEN => {
-                return Err(EspError::Malformed { field: Field::Ipv6HopByHopPosition, value: pos.offset as u64 });
+        let before = chain;
+        match chain.next()? {
+            Some(ext) if ext.kind() == protocol::DESTINATION_OPTIONS && ext.next_header() != protocol::ROUTING => {
+                chain = before;
+                break;
             }
-            protocol::HOP_BY_HOP | protocol::ROUTING => pos = ipv6::step(packet, pos)?.1,
-            protocol::DESTINATION_OPTIONS => {
-                let (ext, next) = ipv6::step(packet, pos)?;
-                if ext.next_header() != protocol::ROUTING {
-                    return Ok(pos);
-                }
-                pos = next;
-            }
-            protocol::FRAGMENT => return Err(EspError::Fragment),
-            _ => return Ok(pos),
+            Some(_) => {}
+            None if chain.pos().next_header == protocol::FRAGMENT => return Err(EspError::Fragment),
+            None => break,
         }
     }
+    let (prefix, protected) = chain.split();
+    Ok((prefix, protected, chain.pos()))
 }

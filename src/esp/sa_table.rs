@@ -16,10 +16,13 @@
 //! in flight keeps the SA it found (an `Arc`) even if that SA is removed
 //! meanwhile.
 
+use super::inbound::find_esp_v6;
 use super::natt::{self, UdpPayload};
 use super::selector::{self, Selector};
-use super::wire::{self, EspPacket, Ipv4Packet, Ipv6Packet, UdpPacket, ipv6, protocol, udp};
-use super::{EspError, Field, Inbound, Outbound, packet};
+use super::wire::EspPacket;
+use super::{EspError, Field, Inbound, Outbound};
+use crate::net::ip::{Datagram, IpHeader};
+use crate::net::{UdpPacket, protocol};
 use arc_swap::ArcSwap;
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -217,8 +220,8 @@ impl SaTable {
     /// # Errors
     /// The errors of reading the packet's headers.
     pub fn outbound_for(&self, ip_packet: &[u8]) -> Result<Option<Action>, EspError> {
-        let d = packet::parse(ip_packet)?;
-        let datagram = wire::slice(ip_packet, 0..d.len);
+        let d = Datagram::parse(ip_packet)?;
+        let datagram = d.ip.datagram(ip_packet);
         let (addrs, proto, ports) = selector::flow(&d, datagram);
         let tables = self.tables.load();
         Ok(tables
@@ -232,39 +235,27 @@ impl SaTable {
 /// The SPI and the (source, destination) of a packet carrying ESP, directly
 /// or in UDP (RFC 3948).
 fn esp_header(ip_packet: &[u8]) -> Result<(u32, IpAddr, IpAddr), EspError> {
-    let (src, dst, proto, payload): (IpAddr, IpAddr, u8, &[u8]) = match ip_packet.first().map(|b| b >> 4) {
-        Some(4) => {
-            let ip = Ipv4Packet::new_checked(ip_packet)?;
-            if ip.is_fragment() {
-                return Err(EspError::Fragment);
-            }
-            let payload = wire::slice(ip_packet, ip.header_len()..ip.total_len());
-            (ip.src_addr().into(), ip.dst_addr().into(), ip.protocol(), payload)
+    let ip = IpHeader::parse(ip_packet)?;
+    let (src, dst) = selector::addresses(&ip, ip_packet);
+    let (proto, payload) = if ip.version == 4 {
+        if ip.ipv4_fragment {
+            return Err(EspError::Fragment);
         }
-        Some(6) => {
-            let ip = Ipv6Packet::new_checked(ip_packet)?;
-            let end = ipv6::HEADER_LEN + ip.payload_len();
-            let bytes = wire::slice(ip_packet, 0..end);
-            let esp = super::inbound::find_esp_v6(bytes, ip.chain_start(), protocol::ESP);
-            let pos = match esp {
-                Ok(pos) => pos,
-                Err(_) => super::inbound::find_esp_v6(bytes, ip.chain_start(), protocol::UDP)?,
-            };
-            (ip.src_addr().into(), ip.dst_addr().into(), pos.next_header, wire::slice(bytes, pos.offset..end))
-        }
-        Some(v) => return Err(EspError::Malformed { field: Field::IpVersion, value: v.into() }),
-        None => return Err(EspError::Truncated { header: super::Header::Ip, needed: 1, available: 0 }),
+        (ip.protocol, ip.split_ipv4_header(ip_packet).1)
+    } else {
+        let chain = match find_esp_v6(ip.ipv6_chain(ip_packet), protocol::ESP) {
+            Ok(chain) => chain,
+            Err(_) => find_esp_v6(ip.ipv6_chain(ip_packet), protocol::UDP)?,
+        };
+        (chain.pos().next_header, chain.split().1)
     };
     let esp = match proto {
         protocol::ESP => payload,
-        protocol::UDP => {
-            let udp = UdpPacket::new_checked(payload)?;
-            match natt::classify(wire::slice(payload, udp::HEADER_LEN..udp.len()))? {
-                UdpPayload::Esp(esp) => esp,
-                UdpPayload::Keepalive => return Err(EspError::NatKeepalive),
-                UdpPayload::NonEsp => return Err(EspError::NonEsp),
-            }
-        }
+        protocol::UDP => match natt::classify(UdpPacket::new_checked(payload)?.into_payload())? {
+            UdpPayload::Esp(esp) => esp,
+            UdpPayload::Keepalive => return Err(EspError::NatKeepalive),
+            UdpPayload::NonEsp => return Err(EspError::NonEsp),
+        },
         other => return Err(EspError::Malformed { field: Field::Protocol, value: other.into() }),
     };
     Ok((EspPacket::new_checked(esp)?.spi(), src, dst))

@@ -6,7 +6,7 @@
 //! requires the check after decryption; before encryption, a packet the SA
 //! does not cover is refused rather than sent where the peer would drop it.
 
-use super::packet::{Datagram, Upper};
+use crate::net::ip::{Datagram, IpHeader, Upper};
 use core::ops::RangeInclusive;
 use std::net::IpAddr;
 
@@ -114,15 +114,6 @@ fn in_prefix(addr: IpAddr, (net, len): (IpAddr, u8)) -> bool {
 /// UDP and SCTP (none for a fragment, whose upper-layer header may be
 /// elsewhere, or a protocol without ports).
 pub(crate) fn flow(d: &Datagram, bytes: &[u8]) -> ((IpAddr, IpAddr), u8, Option<(u16, u16)>) {
-    let both = d.address_bytes(bytes);
-    let (src, dst) = both.split_at(both.len() / 2);
-    let addr = |b: &[u8]| -> IpAddr {
-        match (<[u8; 4]>::try_from(b), <[u8; 16]>::try_from(b)) {
-            (Ok(v4), _) => IpAddr::from(v4),
-            (_, Ok(v6)) => IpAddr::from(v6),
-            _ => IpAddr::from([0u8; 4]),
-        }
-    };
     let (protocol, ports) = match d.upper {
         Upper::At { protocol, offset } => {
             let ports = matches!(protocol, 6 | 17 | 132)
@@ -131,9 +122,26 @@ pub(crate) fn flow(d: &Datagram, bytes: &[u8]) -> ((IpAddr, IpAddr), u8, Option<
                 .map(|[a, b, c, d]| (u16::from_be_bytes([a, b]), u16::from_be_bytes([c, d])));
             (protocol, ports)
         }
-        Upper::Fragment => (d.fragment_protocol(bytes), None),
+        // A fragment's protocol as the IPv4 header gives it; for IPv6, the
+        // fragment header's number (what follows is not known without
+        // reassembly).
+        Upper::Fragment => (if d.ip.version == 4 { d.ip.protocol } else { 44 }, None),
     };
-    ((addr(src), addr(dst)), protocol, ports)
+    (addresses(&d.ip, bytes), protocol, ports)
+}
+
+/// The (source, destination) of the IP header `ip` parsed from `bytes`.
+pub(crate) fn addresses(ip: &IpHeader, bytes: &[u8]) -> (IpAddr, IpAddr) {
+    let both = ip.address_bytes(bytes);
+    let (src, dst) = both.split_at(both.len() / 2);
+    let addr = |b: &[u8]| -> IpAddr {
+        match (<[u8; 4]>::try_from(b), <[u8; 16]>::try_from(b)) {
+            (Ok(v4), _) => IpAddr::from(v4),
+            (_, Ok(v6)) => IpAddr::from(v6),
+            _ => IpAddr::from([0u8; 4]),
+        }
+    };
+    (addr(src), addr(dst))
 }
 
 /// Whether `selectors` (an SA's list; empty: anything) cover a packet.

@@ -5,9 +5,9 @@
 //! are checked independently by the tests against a plain RFC 1071 sum
 //! ([`reference_sum`]), and against tshark.
 
-use espgcm::esp::checksum::{pseudo_header_v4, pseudo_header_v6};
-use espgcm::esp::wire::{Ipv4Repr, Ipv6Repr, TcpRepr, UdpRepr, protocol};
 use espgcm::esp::{Inbound, Outbound, SaConfig};
+use espgcm::net::checksum::{pseudo_header_v4, pseudo_header_v6};
+use espgcm::net::{Ipv4Repr, Ipv6Repr, TcpRepr, UdpRepr, protocol};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 pub const V4_SRC: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
@@ -65,7 +65,7 @@ pub fn ipv6(src: Ipv6Addr, dst: Ipv6Addr, next_header: u8, payload: &[u8]) -> Ve
     p
 }
 
-fn tcp_segment(data: &[u8], pseudo: espgcm::esp::checksum::Sum) -> Vec<u8> {
+fn tcp_segment(data: &[u8], pseudo: espgcm::net::checksum::Sum) -> Vec<u8> {
     let mut seg = vec![0u8; 20 + data.len()];
     seg[20..].copy_from_slice(data);
     TcpRepr {
@@ -81,7 +81,7 @@ fn tcp_segment(data: &[u8], pseudo: espgcm::esp::checksum::Sum) -> Vec<u8> {
     seg
 }
 
-fn udp_datagram(data: &[u8], pseudo: Option<espgcm::esp::checksum::Sum>) -> Vec<u8> {
+fn udp_datagram(data: &[u8], pseudo: Option<espgcm::net::checksum::Sum>) -> Vec<u8> {
     let mut dgram = vec![0u8; 8 + data.len()];
     dgram[8..].copy_from_slice(data);
     UdpRepr { src_port: 40001, dst_port: 40002 }.emit(&mut dgram, data.len(), pseudo).unwrap();

@@ -285,9 +285,9 @@ fn cross_check(backend: Backend, messages: usize) -> Result<usize, String> {
 /// packet damaged before encryption and one damaged on the wire are both
 /// refused. Returns the number of packets round-tripped.
 fn esp_round_trip(backend: Backend) -> Result<usize, String> {
-    use espgcm::esp::checksum::{pseudo_header_v4, pseudo_header_v6};
-    use espgcm::esp::wire::{Ipv4Repr, Ipv6Repr, TcpRepr, protocol};
     use espgcm::esp::{Encap, EspError, Inbound, Mode, Outbound, SaConfig, Transform};
+    use espgcm::net::checksum::{pseudo_header_v4, pseudo_header_v6};
+    use espgcm::net::{Ipv4Repr, Ipv6Repr, TcpRepr, WireError, protocol};
     use std::net::{Ipv4Addr, Ipv6Addr};
 
     let tcp = TcpRepr { src_port: 40000, dst_port: 2181, seq_number: 1, ack_number: 1, flags: 0x18, window: 512 };
@@ -296,6 +296,7 @@ fn esp_round_trip(backend: Backend) -> Result<usize, String> {
     let (s4, d4) = (Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2));
     let (s6, d6) = (Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1), Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2));
     let err = |e: EspError| e.to_string();
+    let wire_err = |e: WireError| e.to_string();
     let mut v4 = vec![0u8; 20 + l4];
     Ipv4Repr {
         src_addr: s4,
@@ -308,9 +309,9 @@ fn esp_round_trip(backend: Backend) -> Result<usize, String> {
         dont_frag: true,
     }
     .emit(&mut v4)
-    .map_err(err)?;
+    .map_err(wire_err)?;
     v4[40..].copy_from_slice(&data);
-    tcp.emit(&mut v4[20..], pseudo_header_v4(s4, d4, protocol::TCP, l4 as u16)).map_err(err)?;
+    tcp.emit(&mut v4[20..], pseudo_header_v4(s4, d4, protocol::TCP, l4 as u16)).map_err(wire_err)?;
     let mut v6 = vec![0u8; 40 + l4];
     Ipv6Repr {
         src_addr: s6,
@@ -322,9 +323,9 @@ fn esp_round_trip(backend: Backend) -> Result<usize, String> {
         flow_label: 0,
     }
     .emit(&mut v6)
-    .map_err(err)?;
+    .map_err(wire_err)?;
     v6[60..].copy_from_slice(&data);
-    tcp.emit(&mut v6[40..], pseudo_header_v6(s6, d6, protocol::TCP, l4 as u32)).map_err(err)?;
+    tcp.emit(&mut v6[40..], pseudo_header_v6(s6, d6, protocol::TCP, l4 as u32)).map_err(wire_err)?;
 
     let tunnel = Mode::Tunnel {
         src: "192.0.2.1".parse().map_err(|_| "address")?,

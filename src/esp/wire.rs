@@ -1,14 +1,15 @@
+//! ESP's own wire format, in the shape of the views of [`crate::net`]: the
 //! ESP header (RFC 4303 §2) with the 8-byte IV of AES-GCM/GMAC (RFC 4106
 //! §3, RFC 4543 §3.1), and the trailer inside the decrypted payload.
 
-use super::{Field, get_array, get_u32, set_u32, slice};
-use crate::esp::{EspError, Header};
+use super::{EspError, Header};
+use crate::net::{ByteRange, read_array, read_bytes, read_u32, write_u32};
 
 mod field {
-    use super::Field;
-    pub const SPI: usize = 0;
-    pub const SEQUENCE: usize = 4;
-    pub const IV: Field = 8..16;
+    use super::ByteRange;
+    pub const SPI: ByteRange = 0..4;
+    pub const SEQUENCE: ByteRange = 4..8;
+    pub const IV: ByteRange = 8..16;
 }
 
 /// SPI and sequence number.
@@ -26,7 +27,8 @@ pub struct EspPacket<T: AsRef<[u8]>> {
 }
 
 impl<T: AsRef<[u8]>> EspPacket<T> {
-    /// Wrap a buffer without checking it.
+    /// Wrap a buffer without checking it: for a buffer already checked or
+    /// built whole (accessors panic on one that is too short).
     pub fn new_unchecked(buffer: T) -> EspPacket<T> {
         EspPacket { buffer }
     }
@@ -46,29 +48,28 @@ impl<T: AsRef<[u8]>> EspPacket<T> {
 
     /// Security Parameter Index.
     pub fn spi(&self) -> u32 {
-        get_u32(self.buffer.as_ref(), field::SPI)
+        read_u32(self.buffer.as_ref(), field::SPI)
     }
 
     /// Sequence number (the low 32 bits with ESN).
     pub fn sequence(&self) -> u32 {
-        get_u32(self.buffer.as_ref(), field::SEQUENCE)
+        read_u32(self.buffer.as_ref(), field::SEQUENCE)
     }
 
     /// The explicit IV.
     pub fn iv(&self) -> [u8; IV_LEN] {
-        get_array::<IV_LEN>(self.buffer.as_ref(), field::IV.start)
+        read_array::<IV_LEN>(self.buffer.as_ref(), field::IV)
     }
 
     /// SPI, sequence number and IV: the bytes before the ciphertext.
     pub fn header_and_iv(&self) -> &[u8] {
-        slice(self.buffer.as_ref(), 0..field::IV.end)
+        read_bytes(self.buffer.as_ref(), ..field::IV.end)
     }
 
     /// Everything after the IV: ciphertext (or, with GMAC, the clear
     /// payload and trailer) followed by the ICV.
     pub fn body(&self) -> &[u8] {
-        let buf = self.buffer.as_ref();
-        slice(buf, field::IV.end..buf.len())
+        read_bytes(self.buffer.as_ref(), field::IV.end..)
     }
 }
 
@@ -95,8 +96,8 @@ impl EspRepr {
         if buf.len() < HEADER_LEN {
             return Err(EspError::Truncated { header: Header::Esp, needed: HEADER_LEN, available: buf.len() });
         }
-        set_u32(buf, field::SPI, self.spi);
-        set_u32(buf, field::SEQUENCE, self.sequence);
+        write_u32(buf, field::SPI, self.spi);
+        write_u32(buf, field::SEQUENCE, self.sequence);
         Ok(())
     }
 }
@@ -112,24 +113,49 @@ impl EspRepr {
     }
 }
 
-/// Append the clear text of the ESP trailer ([`trailer`]) to `out`.
+/// Append the clear text of the ESP trailer ([`Trailer`]) to `out`.
 #[inline]
 pub(crate) fn push_padding_and_trailer(out: &mut Vec<u8>, pad: usize, next_header: u8) {
-    let (bytes, len) = trailer(pad, next_header);
-    out.extend_from_slice(bytes.get(..len).unwrap_or(&bytes));
+    out.extend_from_slice(Trailer::new(pad, next_header).as_bytes());
 }
 
-/// The clear text of the ESP trailer for `pad` bytes of padding ([`pad_len`],
-/// 0 to 3): the default padding 1, 2, 3..., the pad length and
-/// `next_header`, in a fixed array; the length used is `pad + 2`.
-#[inline]
-pub(crate) fn trailer(pad: usize, next_header: u8) -> ([u8; 5], usize) {
-    match pad {
-        0 => ([0, next_header, 0, 0, 0], 2),
-        1 => ([1, 1, next_header, 0, 0], 3),
-        2 => ([1, 2, 2, next_header, 0], 4),
-        // `pad_len` is below 4.
-        _ => ([1, 2, 3, 3, next_header], 5),
+/// The clear text of the ESP trailer: the default padding 1, 2, 3..., the
+/// pad length and the next header, one variant per padding length (there
+/// are only four), so each is a fixed-size array.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Trailer {
+    /// No padding: pad length 0, next header.
+    Pad0([u8; 2]),
+    /// Padding 1.
+    Pad1([u8; 3]),
+    /// Padding 1, 2.
+    Pad2([u8; 4]),
+    /// Padding 1, 2, 3.
+    Pad3([u8; 5]),
+}
+
+impl Trailer {
+    /// The trailer for `pad` bytes of padding ([`pad_len`], 0 to 3).
+    #[inline]
+    pub(crate) fn new(pad: usize, next_header: u8) -> Trailer {
+        match pad {
+            0 => Trailer::Pad0([0, next_header]),
+            1 => Trailer::Pad1([1, 1, next_header]),
+            2 => Trailer::Pad2([1, 2, 2, next_header]),
+            // `pad_len` is below 4.
+            _ => Trailer::Pad3([1, 2, 3, 3, next_header]),
+        }
+    }
+
+    /// The trailer's bytes.
+    #[inline]
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        match self {
+            Trailer::Pad0(bytes) => bytes,
+            Trailer::Pad1(bytes) => bytes,
+            Trailer::Pad2(bytes) => bytes,
+            Trailer::Pad3(bytes) => bytes,
+        }
     }
 }
 
@@ -165,8 +191,8 @@ pub fn parse_trailer(plaintext: &[u8]) -> Result<(usize, u8), TrailerError> {
     let Some(payload_len) = rest.len().checked_sub(pad) else {
         return Err(TrailerError::BadPadding(pad_len));
     };
-    let padding = slice(rest, payload_len..rest.len());
-    if !padding.iter().zip(1u8..).all(|(&byte, expected)| byte == expected) {
+    // The last `pad` bytes of `rest`, read from the end, must be pad, ..., 2, 1.
+    if !rest.iter().rev().zip((1..=pad_len).rev()).all(|(&byte, expected)| byte == expected) {
         return Err(TrailerError::BadPadding(pad_len));
     }
     Ok((payload_len, next_header))

@@ -1,22 +1,21 @@
 //! IPv4 header (RFC 791), options included.
 
-use super::{Field, get_array, get_u8, get_u16, set_u8, set_u16, slice};
-use crate::esp::checksum::Sum;
-use crate::esp::{EspError, Field as BadField, Header};
+use super::checksum::Sum;
+use super::{ByteRange, Field as BadField, Header, WireError, read_array, read_u16, write_u16};
 use std::net::Ipv4Addr;
 
 mod field {
-    use super::Field;
+    use super::ByteRange;
     pub const VER_IHL: usize = 0;
     pub const DS_ECN: usize = 1;
-    pub const LENGTH: usize = 2;
-    pub const IDENT: usize = 4;
-    pub const FLAGS_FRAG: usize = 6;
+    pub const LENGTH: ByteRange = 2..4;
+    pub const IDENT: ByteRange = 4..6;
+    pub const FLAGS_FRAG: ByteRange = 6..8;
     pub const TTL: usize = 8;
     pub const PROTOCOL: usize = 9;
-    pub const CHECKSUM: usize = 10;
-    pub const SRC: Field = 12..16;
-    pub const DST: Field = 16..20;
+    pub const CHECKSUM: ByteRange = 10..12;
+    pub const SRC: ByteRange = 12..16;
+    pub const DST: ByteRange = 16..20;
 }
 
 /// Length of an IPv4 header without options.
@@ -25,7 +24,7 @@ pub const HEADER_LEN: usize = 20;
 pub const PROTOCOL_OFFSET: usize = field::PROTOCOL;
 /// Source then destination address: the part of the header the
 /// upper-layer pseudo-header repeats.
-pub(crate) const ADDRESSES: Field = field::SRC.start..field::DST.end;
+pub(crate) const ADDRESSES: ByteRange = field::SRC.start..field::DST.end;
 
 const FLAG_DF: u16 = 0x4000;
 const FLAG_MF: u16 = 0x2000;
@@ -38,8 +37,9 @@ pub struct Ipv4Packet<T: AsRef<[u8]>> {
 }
 
 impl<T: AsRef<[u8]>> Ipv4Packet<T> {
-    /// Wrap a buffer without checking it (accessors never panic, but may
-    /// read zeros). Use [`new_checked`](Self::new_checked) on untrusted input.
+    /// Wrap a buffer without checking it: for a buffer already checked or
+    /// built whole (accessors panic on one that is too short). Use
+    /// [`new_checked`](Self::new_checked) on untrusted input.
     pub fn new_unchecked(buffer: T) -> Ipv4Packet<T> {
         Ipv4Packet { buffer }
     }
@@ -49,8 +49,8 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     /// padding) are allowed and ignored.
     ///
     /// # Errors
-    /// [`EspError::Truncated`] or [`EspError::Malformed`] naming the field.
-    pub fn new_checked(buffer: T) -> Result<Ipv4Packet<T>, EspError> {
+    /// [`WireError::Truncated`] or [`WireError::Malformed`] naming the field.
+    pub fn new_checked(buffer: T) -> Result<Ipv4Packet<T>, WireError> {
         let packet = Ipv4Packet { buffer };
         packet.check_len()?;
         Ok(packet)
@@ -60,27 +60,27 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     ///
     /// # Errors
     /// As [`new_checked`](Self::new_checked).
-    pub fn check_len(&self) -> Result<(), EspError> {
+    pub fn check_len(&self) -> Result<(), WireError> {
         let available = self.buffer.as_ref().len();
         if available < HEADER_LEN {
-            return Err(EspError::Truncated { header: Header::Ipv4, needed: HEADER_LEN, available });
+            return Err(WireError::Truncated { header: Header::Ipv4, needed: HEADER_LEN, available });
         }
         if self.version() != 4 {
-            return Err(EspError::Malformed { field: BadField::IpVersion, value: self.version().into() });
+            return Err(WireError::Malformed { field: BadField::IpVersion, value: self.version().into() });
         }
         let header_len = self.header_len();
         if header_len < HEADER_LEN {
-            return Err(EspError::Malformed { field: BadField::Ipv4HeaderLength, value: (header_len / 4) as u64 });
+            return Err(WireError::Malformed { field: BadField::Ipv4HeaderLength, value: (header_len / 4) as u64 });
         }
         if header_len > available {
-            return Err(EspError::Truncated { header: Header::Ipv4, needed: header_len, available });
+            return Err(WireError::Truncated { header: Header::Ipv4, needed: header_len, available });
         }
         let total = self.total_len();
         if total < header_len {
-            return Err(EspError::Malformed { field: BadField::Ipv4TotalLength, value: total as u64 });
+            return Err(WireError::Malformed { field: BadField::Ipv4TotalLength, value: total as u64 });
         }
         if total > available {
-            return Err(EspError::Truncated { header: Header::Ipv4, needed: total, available });
+            return Err(WireError::Truncated { header: Header::Ipv4, needed: total, available });
         }
         Ok(())
     }
@@ -92,42 +92,42 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
 
     /// Version nibble (4).
     pub fn version(&self) -> u8 {
-        get_u8(self.buffer.as_ref(), field::VER_IHL) >> 4
+        self.buffer.as_ref()[field::VER_IHL] >> 4
     }
 
     /// Header length in bytes (IHL x 4), options included.
     pub fn header_len(&self) -> usize {
-        usize::from(get_u8(self.buffer.as_ref(), field::VER_IHL) & 0x0f) * 4
+        usize::from(self.buffer.as_ref()[field::VER_IHL] & 0x0f) * 4
     }
 
     /// The DS field and ECN bits (the former TOS byte).
     pub fn dscp_ecn(&self) -> u8 {
-        get_u8(self.buffer.as_ref(), field::DS_ECN)
+        self.buffer.as_ref()[field::DS_ECN]
     }
 
     /// Total length (header and payload).
     pub fn total_len(&self) -> usize {
-        usize::from(get_u16(self.buffer.as_ref(), field::LENGTH))
+        usize::from(read_u16(self.buffer.as_ref(), field::LENGTH))
     }
 
     /// Identification.
     pub fn ident(&self) -> u16 {
-        get_u16(self.buffer.as_ref(), field::IDENT)
+        read_u16(self.buffer.as_ref(), field::IDENT)
     }
 
     /// Don't-fragment flag.
     pub fn dont_frag(&self) -> bool {
-        get_u16(self.buffer.as_ref(), field::FLAGS_FRAG) & FLAG_DF != 0
+        read_u16(self.buffer.as_ref(), field::FLAGS_FRAG) & FLAG_DF != 0
     }
 
     /// More-fragments flag.
     pub fn more_frags(&self) -> bool {
-        get_u16(self.buffer.as_ref(), field::FLAGS_FRAG) & FLAG_MF != 0
+        read_u16(self.buffer.as_ref(), field::FLAGS_FRAG) & FLAG_MF != 0
     }
 
     /// Fragment offset in bytes.
     pub fn frag_offset(&self) -> usize {
-        usize::from(get_u16(self.buffer.as_ref(), field::FLAGS_FRAG) & FRAG_OFFSET) * 8
+        usize::from(read_u16(self.buffer.as_ref(), field::FLAGS_FRAG) & FRAG_OFFSET) * 8
     }
 
     /// Whether this is a fragment (more-fragments set or a non-zero offset).
@@ -137,27 +137,27 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
 
     /// Time to live.
     pub fn ttl(&self) -> u8 {
-        get_u8(self.buffer.as_ref(), field::TTL)
+        self.buffer.as_ref()[field::TTL]
     }
 
     /// Protocol of the payload.
     pub fn protocol(&self) -> u8 {
-        get_u8(self.buffer.as_ref(), field::PROTOCOL)
+        self.buffer.as_ref()[field::PROTOCOL]
     }
 
     /// Header checksum field.
     pub fn checksum(&self) -> u16 {
-        get_u16(self.buffer.as_ref(), field::CHECKSUM)
+        read_u16(self.buffer.as_ref(), field::CHECKSUM)
     }
 
     /// Source address.
     pub fn src_addr(&self) -> Ipv4Addr {
-        Ipv4Addr::from(get_array::<4>(self.buffer.as_ref(), field::SRC.start))
+        Ipv4Addr::from(read_array::<4>(self.buffer.as_ref(), field::SRC))
     }
 
     /// Destination address.
     pub fn dst_addr(&self) -> Ipv4Addr {
-        Ipv4Addr::from(get_array::<4>(self.buffer.as_ref(), field::DST.start))
+        Ipv4Addr::from(read_array::<4>(self.buffer.as_ref(), field::DST))
     }
 
     /// Whether the header checksum verifies.
@@ -174,36 +174,36 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
 
     /// The header, options included.
     pub fn header(&self) -> &[u8] {
-        slice(self.buffer.as_ref(), 0..self.header_len())
+        &self.buffer.as_ref()[..self.header_len()]
     }
 
     /// The payload (up to the total length; link padding excluded).
     pub fn payload(&self) -> &[u8] {
-        slice(self.buffer.as_ref(), self.header_len()..self.total_len())
+        &self.buffer.as_ref()[self.header_len()..self.total_len()]
     }
 
     /// The packet up to its total length.
     pub fn packet(&self) -> &[u8] {
-        slice(self.buffer.as_ref(), 0..self.total_len())
+        &self.buffer.as_ref()[..self.total_len()]
     }
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
     /// Set the total length.
     pub fn set_total_len(&mut self, len: u16) {
-        set_u16(self.buffer.as_mut(), field::LENGTH, len);
+        write_u16(self.buffer.as_mut(), field::LENGTH, len);
     }
 
     /// Set the protocol.
     pub fn set_protocol(&mut self, protocol: u8) {
-        set_u8(self.buffer.as_mut(), field::PROTOCOL, protocol);
+        self.buffer.as_mut()[field::PROTOCOL] = protocol;
     }
 
     /// Recompute and store the header checksum.
     pub fn fill_checksum(&mut self) {
-        set_u16(self.buffer.as_mut(), field::CHECKSUM, 0);
+        write_u16(self.buffer.as_mut(), field::CHECKSUM, 0);
         let checksum = Sum::ZERO.add_bytes(self.header()).checksum();
-        set_u16(self.buffer.as_mut(), field::CHECKSUM, checksum);
+        write_u16(self.buffer.as_mut(), field::CHECKSUM, checksum);
     }
 
     /// Set the total length and protocol and recompute the header checksum
@@ -239,10 +239,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
 /// last 4.
 #[inline]
 fn split_header(header: &[u8; HEADER_LEN]) -> (u128, u32) {
-    let (front, back) = header.split_at(16);
-    let front = front.try_into().map_or(0, u128::from_be_bytes);
-    let back = back.try_into().map_or(0, u32::from_be_bytes);
-    (front, back)
+    (u128::from_be_bytes(read_array(header, 0..16)), u32::from_be_bytes(read_array(header, 16..HEADER_LEN)))
 }
 
 /// The inverse of [`split_header`].
@@ -277,6 +274,11 @@ pub struct Ipv4Repr {
 }
 
 impl Ipv4Repr {
+    /// Length of the header [`emit`](Self::emit) writes (no options).
+    pub const fn buffer_len(&self) -> usize {
+        HEADER_LEN
+    }
+
     /// Read the fields of a checked packet (options are skipped; the payload
     /// length is the total length minus the full header length).
     pub fn parse<T: AsRef<[u8]>>(packet: &Ipv4Packet<T>) -> Ipv4Repr {
@@ -295,14 +297,14 @@ impl Ipv4Repr {
     /// Write a 20-byte header (with its checksum) to the start of `buf`.
     ///
     /// # Errors
-    /// [`EspError::Truncated`] if `buf` is shorter than 20 bytes,
-    /// [`EspError::TooLarge`] if the total length exceeds 65535.
-    pub fn emit(&self, buf: &mut [u8]) -> Result<(), EspError> {
+    /// [`WireError::Truncated`] if `buf` is shorter than 20 bytes,
+    /// [`WireError::TooLarge`] if the total length exceeds 65535.
+    pub fn emit(&self, buf: &mut [u8]) -> Result<(), WireError> {
         let total = HEADER_LEN + self.payload_len;
         let total16 =
-            u16::try_from(total).map_err(|_| EspError::TooLarge { len: total, max: usize::from(u16::MAX) })?;
+            u16::try_from(total).map_err(|_| WireError::TooLarge { len: total, max: usize::from(u16::MAX) })?;
         let Some(header) = buf.first_chunk_mut::<HEADER_LEN>() else {
-            return Err(EspError::Truncated { header: Header::Ipv4, needed: HEADER_LEN, available: buf.len() });
+            return Err(WireError::Truncated { header: Header::Ipv4, needed: HEADER_LEN, available: buf.len() });
         };
         // Built in registers and stored whole (see
         // `Ipv4Packet::set_total_len_protocol_and_checksum`): version 4,
@@ -325,7 +327,7 @@ impl Ipv4Repr {
 }
 
 #[cfg(test)]
-#[allow(clippy::indexing_slicing, clippy::unwrap_used)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -1,25 +1,25 @@
 //! TCP header (RFC 9293), as far as checksums need it.
 
-use super::{get_u8, get_u16, get_u32, set_u8, set_u16, set_u32, slice};
-use crate::esp::checksum::Sum;
-use crate::esp::{EspError, Field as BadField, Header};
+use super::checksum::Sum;
+use super::{ByteRange, Field as BadField, Header, WireError, read_u16, read_u32, write_u16, write_u32};
 
 mod field {
-    pub const SRC_PORT: usize = 0;
-    pub const DST_PORT: usize = 2;
-    pub const SEQ: usize = 4;
-    pub const ACK: usize = 8;
+    use super::ByteRange;
+    pub const SRC_PORT: ByteRange = 0..2;
+    pub const DST_PORT: ByteRange = 2..4;
+    pub const SEQ: ByteRange = 4..8;
+    pub const ACK: ByteRange = 8..12;
     pub const OFFSET: usize = 12;
     pub const FLAGS: usize = 13;
-    pub const WINDOW: usize = 14;
-    pub const CHECKSUM: usize = 16;
-    pub const URGENT: usize = 18;
+    pub const WINDOW: ByteRange = 14..16;
+    pub const CHECKSUM: ByteRange = 16..18;
+    pub const URGENT: ByteRange = 18..20;
 }
 
 /// Length of a TCP header without options.
 pub const HEADER_LEN: usize = 20;
 /// Byte offset of the checksum field.
-pub const CHECKSUM_OFFSET: usize = field::CHECKSUM;
+pub const CHECKSUM_OFFSET: usize = field::CHECKSUM.start;
 
 /// A checked view of a TCP segment.
 #[derive(Clone, Copy, Debug)]
@@ -28,7 +28,8 @@ pub struct TcpPacket<T: AsRef<[u8]>> {
 }
 
 impl<T: AsRef<[u8]>> TcpPacket<T> {
-    /// Wrap a buffer without checking it.
+    /// Wrap a buffer without checking it: for a buffer already checked or
+    /// built whole (accessors panic on one that is too short).
     pub fn new_unchecked(buffer: T) -> TcpPacket<T> {
         TcpPacket { buffer }
     }
@@ -37,9 +38,9 @@ impl<T: AsRef<[u8]>> TcpPacket<T> {
     /// against the bytes present.
     ///
     /// # Errors
-    /// [`EspError::Truncated`] below 20 bytes, [`EspError::Malformed`] (data
+    /// [`WireError::Truncated`] below 20 bytes, [`WireError::Malformed`] (data
     /// offset) below 5 words or past the end.
-    pub fn new_checked(buffer: T) -> Result<TcpPacket<T>, EspError> {
+    pub fn new_checked(buffer: T) -> Result<TcpPacket<T>, WireError> {
         let packet = TcpPacket { buffer };
         packet.check_len()?;
         Ok(packet)
@@ -49,67 +50,66 @@ impl<T: AsRef<[u8]>> TcpPacket<T> {
     ///
     /// # Errors
     /// As [`new_checked`](Self::new_checked).
-    pub fn check_len(&self) -> Result<(), EspError> {
+    pub fn check_len(&self) -> Result<(), WireError> {
         let available = self.buffer.as_ref().len();
         if available < HEADER_LEN {
-            return Err(EspError::Truncated { header: Header::Tcp, needed: HEADER_LEN, available });
+            return Err(WireError::Truncated { header: Header::Tcp, needed: HEADER_LEN, available });
         }
         let header_len = self.header_len();
         if header_len < HEADER_LEN || header_len > available {
-            return Err(EspError::Malformed { field: BadField::TcpDataOffset, value: (header_len / 4) as u64 });
+            return Err(WireError::Malformed { field: BadField::TcpDataOffset, value: (header_len / 4) as u64 });
         }
         Ok(())
     }
 
     /// Source port.
     pub fn src_port(&self) -> u16 {
-        get_u16(self.buffer.as_ref(), field::SRC_PORT)
+        read_u16(self.buffer.as_ref(), field::SRC_PORT)
     }
 
     /// Destination port.
     pub fn dst_port(&self) -> u16 {
-        get_u16(self.buffer.as_ref(), field::DST_PORT)
+        read_u16(self.buffer.as_ref(), field::DST_PORT)
     }
 
     /// Sequence number.
     pub fn seq_number(&self) -> u32 {
-        get_u32(self.buffer.as_ref(), field::SEQ)
+        read_u32(self.buffer.as_ref(), field::SEQ)
     }
 
     /// Acknowledgement number.
     pub fn ack_number(&self) -> u32 {
-        get_u32(self.buffer.as_ref(), field::ACK)
+        read_u32(self.buffer.as_ref(), field::ACK)
     }
 
     /// Header length in bytes (data offset x 4).
     pub fn header_len(&self) -> usize {
-        usize::from(get_u8(self.buffer.as_ref(), field::OFFSET) >> 4) * 4
+        usize::from(self.buffer.as_ref()[field::OFFSET] >> 4) * 4
     }
 
     /// Flag bits (CWR ECE URG ACK PSH RST SYN FIN).
     pub fn flags(&self) -> u8 {
-        get_u8(self.buffer.as_ref(), field::FLAGS)
+        self.buffer.as_ref()[field::FLAGS]
     }
 
     /// Window.
     pub fn window(&self) -> u16 {
-        get_u16(self.buffer.as_ref(), field::WINDOW)
+        read_u16(self.buffer.as_ref(), field::WINDOW)
     }
 
     /// Checksum field.
     pub fn checksum(&self) -> u16 {
-        get_u16(self.buffer.as_ref(), field::CHECKSUM)
+        read_u16(self.buffer.as_ref(), field::CHECKSUM)
     }
 
     /// Urgent pointer.
     pub fn urgent(&self) -> u16 {
-        get_u16(self.buffer.as_ref(), field::URGENT)
+        read_u16(self.buffer.as_ref(), field::URGENT)
     }
 
     /// The data after the header and options.
     pub fn payload(&self) -> &[u8] {
-        let buf = self.buffer.as_ref();
-        slice(buf, self.header_len()..buf.len())
+        &self.buffer.as_ref()[self.header_len()..]
     }
 }
 
@@ -131,6 +131,11 @@ pub struct TcpRepr {
 }
 
 impl TcpRepr {
+    /// Length of the header [`emit`](Self::emit) writes (no options).
+    pub const fn buffer_len(&self) -> usize {
+        HEADER_LEN
+    }
+
     /// Read the fields of a checked segment.
     pub fn parse<T: AsRef<[u8]>>(packet: &TcpPacket<T>) -> TcpRepr {
         TcpRepr {
@@ -148,22 +153,22 @@ impl TcpRepr {
     /// pseudo-header sum `pseudo_header`.
     ///
     /// # Errors
-    /// [`EspError::Truncated`] if `segment` is shorter than 20 bytes.
-    pub fn emit(&self, segment: &mut [u8], pseudo_header: Sum) -> Result<(), EspError> {
+    /// [`WireError::Truncated`] if `segment` is shorter than 20 bytes.
+    pub fn emit(&self, segment: &mut [u8], pseudo_header: Sum) -> Result<(), WireError> {
         if segment.len() < HEADER_LEN {
-            return Err(EspError::Truncated { header: Header::Tcp, needed: HEADER_LEN, available: segment.len() });
+            return Err(WireError::Truncated { header: Header::Tcp, needed: HEADER_LEN, available: segment.len() });
         }
-        set_u16(segment, field::SRC_PORT, self.src_port);
-        set_u16(segment, field::DST_PORT, self.dst_port);
-        set_u32(segment, field::SEQ, self.seq_number);
-        set_u32(segment, field::ACK, self.ack_number);
-        set_u8(segment, field::OFFSET, 5 << 4);
-        set_u8(segment, field::FLAGS, self.flags);
-        set_u16(segment, field::WINDOW, self.window);
-        set_u16(segment, field::CHECKSUM, 0);
-        set_u16(segment, field::URGENT, 0);
+        write_u16(segment, field::SRC_PORT, self.src_port);
+        write_u16(segment, field::DST_PORT, self.dst_port);
+        write_u32(segment, field::SEQ, self.seq_number);
+        write_u32(segment, field::ACK, self.ack_number);
+        segment[field::OFFSET] = 5 << 4;
+        segment[field::FLAGS] = self.flags;
+        write_u16(segment, field::WINDOW, self.window);
+        write_u16(segment, field::CHECKSUM, 0);
+        write_u16(segment, field::URGENT, 0);
         let checksum = pseudo_header.add_bytes(segment).checksum();
-        set_u16(segment, field::CHECKSUM, checksum);
+        write_u16(segment, field::CHECKSUM, checksum);
         Ok(())
     }
 }

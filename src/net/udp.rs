@@ -1,20 +1,20 @@
 //! UDP header (RFC 768).
 
-use super::{get_u16, set_u16, slice};
-use crate::esp::checksum::Sum;
-use crate::esp::{EspError, Field as BadField, Header};
+use super::checksum::Sum;
+use super::{ByteRange, Field as BadField, Header, WireError, read_u16, write_u16};
 
 mod field {
-    pub const SRC_PORT: usize = 0;
-    pub const DST_PORT: usize = 2;
-    pub const LENGTH: usize = 4;
-    pub const CHECKSUM: usize = 6;
+    use super::ByteRange;
+    pub const SRC_PORT: ByteRange = 0..2;
+    pub const DST_PORT: ByteRange = 2..4;
+    pub const LENGTH: ByteRange = 4..6;
+    pub const CHECKSUM: ByteRange = 6..8;
 }
 
 /// Length of the UDP header.
 pub const HEADER_LEN: usize = 8;
 /// Byte offset of the checksum field.
-pub const CHECKSUM_OFFSET: usize = field::CHECKSUM;
+pub const CHECKSUM_OFFSET: usize = field::CHECKSUM.start;
 
 /// A checked view of a UDP datagram.
 #[derive(Clone, Copy, Debug)]
@@ -23,7 +23,8 @@ pub struct UdpPacket<T: AsRef<[u8]>> {
 }
 
 impl<T: AsRef<[u8]>> UdpPacket<T> {
-    /// Wrap a buffer without checking it.
+    /// Wrap a buffer without checking it: for a buffer already checked or
+    /// built whole (accessors panic on one that is too short).
     pub fn new_unchecked(buffer: T) -> UdpPacket<T> {
         UdpPacket { buffer }
     }
@@ -32,9 +33,9 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
     /// buffer's length (the buffer is the IP payload).
     ///
     /// # Errors
-    /// [`EspError::Truncated`] below 8 bytes, [`EspError::Malformed`] (UDP
+    /// [`WireError::Truncated`] below 8 bytes, [`WireError::Malformed`] (UDP
     /// length) when the field disagrees with the bytes present.
-    pub fn new_checked(buffer: T) -> Result<UdpPacket<T>, EspError> {
+    pub fn new_checked(buffer: T) -> Result<UdpPacket<T>, WireError> {
         let packet = UdpPacket { buffer };
         packet.check_len()?;
         Ok(packet)
@@ -44,34 +45,34 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
     ///
     /// # Errors
     /// As [`new_checked`](Self::new_checked).
-    pub fn check_len(&self) -> Result<(), EspError> {
+    pub fn check_len(&self) -> Result<(), WireError> {
         let available = self.buffer.as_ref().len();
         if available < HEADER_LEN {
-            return Err(EspError::Truncated { header: Header::Udp, needed: HEADER_LEN, available });
+            return Err(WireError::Truncated { header: Header::Udp, needed: HEADER_LEN, available });
         }
         let len = self.len();
         if len > available {
-            return Err(EspError::Truncated { header: Header::Udp, needed: len, available });
+            return Err(WireError::Truncated { header: Header::Udp, needed: len, available });
         }
         if len != available {
-            return Err(EspError::Malformed { field: BadField::UdpLength, value: len as u64 });
+            return Err(WireError::Malformed { field: BadField::UdpLength, value: len as u64 });
         }
         Ok(())
     }
 
     /// Source port.
     pub fn src_port(&self) -> u16 {
-        get_u16(self.buffer.as_ref(), field::SRC_PORT)
+        read_u16(self.buffer.as_ref(), field::SRC_PORT)
     }
 
     /// Destination port.
     pub fn dst_port(&self) -> u16 {
-        get_u16(self.buffer.as_ref(), field::DST_PORT)
+        read_u16(self.buffer.as_ref(), field::DST_PORT)
     }
 
     /// Length field (header and payload).
     pub fn len(&self) -> usize {
-        usize::from(get_u16(self.buffer.as_ref(), field::LENGTH))
+        usize::from(read_u16(self.buffer.as_ref(), field::LENGTH))
     }
 
     /// Whether the datagram has no payload.
@@ -81,12 +82,20 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
 
     /// Checksum field (0: none, allowed over IPv4 only).
     pub fn checksum(&self) -> u16 {
-        get_u16(self.buffer.as_ref(), field::CHECKSUM)
+        read_u16(self.buffer.as_ref(), field::CHECKSUM)
     }
 
     /// The payload.
     pub fn payload(&self) -> &[u8] {
-        slice(self.buffer.as_ref(), HEADER_LEN..self.len())
+        &self.buffer.as_ref()[HEADER_LEN..self.len()]
+    }
+}
+
+impl<'a> UdpPacket<&'a [u8]> {
+    /// The payload, borrowed from the buffer rather than from the view.
+    pub fn into_payload(self) -> &'a [u8] {
+        let len = self.len();
+        &self.buffer[HEADER_LEN..len]
     }
 }
 
@@ -100,6 +109,11 @@ pub struct UdpRepr {
 }
 
 impl UdpRepr {
+    /// Length of the header [`emit`](Self::emit) writes.
+    pub const fn buffer_len(&self) -> usize {
+        HEADER_LEN
+    }
+
     /// Read the ports of a checked datagram.
     pub fn parse<T: AsRef<[u8]>>(packet: &UdpPacket<T>) -> UdpRepr {
         UdpRepr { src_port: packet.src_port(), dst_port: packet.dst_port() }
@@ -111,22 +125,22 @@ impl UdpRepr {
     /// datagram; without, it is sent as 0 (no checksum, IPv4 only).
     ///
     /// # Errors
-    /// [`EspError::Truncated`] if `buf` is too short, [`EspError::TooLarge`]
+    /// [`WireError::Truncated`] if `buf` is too short, [`WireError::TooLarge`]
     /// past 65535 bytes.
-    pub fn emit(&self, buf: &mut [u8], payload_len: usize, pseudo_header: Option<Sum>) -> Result<(), EspError> {
+    pub fn emit(&self, buf: &mut [u8], payload_len: usize, pseudo_header: Option<Sum>) -> Result<(), WireError> {
         let total = HEADER_LEN + payload_len;
-        let len = u16::try_from(total).map_err(|_| EspError::TooLarge { len: total, max: usize::from(u16::MAX) })?;
+        let len = u16::try_from(total).map_err(|_| WireError::TooLarge { len: total, max: usize::from(u16::MAX) })?;
         if buf.len() < HEADER_LEN || (pseudo_header.is_some() && buf.len() < total) {
-            return Err(EspError::Truncated { header: Header::Udp, needed: total, available: buf.len() });
+            return Err(WireError::Truncated { header: Header::Udp, needed: total, available: buf.len() });
         }
-        set_u16(buf, field::SRC_PORT, self.src_port);
-        set_u16(buf, field::DST_PORT, self.dst_port);
-        set_u16(buf, field::LENGTH, len);
-        set_u16(buf, field::CHECKSUM, 0);
+        write_u16(buf, field::SRC_PORT, self.src_port);
+        write_u16(buf, field::DST_PORT, self.dst_port);
+        write_u16(buf, field::LENGTH, len);
+        write_u16(buf, field::CHECKSUM, 0);
         if let Some(pseudo) = pseudo_header {
-            let checksum = pseudo.add_bytes(slice(buf, 0..total)).checksum();
+            let checksum = pseudo.add_bytes(&buf[..total]).checksum();
             // A computed 0 is sent as all ones (0 means "no checksum").
-            set_u16(buf, field::CHECKSUM, if checksum == 0 { 0xffff } else { checksum });
+            write_u16(buf, field::CHECKSUM, if checksum == 0 { 0xffff } else { checksum });
         }
         Ok(())
     }
