@@ -71,10 +71,13 @@ pub struct Counters {
     pub unverifiable_fragments: u64,
     /// Other failures (invalid arguments, AES-GCM layer errors).
     pub other: u64,
+    /// `seal` calls refused at the sequence limit
+    /// ([`EspError::SequenceLimit`]).
+    pub sequence_limit: u64,
 }
 
 /// How many counters [`Counters`] has.
-const FIELDS: usize = 23;
+const FIELDS: usize = 24;
 
 impl Counters {
     /// Every counter, in one order that [`SharedCounters`] keeps.
@@ -103,6 +106,7 @@ impl Counters {
             &mut self.not_covered,
             &mut self.unverifiable_fragments,
             &mut self.other,
+            &mut self.sequence_limit,
         ]
     }
 
@@ -121,6 +125,7 @@ impl Counters {
             EspError::ChecksumAfterDecrypt { .. } => &mut self.checksum_after_decrypt,
             EspError::UnexpectedNextHeader { .. } => &mut self.unexpected_next_header,
             EspError::SequenceExhausted { .. } => &mut self.sequence_exhausted,
+            EspError::SequenceLimit { .. } => &mut self.sequence_limit,
             EspError::Dummy { .. } => &mut self.dummies,
             EspError::NatKeepalive => &mut self.keepalives,
             EspError::NonEsp => &mut self.non_esp,
@@ -160,6 +165,7 @@ impl Counters {
             self.too_big_for_path,
             self.not_covered,
             self.other,
+            self.sequence_limit,
         ]
         .iter()
         .fold(0u64, |a, b| a.saturating_add(*b))

@@ -314,6 +314,14 @@ pub enum EspError {
         /// The last sequence number sent.
         last: u64,
     },
+    /// The next sequence number is at or past the limit set with
+    /// [`Outbound::set_sequence_limit`](super::Outbound::set_sequence_limit):
+    /// nothing was sent and no number was used. Record a higher
+    /// reservation, then raise the limit.
+    SequenceLimit {
+        /// The limit: numbers from this one on are refused.
+        limit: u64,
+    },
     /// An authentic dummy packet (next header 59, RFC 4303 §2.6): drop it
     /// silently. Not an attack.
     Dummy {
@@ -402,6 +410,7 @@ impl EspError {
             | EspError::NotCovered { seq: Some(seq) }
             | EspError::Dummy { seq } => Some(seq),
             EspError::SequenceExhausted { last } => Some(last),
+            EspError::SequenceLimit { limit } => Some(limit),
             _ => None,
         }
     }
@@ -458,6 +467,11 @@ impl fmt::Display for EspError {
             EspError::SequenceExhausted { last } => {
                 write!(f, "sequence numbers exhausted (last sent {last}): the SA must be re-keyed; nothing was sent")
             }
+            EspError::SequenceLimit { limit } => write!(
+                f,
+                "sequence number limit reached: numbers from {limit} on are refused until the limit is \
+                 raised (Outbound::set_sequence_limit, after recording the new reservation); nothing was sent"
+            ),
             EspError::Dummy { seq } => {
                 write!(f, "dummy packet (next header 59), sequence number {seq}: dropped as RFC 4303 says")
             }

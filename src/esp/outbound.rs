@@ -6,7 +6,7 @@ use super::key_claims::KeyClaim;
 use super::packet::{self, Stage, UpperPlan, Verified};
 use super::packet_buf::{PacketBuf, PacketBuffer};
 use super::selector;
-use super::sequence::Sequence;
+use super::sequence::{NO_LIMIT, Sequence, Stop};
 use super::wire::{self as esp, EspRepr, Trailer};
 use super::{Counters, Encap, EspError, Header, Limitation, Mode, SaConfig};
 use crate::Backend;
@@ -170,7 +170,7 @@ impl Outbound {
     pub fn new(mut cfg: SaConfig) -> Result<Outbound, EspError> {
         let cipher = SaCipher::from_config(&mut cfg)?;
         let claim = cipher.claim().ok_or(EspError::KeyInUse { spi: cfg.spi })?;
-        let sequence = Sequence::new(if cfg.esn { u64::MAX } else { u64::from(u32::MAX) });
+        let sequence = Sequence::new(if cfg.esn { u64::MAX } else { u64::from(u32::MAX) }, None);
         Ok(Outbound { cfg, cipher, _claim: claim, sequence, counters: SharedCounters::default() })
     }
 
@@ -205,11 +205,73 @@ impl Outbound {
     /// [`EspError::Invalid`] for a value below the next sequence number, 0,
     /// or past the sequence space.
     pub fn skip_to_sequence(&self, next: u64) -> Result<(), EspError> {
-        self.sequence.skip_to(next)
+        self.sequence.skip_to(next).map_err(|reason| EspError::Invalid { parameter: "next", reason })
     }
 
-    fn max_seq(&self) -> u64 {
-        if self.cfg.esn { u64::MAX } else { u64::from(u32::MAX) }
+    /// Refuse sequence numbers from `limit` on: a packet that would carry
+    /// one is not sent, gets [`EspError::SequenceLimit`] (counted in
+    /// [`Counters::sequence_limit`]), and uses no number, so the next packet
+    /// gets it once the limit is raised. `u64::MAX` means no limit (the
+    /// default); 0 or 1 refuses every packet.
+    ///
+    /// This is the write-ahead reservation that keeps manually keyed SAs
+    /// from repeating an IV across restarts: before raising the limit to
+    /// `N`, record on stable storage that numbers below `N` may be in use;
+    /// after a restart, [`skip_to_sequence`](Self::skip_to_sequence) to the
+    /// recorded `N` (nothing below it is ever used again), record the next
+    /// reservation, and raise the limit to it. Raise it well ahead of
+    /// [`next_sequence`](Self::next_sequence) (by a few seconds of
+    /// traffic), so that sealing never waits for the disk.
+    ///
+    /// Safe to call while other threads seal: every number handed out is
+    /// below a limit that was in force when it was reserved, so while the
+    /// limit only rises no number at or past the recorded value is ever
+    /// used. (Lowering it stops new reservations past the new value; a
+    /// reservation racing the call may still complete under the old one.)
+    ///
+    /// ```
+    /// use espgcm::esp::{EspError, Outbound, SaConfig};
+    /// # use espgcm::net::{Ipv4Repr, UdpRepr, protocol, checksum::pseudo_header_v4};
+    /// # let (src, dst) = ("10.0.0.1".parse()?, "10.0.0.2".parse()?);
+    /// # let mut packet = vec![0u8; 28];
+    /// # Ipv4Repr { src_addr: src, dst_addr: dst, protocol: protocol::UDP, payload_len: 8, ttl: 64,
+    /// #             dscp_ecn: 0, ident: 1, dont_frag: true }.emit(&mut packet)?;
+    /// # UdpRepr { src_port: 1, dst_port: 2 }.emit(&mut packet[20..], 0, Some(pseudo_header_v4(src, dst, 17, 8)))?;
+    /// let tx = Outbound::new(SaConfig::new(0x3000, &[0x55u8; 20]))?;
+    /// // Restored from disk: numbers below 1000 may have been used before
+    /// // the restart; this run may use numbers below 2000.
+    /// tx.skip_to_sequence(1000)?;
+    /// // (write "2000" to stable storage, then:)
+    /// tx.set_sequence_limit(2000);
+    /// let mut sealed = Vec::new();
+    /// tx.seal(&packet, &mut sealed)?; // sequence number 1000
+    /// tx.skip_to_sequence(2000)?;
+    /// assert_eq!(tx.seal(&packet, &mut sealed), Err(EspError::SequenceLimit { limit: 2000 }));
+    /// assert_eq!(tx.next_sequence(), Some(2000), "the refused packet used no number");
+    /// // (write "3000", then:)
+    /// tx.set_sequence_limit(3000);
+    /// tx.seal(&packet, &mut sealed)?; // sequence number 2000
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn set_sequence_limit(&self, limit: u64) {
+        self.sequence.set_limit(limit);
+    }
+
+    /// The limit set with [`set_sequence_limit`](Self::set_sequence_limit),
+    /// or `None` when there is none.
+    pub fn sequence_limit(&self) -> Option<u64> {
+        self.sequence.limit()
+    }
+
+    /// The error for numbers the sequence could not hand out.
+    #[cold]
+    fn stopped(&self, stop: Stop) -> EspError {
+        match stop {
+            Stop::Exhausted { last } => EspError::SequenceExhausted { last },
+            Stop::Limit { limit } => EspError::SequenceLimit { limit },
+            // The lifetime's packet ceiling is not set yet.
+            Stop::Packets => EspError::SequenceExhausted { last: self.sequence.used() },
+        }
     }
 
     /// Seal one IPv4 or IPv6 packet. `out` is cleared and receives the IP
@@ -242,7 +304,7 @@ impl Outbound {
     /// [`EspError::Malformed`], [`EspError::Fragment`] (transport mode),
     /// [`EspError::TooLarge`], [`EspError::PacketTooBig`] (past
     /// [`SaConfig::path_mtu`] with DF set, or IPv6), [`EspError::SequenceExhausted`],
-    /// [`EspError::Unsupported`].
+    /// [`EspError::SequenceLimit`], [`EspError::Unsupported`].
     pub fn seal(&self, ip_packet: &[u8], out: &mut Vec<u8>) -> Result<(), EspError> {
         out.clear();
         match self.seal_packet(ip_packet, SequenceNumber::Next, out) {
@@ -265,7 +327,8 @@ impl Outbound {
     /// once and assigned in order; a packet refused after that leaves its
     /// number unused (a gap, which receivers take in their stride: a number
     /// is never given out twice). Packets past the end of the sequence
-    /// space get [`EspError::SequenceExhausted`].
+    /// space get [`EspError::SequenceExhausted`], and those at or past the
+    /// [sequence limit](Self::set_sequence_limit) [`EspError::SequenceLimit`].
     ///
     /// Only the first `min(pkts.len(), results.len())` packets are sealed.
     ///
@@ -307,16 +370,17 @@ impl Outbound {
     pub fn seal_burst_in<B: PacketBuffer>(&self, pkts: &mut [B], results: &mut [Result<(), EspError>]) {
         let n = pkts.len().min(results.len());
         let mut tally = Counters::default();
-        let reserved = self.sequence.reserve(n as u64);
-        let (first, count) = reserved.as_ref().map_or((0, 0), |&(f, c)| (f, c));
+        let (first, count, short) = match self.sequence.reserve(n as u64) {
+            Ok(r) => (r.first, r.count, r.short),
+            Err(stop) => (0, 0, Some(stop)),
+        };
         with_scratch(|scratch| {
             for (i, (pkt, result)) in pkts.iter_mut().zip(results.iter_mut()).enumerate() {
                 *result = if (i as u64) < count {
                     let r = self.seal_counted(pkt.data(), SequenceNumber::Given(first + i as u64), scratch, &mut tally);
                     r.and_then(|()| put_back(pkt, scratch))
                 } else {
-                    let e =
-                        EspError::SequenceExhausted { last: self.sequence.peek().map_or(self.max_seq(), |n| n - 1) };
+                    let e = self.stopped(short.unwrap_or(Stop::Limit { limit: NO_LIMIT }));
                     tally.record(&e);
                     Err(e)
                 };
@@ -505,7 +569,7 @@ impl Outbound {
         let carried = if udp_len > 0 { protocol::UDP } else { protocol::ESP };
 
         let seq = match seq {
-            SequenceNumber::Next => self.sequence.reserve(1)?.0,
+            SequenceNumber::Next => self.sequence.reserve(1).map_err(|stop| self.stopped(stop))?.first,
             SequenceNumber::Given(seq) => seq,
         };
 

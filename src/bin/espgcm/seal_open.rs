@@ -95,6 +95,7 @@ fn kind(e: &EspError) -> &'static str {
         EspError::ChecksumAfterDecrypt { .. } => "checksum wrong after decryption",
         EspError::UnexpectedNextHeader { .. } => "next header not delivered by this SA",
         EspError::SequenceExhausted { .. } => "sequence numbers exhausted",
+        EspError::SequenceLimit { .. } => "sequence number limit reached",
         EspError::Dummy { .. } => "dummy packet",
         EspError::NatKeepalive => "NAT-T keepalive",
         EspError::NonEsp => "IKE (non-ESP marker)",
