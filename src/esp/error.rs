@@ -368,6 +368,32 @@ pub enum EspError {
         /// The largest packet (before ESP) that fits: the MTU to report.
         mtu: usize,
     },
+    /// The SA crossed a hard lifetime limit
+    /// ([`SaConfig::lifetime`](super::SaConfig::lifetime)) and is stopped:
+    /// nothing was sent or delivered. Re-key (the key manager was told at
+    /// the soft limit).
+    LifetimeExpired {
+        /// The SA's SPI.
+        spi: u32,
+        /// Which limit.
+        which: super::LifetimeKind,
+    },
+    /// [`SaTable`](super::SaTable): an SA with this key is already
+    /// installed (delete it first, or use another SPI).
+    SaExists {
+        /// The key that is taken.
+        key: super::SaKey,
+    },
+    /// [`SaTable`](super::SaTable): no SA with this key is installed.
+    NoSuchSa {
+        /// The key asked for.
+        key: super::SaKey,
+    },
+    /// [`SaTable`](super::SaTable): no policy with this id is installed.
+    NoSuchPolicy {
+        /// The id asked for.
+        id: super::PolicyId,
+    },
     /// Something this engine does not do.
     Unsupported(Limitation),
     /// A setting or argument is not acceptable.
@@ -500,6 +526,16 @@ impl fmt::Display for EspError {
                  nothing was sent; report an MTU of {mtu} to the sender (ICMP fragmentation needed / \
                  ICMPv6 packet too big)"
             ),
+            EspError::LifetimeExpired { spi, which } => write!(
+                f,
+                "SA {spi:#010x} reached its hard {which} lifetime and is stopped; nothing was sent or \
+                 delivered: re-key (install a new SA)"
+            ),
+            EspError::SaExists { key } => {
+                write!(f, "{key} is already installed in the SA table; delete it first or use another SPI")
+            }
+            EspError::NoSuchSa { key } => write!(f, "no {key} is installed in the SA table"),
+            EspError::NoSuchPolicy { id } => write!(f, "no {id} is installed in the SA table"),
             EspError::Unsupported(what) => write!(f, "unsupported: {what}"),
             EspError::Invalid { parameter, reason } => write!(f, "invalid {parameter}: {reason}"),
             EspError::Crypto(e) => write!(f, "AES-GCM: {e}"),

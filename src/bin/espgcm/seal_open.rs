@@ -106,6 +106,7 @@ fn kind(e: &EspError) -> &'static str {
         EspError::Invalid { .. } => "invalid",
         EspError::Crypto(_) => "AES-GCM error",
         EspError::KeyInUse { .. } => "key in use by another sender",
+        EspError::LifetimeExpired { .. } => "SA lifetime expired",
         _ => "other",
     }
 }
