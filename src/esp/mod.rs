@@ -107,6 +107,8 @@ mod outbound;
 mod packet;
 mod packet_buf;
 pub mod replay;
+#[cfg(feature = "sa-file")]
+pub mod sa_file;
 mod sa_table;
 mod selector;
 mod sequence;
