@@ -300,10 +300,27 @@ impl InboundEntry {
     }
 }
 
-/// One shard of the SAD: the entries of each SPI (usually one).
+/// The entries of one SPI: usually one, kept in the map itself (one
+/// pointer fewer to follow on the packet path).
+#[derive(Clone, Debug)]
+enum Slot {
+    One(InboundEntry),
+    Many(Arc<[InboundEntry]>),
+}
+
+impl Slot {
+    fn entries(&self) -> &[InboundEntry] {
+        match self {
+            Slot::One(entry) => core::slice::from_ref(entry),
+            Slot::Many(list) => list,
+        }
+    }
+}
+
+/// One shard of the SAD: the entries of each SPI.
 #[derive(Clone, Debug, Default)]
 struct Shard {
-    by_spi: HashMap<u32, Arc<[InboundEntry]>, SpiHash>,
+    by_spi: HashMap<u32, Slot, SpiHash>,
 }
 
 /// A policy and its id.
@@ -316,18 +333,32 @@ struct PolicyEntry {
 /// What the packet path reads: one snapshot.
 #[derive(Debug)]
 struct Tables {
-    /// [`SHARDS`] shards.
-    inbound: Box<[Arc<Shard>]>,
+    inbound: [Arc<Shard>; SHARDS],
     policies: Arc<[Arc<PolicyEntry>]>,
 }
 
 impl Tables {
     fn empty() -> Tables {
-        Tables { inbound: (0..SHARDS).map(|_| Arc::new(Shard::default())).collect(), policies: Arc::from([]) }
+        Tables { inbound: core::array::from_fn(|_| Arc::new(Shard::default())), policies: Arc::from([]) }
     }
 
     fn entries(&self, spi: u32) -> &[InboundEntry] {
-        self.inbound.get(shard_of(spi)).and_then(|shard| shard.by_spi.get(&spi)).map_or(&[], |list| list)
+        self.inbound.get(shard_of(spi)).and_then(|shard| shard.by_spi.get(&spi)).map_or(&[], Slot::entries)
+    }
+
+    /// The most specific inbound SA for a packet's SPI and outer addresses
+    /// (given as their bytes: they are turned into addresses only when an
+    /// entry of that SPI is kept under addresses).
+    #[inline]
+    fn inbound_for_bytes(&self, spi: u32, src: &[u8], dst: &[u8]) -> Option<&Arc<Inbound>> {
+        let entries = self.entries(spi);
+        if let [only] = entries
+            && only.dst.is_none()
+            && only.src.is_none()
+        {
+            return Some(&only.sa);
+        }
+        self.inbound_for(spi, address(src)?, address(dst)?)
     }
 
     /// The most specific inbound SA for (SPI, destination, source).
@@ -363,24 +394,16 @@ impl Tables {
 
     /// These tables with `spi`'s entries replaced by `entries`.
     fn with_entries(&self, spi: u32, entries: Vec<InboundEntry>) -> Tables {
-        let index = shard_of(spi);
-        let inbound = self
-            .inbound
-            .iter()
-            .enumerate()
-            .map(|(i, shard)| {
-                if i != index {
-                    return shard.clone();
-                }
-                let mut changed = Shard::clone(shard);
-                if entries.is_empty() {
-                    changed.by_spi.remove(&spi);
-                } else {
-                    changed.by_spi.insert(spi, Arc::from(entries.as_slice()));
-                }
-                Arc::new(changed)
-            })
-            .collect();
+        let mut inbound = self.inbound.clone();
+        if let Some(shard) = inbound.get_mut(shard_of(spi)) {
+            let mut changed = Shard::clone(shard);
+            match <[InboundEntry; 1]>::try_from(entries) {
+                Ok([one]) => changed.by_spi.insert(spi, Slot::One(one)),
+                Err(entries) if entries.is_empty() => changed.by_spi.remove(&spi),
+                Err(entries) => changed.by_spi.insert(spi, Slot::Many(Arc::from(entries))),
+            };
+            *shard = Arc::new(changed);
+        }
         Tables { inbound, policies: self.policies.clone() }
     }
 
@@ -389,7 +412,7 @@ impl Tables {
     }
 
     fn inbound_entries(&self) -> impl Iterator<Item = &InboundEntry> {
-        self.inbound.iter().flat_map(|shard| shard.by_spi.values().flat_map(|list| list.iter()))
+        self.inbound.iter().flat_map(|shard| shard.by_spi.values().flat_map(Slot::entries))
     }
 }
 
@@ -846,7 +869,12 @@ impl SaTable {
 
     /// How many inbound SAs are installed.
     pub fn inbound_len(&self) -> usize {
-        self.tables.load().inbound.iter().map(|shard| shard.by_spi.values().map(|l| l.len()).sum::<usize>()).sum()
+        self.tables
+            .load()
+            .inbound
+            .iter()
+            .map(|shard| shard.by_spi.values().map(|s| s.entries().len()).sum::<usize>())
+            .sum()
     }
 
     /// How many outbound SAs are installed.
@@ -1058,33 +1086,58 @@ impl SaTable {
 
     /// [`open_burst`](Self::open_burst) on any [`PacketBuffer`].
     pub fn open_burst_in<B: PacketBuffer>(&self, pkts: &mut [B], results: &mut [Result<(), EspError>]) {
+        /// Packets looked up together before any is opened: their lookups
+        /// are independent, so the processor overlaps their cache misses.
+        const AHEAD: usize = 32;
         let n = pkts.len().min(results.len());
         let snapshot = self.snapshot();
         let mut misses = Counters::default();
         let mut start = 0;
         while start < n {
-            // The run of packets from `start` that belong to one SA.
-            let first = pkts.get(start).map(|p| snapshot.inbound_for(p.data()));
-            let mut end = start + 1;
-            match first {
-                Some(Ok(sa)) => {
-                    while let Some(pkt) = pkts.get(end).filter(|_| end < n) {
-                        match snapshot.inbound_for(pkt.data()) {
-                            Ok(next) if Arc::ptr_eq(next, sa) => end += 1,
-                            _ => break,
-                        }
-                    }
-                    if let (Some(run), Some(run_results)) = (pkts.get_mut(start..end), results.get_mut(start..end)) {
-                        sa.open_burst_in(run, run_results);
+            let end = (start + AHEAD).min(n);
+            // 1. Find every packet's SA. A packet with the SPI of the one
+            // before needs no lookup when that SPI has a single entry kept
+            // under no addresses (the usual case).
+            let mut found: [Option<&Arc<Inbound>>; AHEAD] = [None; AHEAD];
+            let mut last: Option<(u32, &Arc<Inbound>)> = None;
+            for (slot, pkt) in found.iter_mut().zip(pkts.get(start..end).unwrap_or_default()) {
+                let bytes = pkt.data();
+                if let Some((spi, sa)) = last
+                    && esp_header_v4(bytes).is_some_and(|h| h.spi == spi)
+                {
+                    *slot = Some(sa);
+                    continue;
+                }
+                last = None;
+                if let Ok((spi, sa)) = snapshot.lookup(bytes) {
+                    *slot = Some(sa);
+                    if snapshot.is_alone(spi) {
+                        last = Some((spi, sa));
                     }
                 }
-                Some(Err(e)) => {
-                    misses.record(&e);
-                    if let Some(slot) = results.get_mut(start) {
+            }
+            // 2. Open each run of packets for one SA as a burst of that SA.
+            let mut i = start;
+            while i < end {
+                let Some(sa) = found.get(i - start).copied().flatten() else {
+                    // No SA: the lookup again, for its error.
+                    if let (Some(pkt), Some(slot)) = (pkts.get(i), results.get_mut(i))
+                        && let Err(e) = snapshot.lookup(pkt.data())
+                    {
+                        misses.record(&e);
                         *slot = Err(e);
                     }
+                    i += 1;
+                    continue;
+                };
+                let mut j = i + 1;
+                while j < end && found.get(j - start).copied().flatten().is_some_and(|next| Arc::ptr_eq(next, sa)) {
+                    j += 1;
                 }
-                None => break,
+                if let (Some(run), Some(run_results)) = (pkts.get_mut(i..j), results.get_mut(i..j)) {
+                    sa.open_burst_in(run, run_results);
+                }
+                i = j;
             }
             start = end;
         }
@@ -1136,8 +1189,37 @@ impl SaSnapshot {
     /// As [`SaTable::inbound_for`].
     #[inline]
     pub fn inbound_for(&self, ip_packet: &[u8]) -> Result<&Arc<Inbound>, EspError> {
+        self.lookup(ip_packet).map(|(_, sa)| sa)
+    }
+
+    /// [`inbound_for`](Self::inbound_for), with the packet's SPI.
+    #[inline]
+    fn lookup(&self, ip_packet: &[u8]) -> Result<(u32, &Arc<Inbound>), EspError> {
+        if let Some(found) = esp_header_v4(ip_packet) {
+            let spi = found.spi;
+            return self
+                .tables
+                .inbound_for_bytes(spi, found.src, found.dst)
+                .map(|sa| (spi, sa))
+                .ok_or(EspError::NoSa { spi });
+        }
         let (spi, src, dst) = esp_header(ip_packet)?;
-        self.tables.inbound_for(spi, src, dst).ok_or(EspError::NoSa { spi })
+        self.tables.inbound_for(spi, src, dst).map(|sa| (spi, sa)).ok_or(EspError::NoSa { spi })
+    }
+
+    /// Whether `spi` has one entry, kept under no addresses: then every
+    /// packet with it belongs to that SA.
+    #[inline]
+    fn is_alone(&self, spi: u32) -> bool {
+        matches!(self.tables.entries(spi), [only] if only.dst.is_none() && only.src.is_none())
+    }
+
+    /// The inbound SA for an SPI and outer addresses the caller has already
+    /// read (a data plane that receives ESP in UDP from a socket has the
+    /// peer's address and the SPI without an IP header): the most specific
+    /// entry, as for a packet.
+    pub fn find(&self, spi: u32, src: IpAddr, dst: IpAddr) -> Option<&Arc<Inbound>> {
+        self.tables.inbound_for(spi, src, dst)
     }
 
     /// What the SPD says about a packet to be sent; see
@@ -1147,6 +1229,57 @@ impl SaSnapshot {
     /// The errors of reading the packet's headers.
     pub fn outbound_for(&self, ip_packet: &[u8]) -> Result<Option<&Action>, EspError> {
         self.tables.outbound_for(ip_packet)
+    }
+}
+
+/// The SPI and outer addresses (as bytes) of a packet, read by
+/// [`esp_header_v4`].
+struct EspAddresses<'a> {
+    spi: u32,
+    src: &'a [u8],
+    dst: &'a [u8],
+}
+
+/// The common case, read directly: IPv4 without options, not a fragment,
+/// carrying ESP or ESP in UDP with a consistent length. `None` for anything
+/// else (IPv6, options, keepalives, IKE, anything odd), which
+/// [`esp_header`] then reads in full and reports on. Nothing here is
+/// trusted beyond finding the SA: `open` checks every field again.
+#[inline]
+fn esp_header_v4(packet: &[u8]) -> Option<EspAddresses<'_>> {
+    let [0x45, _, l0, l1, _, _, f0, f1, _, proto, _, _, rest @ ..] = packet else { return None };
+    let total = usize::from(u16::from_be_bytes([*l0, *l1]));
+    if total > packet.len() || u16::from_be_bytes([*f0, *f1]) & 0x3fff != 0 {
+        return None;
+    }
+    let (addresses, payload) = rest.split_at_checked(8)?;
+    let payload = payload.get(..total.checked_sub(20)?)?;
+    let esp = match *proto {
+        protocol::ESP => payload,
+        protocol::UDP => {
+            let (udp, data) = payload.split_at_checked(8)?;
+            let udp_len = udp.get(4..6).and_then(|l| <[u8; 2]>::try_from(l).ok()).map(u16::from_be_bytes)?;
+            if usize::from(udp_len) != payload.len() || data.get(..4) == Some(&[0; 4]) {
+                return None;
+            }
+            data
+        }
+        _ => return None,
+    };
+    let spi = u32::from_be_bytes(*esp.first_chunk::<4>()?);
+    if esp.len() < 8 || spi == 0 {
+        return None;
+    }
+    let (src, dst) = addresses.split_at(4);
+    Some(EspAddresses { spi, src, dst })
+}
+
+/// An address from its 4 or 16 bytes.
+fn address(bytes: &[u8]) -> Option<IpAddr> {
+    match bytes.len() {
+        4 => <[u8; 4]>::try_from(bytes).ok().map(IpAddr::from),
+        16 => <[u8; 16]>::try_from(bytes).ok().map(IpAddr::from),
+        _ => None,
     }
 }
 
