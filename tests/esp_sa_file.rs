@@ -401,3 +401,21 @@ fn inbound_lookup_addresses_from_the_file_key_the_table() {
     assert_eq!(installed.sas[1].key, SaKey::inbound(0x5001));
     assert_eq!(table.inbound_len(), 2);
 }
+
+#[test]
+fn a_file_reloaded_after_a_flush_installs_again() {
+    // A daemon reloading its keys: flush, then install the same file. The
+    // flushed outbound SAs must be gone (one live sender per key), not kept
+    // alive by old snapshots of the table.
+    let text = host_file(0, 3);
+    let table = SaTable::new();
+    ManualKeys::parse(&text).unwrap().install(&table).unwrap();
+    table.flush();
+    ManualKeys::parse(&text).unwrap().install(&table).expect("the same keys install again after a flush");
+    // Likewise after deleting one outbound SA.
+    let key = SaKey::outbound(0x10_0000);
+    table.delete(key).unwrap();
+    let keys = ManualKeys::parse(&text).unwrap();
+    let again = keys.sas.iter().find(|s| s.key() == key).unwrap();
+    table.add_outbound(espgcm::esp::Outbound::new(again.config.clone()).unwrap(), None).unwrap();
+}

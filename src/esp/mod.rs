@@ -73,6 +73,17 @@
 //!   sequence number, so it never repeats under a key.
 //! - **Audit.** Each SA counts every outcome ([`Counters`]); nothing is
 //!   logged per packet and nothing is ever sent back.
+//! - **Many SAs.** [`SaTable`] is the SAD and SPD of a data plane, driven by
+//!   a key manager the way an IKE daemon drives a kernel (add, update,
+//!   delete, query, policies by id, re-keying without loss, NAT rebinding),
+//!   with lookups that take no lock; `sa_file` (cargo feature `sa-file`)
+//!   loads it from a manual-keying file.
+//! - **Lifetimes.** Soft and hard limits on bytes, packets and time per SA
+//!   ([`Lifetime`]): soft ones are reported to the key manager once, hard
+//!   ones stop the SA ([`EspError::LifetimeExpired`]); the end of the 32-bit
+//!   sequence space is one of them, with a warning ahead. A daemon keeping
+//!   manual keys across restarts reserves sequence numbers ahead on disk
+//!   ([`Outbound::set_sequence_limit`]).
 //!
 //! # Choices where the RFCs leave room
 //!

@@ -24,8 +24,11 @@
 //! store. The inbound SAs are split into [`SHARDS`] shards by SPI, each
 //! shared between snapshots until it changes, so a change copies one shard
 //! (about 160 entries at 10,000 SAs) and the shard list, not the whole
-//! table, and the last two snapshots replaced are kept until later changes,
-//! so a packet thread is never the one that frees a snapshot it held.
+//! table; and when a packet thread happens to hold the last reference to a
+//! replaced snapshot, freeing it drops one shard, not the table. (Replaced
+//! snapshots are not kept around any longer than readers hold them: a
+//! deleted outbound SA must let go of its key at once, so that the same
+//! keys can be installed again, one live sender per key.)
 
 use super::inbound::find_esp_v6;
 use super::natt::{self, UdpPayload};
@@ -39,7 +42,7 @@ use crate::net::{UdpPacket, protocol};
 use arc_swap::ArcSwap;
 use core::fmt;
 use core::hash::{BuildHasher, Hasher};
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -425,9 +428,6 @@ struct Registry {
     reserved: HashSet<u32>,
     /// Inbound SAs to remove, and when.
     retiring: Vec<(SaKey, Instant)>,
-    /// The last snapshots replaced, dropped by later changes rather than by
-    /// a packet thread that still held one.
-    replaced: VecDeque<Arc<Tables>>,
 }
 
 /// The SAD and SPD of a data plane, driven like a kernel's by a key
@@ -495,13 +495,10 @@ impl SaTable {
         self.registry.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Publish `tables`, keeping the snapshot it replaces for a while.
-    fn publish(&self, registry: &mut Registry, tables: Tables) {
-        let old = self.tables.swap(Arc::new(tables));
-        registry.replaced.push_back(old);
-        while registry.replaced.len() > 2 {
-            registry.replaced.pop_front();
-        }
+    /// Publish `tables` (under the writers' lock, which `_registry`
+    /// proves is held).
+    fn publish(&self, _registry: &mut Registry, tables: Tables) {
+        drop(self.tables.swap(Arc::new(tables)));
     }
 
     /// A random SPI (256 or above) that no inbound SA in the table uses and
