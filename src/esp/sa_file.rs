@@ -329,7 +329,8 @@ struct Entries {
     policy: Vec<PolicyFields>,
 }
 
-/// One SA of a manual-keying file.
+/// One SA of a manual-keying file. Its key material is wiped when it is
+/// dropped.
 #[derive(Clone)]
 pub struct SaEntry {
     /// Its name, if it has one.
@@ -428,11 +429,11 @@ impl fmt::Debug for ManualKeys {
     }
 }
 
-impl Drop for ManualKeys {
+impl Drop for SaEntry {
+    /// The key material is wiped, wherever the entry ends (installed,
+    /// dropped with its file, or left over when installing failed).
     fn drop(&mut self) {
-        for sa in &mut self.sas {
-            sa.config.keymat.zeroize();
-        }
+        self.config.keymat.zeroize();
     }
 }
 

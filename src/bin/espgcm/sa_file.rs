@@ -66,7 +66,7 @@ pub fn load(path: &Path, name: Option<&str>, direction: Direction) -> Result<SaC
                     )));
                 }
             };
-            let sa = keys.sas.swap_remove(index);
+            let mut sa = keys.sas.swap_remove(index);
             if sa.direction != direction {
                 return Err(in_file(format!(
                     "SA \"{}\" has direction = \"{}\", but `espgcm {flag}` needs an SA with direction = \"{word}\"",
@@ -74,7 +74,8 @@ pub fn load(path: &Path, name: Option<&str>, direction: Direction) -> Result<SaC
                     if word == "out" { "in" } else { "out" }
                 )));
             }
-            Ok(sa.config.clone())
+            // Taken out whole: the entry wipes what is left of it.
+            Ok(core::mem::replace(&mut sa.config, SaConfig::new(0, &[])))
         }
     }
 }
