@@ -416,6 +416,10 @@ fn a_burst_of_packets_for_many_sas_opens_each_with_its_own_from_one_snapshot() {
     let snapshot = table.snapshot();
     senders[2].seal(&input, &mut sealed).unwrap();
     assert_eq!(snapshot.inbound_for(&sealed).unwrap().config().spi, 0x6302);
+    // And by SPI and addresses read elsewhere (ESP in UDP from a socket).
+    let (src, dst) = (IpAddr::from(V4_SRC), IpAddr::from(V4_DST));
+    assert_eq!(snapshot.find(0x6302, src, dst).map(|sa| sa.config().spi), Some(0x6302));
+    assert!(snapshot.find(0x9999, src, dst).is_none());
 }
 
 #[test]
@@ -462,4 +466,35 @@ fn an_outbound_sa_is_rebound_through_the_table_and_inbound_updates_refuse_endpoi
         SaUpdate { endpoints: Some((Mode::Transport, Encap::NAT_T)), ..SaUpdate::default() },
     );
     assert!(matches!(transport, Err(EspError::Invalid { parameter: "mode", .. })));
+}
+
+#[test]
+fn ipv6_and_nat_t_packets_find_their_sa_by_spi_and_destination() {
+    let table = SaTable::new();
+    let (a, b) = espgcm_testkit::packets::endpoints(6);
+    for (i, encap) in [Encap::None, Encap::NAT_T].into_iter().enumerate() {
+        let spi = 0x6600 + i as u32;
+        let cfg = SaConfig {
+            mode: Mode::Tunnel { src: a, dst: b },
+            encap,
+            ..SaConfig::new(spi, &keymat_for(600 + i as u64))
+        };
+        let tx = Outbound::new(cfg.clone()).unwrap();
+        let rx = table.add_inbound(Inbound::new(cfg).unwrap(), Some(b), None).unwrap();
+        let inner = udp_v4(V4_SRC, V4_DST, b"v6 outside");
+        let (mut sealed, mut opened) = (Vec::new(), Vec::new());
+        tx.seal(&inner, &mut sealed).unwrap();
+        assert!(Arc::ptr_eq(&table.inbound_for(&sealed).unwrap(), &rx));
+        table.open(&sealed, &mut opened).unwrap();
+        assert_eq!(opened, inner);
+        // The same SPI to another destination is not this SA.
+        let elsewhere = Outbound::new(SaConfig {
+            mode: Mode::Tunnel { src: b, dst: a },
+            encap,
+            ..SaConfig::new(spi, &keymat_for(700 + i as u64))
+        })
+        .unwrap();
+        elsewhere.seal(&inner, &mut sealed).unwrap();
+        assert_eq!(table.inbound_for(&sealed).unwrap_err(), EspError::NoSa { spi });
+    }
 }
