@@ -21,7 +21,10 @@
 //!    percentile per-packet latency, against the same threads without
 //!    churn, for this table and the copy-everything one; then one traffic
 //!    thread, so that with the churn thread there are as many threads as
-//!    cores on a two-core machine. Where threads outnumber cores the worst
+//!    cores on a two-core machine, and a control row where the third thread
+//!    only sets up keys as new SAs do (its "changes" are pairs of key
+//!    set-ups), to tell what the table's changes cost the traffic from what
+//!    sharing the machine costs it. Where threads outnumber cores the worst
 //!    case is the scheduler's (it is there without churn too); the
 //!    percentiles show the table.
 //! 4. **What lifetimes and rebinding cost on seal**: an SA with byte and
@@ -363,8 +366,17 @@ fn churn(table: &Arc<SaTable>) {
     // One traffic thread: with the churn thread, as many threads as cores.
     let (s, c) = traffic(through_table.clone(), sealed[..1].to_vec(), run, None);
     summarize("this table, 1 thread, no churn", s, c, run);
-    let (s, c) = traffic(through_table, sealed[..1].to_vec(), run, Some(adder(false)));
+    let (s, c) = traffic(through_table.clone(), sealed[..1].to_vec(), run, Some(adder(false)));
     summarize("this table, 1 thread, churn flat out", s, c, run);
+    // The control: the churn thread's work without the table changes (it
+    // sets up a key, as each new SA does), to tell what the changes cost the
+    // traffic from what sharing the machine costs it.
+    let key_setups: Change = Box::new(|| {
+        black_box(Inbound::new(SaConfig::new(0x8200_0000, &[9; 20])).expect("valid SA"));
+        black_box(Inbound::new(SaConfig::new(0x8200_0001, &[9; 20])).expect("valid SA"));
+    });
+    let (s, c) = traffic(through_table, sealed[..1].to_vec(), run, Some(key_setups));
+    summarize("this table, 1 thread, key set-ups only", s, c, run);
     let (s, c) = traffic(through_copy_all.clone(), sealed.clone(), run, None);
     summarize("copy-the-whole-map, no churn", s, c, run);
     let (s, c) = traffic(through_copy_all.clone(), sealed.clone(), run, Some(copy_adder(false)));
