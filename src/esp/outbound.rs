@@ -38,7 +38,8 @@ pub(super) const LIFETIME_CHECK_EVERY: u64 = 64;
 /// number it may have used: save a reservation ahead of
 /// [`next_sequence`](Self::next_sequence) and call
 /// [`skip_to_sequence`](Self::skip_to_sequence) with it before sealing, or
-/// re-key.
+/// re-key; [`set_sequence_limit`](Self::set_sequence_limit) keeps a run
+/// within what it has saved.
 ///
 /// Each `seal` verifies the packet's checksums, takes the next sequence
 /// number, and writes the finished IP packet into the caller's buffer;
