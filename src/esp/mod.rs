@@ -91,7 +91,11 @@
 //!   IANA-reserved SPIs 1 to 255.
 //! - NAT-T: the UDP checksum is sent as 0 over IPv4 (RFC 3948) and computed
 //!   over IPv6 (RFC 8200 forbids 0); it is accepted either way on receipt.
-//!   Inbound accepts any UDP ports (NATs rewrite them).
+//!   Inbound accepts any UDP ports and any outer addresses (NATs rewrite
+//!   them, and NAT mappings change); which SA a packet belongs to by its
+//!   addresses is the [`SaTable`]'s lookup keys' business. An outbound SA's
+//!   tunnel addresses and UDP ports can be changed while it runs
+//!   ([`Outbound::set_endpoints`], NAT rebinding).
 //! - Tunnel mode copies the inner DS field and ECN bits to the outer header
 //!   (and DF for IPv4 in IPv4); the outer TTL is [`SaConfig::tunnel_ttl`].
 //!   Outer ECN congestion marks are not propagated inward on decapsulation.

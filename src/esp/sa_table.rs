@@ -640,6 +640,22 @@ impl SaTable {
     /// lookup addresses. Sequence numbers, the replay window and counters
     /// are untouched.
     ///
+    /// ```
+    /// use espgcm::esp::{Encap, Mode, Outbound, SaConfig, SaKey, SaTable, SaUpdate};
+    ///
+    /// let table = SaTable::new();
+    /// let tunnel = Mode::Tunnel { src: "192.0.2.1".parse()?, dst: "198.51.100.2".parse()? };
+    /// let cfg = SaConfig { mode: tunnel, encap: Encap::NAT_T, ..SaConfig::new(0x1003, &[3u8; 20]) };
+    /// table.add_outbound(Outbound::new(cfg)?, None)?;
+    /// // The peer's NAT mapping moved to 198.51.100.9:40400.
+    /// let moved = Mode::Tunnel { src: "192.0.2.1".parse()?, dst: "198.51.100.9".parse()? };
+    /// let endpoints = (moved, Encap::Udp { src_port: 4500, dst_port: 40400 });
+    /// table.update(SaKey::outbound(0x1003), SaUpdate { endpoints: Some(endpoints), ..SaUpdate::default() })?;
+    /// let info = table.query(SaKey::outbound(0x1003))?;
+    /// assert_eq!(((info.config.mode, info.config.encap), info.next_sequence), (endpoints, Some(1)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     /// [`EspError::NoSuchSa`]; [`EspError::Invalid`] for a change that does
     /// not apply to the SA's direction or endpoints
@@ -759,6 +775,26 @@ impl SaTable {
     /// Install the new inbound SA before (the peer may start using it as
     /// soon as it sees it), and retire the old inbound SA after
     /// ([`retire_inbound`](Self::retire_inbound)).
+    ///
+    /// ```
+    /// use espgcm::esp::{Action, Inbound, Outbound, Policy, SaConfig, SaEvent, SaKey, SaTable};
+    /// use std::time::{Duration, Instant};
+    ///
+    /// let (here, peer) = (SaTable::new(), SaTable::new());
+    /// let old = here.add_outbound(Outbound::new(SaConfig::new(0x1001, &[1u8; 20]))?, None)?;
+    /// here.add_policy(Policy { selectors: vec![], action: Action::Protect(old) });
+    /// peer.add_inbound(Inbound::new(SaConfig::new(0x1001, &[1u8; 20]))?, None, None)?;
+    ///
+    /// let new = SaConfig::new(0x2002, &[2u8; 20]);
+    /// peer.add_inbound(Inbound::new(new.clone())?, None, None)?; // make
+    /// let tx = here.replace_outbound(SaKey::outbound(0x1001), Outbound::new(new)?)?; // switch
+    /// assert!(matches!(&here.policies()[0].1.action, Action::Protect(sa) if sa.config().spi == 0x2002));
+    /// peer.retire_inbound(SaKey::inbound(0x1001), Duration::from_secs(2))?; // break, later
+    /// let events = peer.poll_at(Instant::now() + Duration::from_secs(3));
+    /// assert_eq!(events, [SaEvent::Retired { key: SaKey::inbound(0x1001) }]);
+    /// # drop(tx);
+    /// # Ok::<(), espgcm::esp::EspError>(())
+    /// ```
     ///
     /// # Errors
     /// [`EspError::NoSuchSa`] if `old` is not installed;
@@ -1025,6 +1061,24 @@ impl SaTable {
     /// A snapshot of the tables for a burst of lookups: one load, and then
     /// lookups that take no lock and touch no reference count. Hold it for
     /// a burst, not longer (it keeps the SAs of its time alive).
+    ///
+    /// ```
+    /// use espgcm::esp::{Inbound, SaConfig, SaTable};
+    ///
+    /// let table = SaTable::new();
+    /// table.add_inbound(Inbound::new(SaConfig::new(0x1004, &[4u8; 20]))?, None, None)?;
+    /// let snapshot = table.snapshot();
+    /// # let received: Vec<Vec<u8>> = Vec::new();
+    /// for packet in &received {
+    ///     match snapshot.inbound_for(packet) {
+    ///         Ok(sa) => { /* open it with `sa`, or gather it for sa.open_burst */ }
+    ///         Err(e) => { /* count and drop */ }
+    ///     }
+    /// }
+    /// let (src, dst) = ("198.51.100.2".parse()?, "192.0.2.1".parse()?);
+    /// assert_eq!(snapshot.find(0x1004, src, dst).map(|sa| sa.config().spi), Some(0x1004));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn snapshot(&self) -> SaSnapshot {
         SaSnapshot { tables: self.tables.load() }
     }
