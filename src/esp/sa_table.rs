@@ -1072,7 +1072,7 @@ impl SaTable {
     /// for packet in &received {
     ///     match snapshot.inbound_for(packet) {
     ///         Ok(sa) => { /* open it with `sa`, or gather it for sa.open_burst */ }
-    ///         Err(e) => { /* count and drop */ }
+    ///         Err(_refused) => { /* count and drop */ }
     ///     }
     /// }
     /// let (src, dst) = ("198.51.100.2".parse()?, "192.0.2.1".parse()?);
