@@ -1071,7 +1071,7 @@ impl SaTable {
     /// # let received: Vec<Vec<u8>> = Vec::new();
     /// for packet in &received {
     ///     match snapshot.inbound_for(packet) {
-    ///         Ok(sa) => { /* open it with `sa`, or gather it for sa.open_burst */ }
+    ///         Ok(_sa) => { /* open it with the SA, or gather it for its open_burst */ }
     ///         Err(_refused) => { /* count and drop */ }
     ///     }
     /// }
