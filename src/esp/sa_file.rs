@@ -647,7 +647,9 @@ impl ManualKeys {
     /// (in file order: every SA, then every policy), and return handles to
     /// them (to restore sequence numbers and set limits before traffic
     /// flows). The key material is wiped as each SA is set up. On an error
-    /// nothing of this file stays in the table.
+    /// nothing of this file stays in the table. The handles keep their SAs
+    /// alive: drop them with the SAs (a live `Outbound` holds its key, and
+    /// the same key cannot be installed again while it lives).
     ///
     /// # Errors
     /// A [`SaFileError`] naming the SA whose installation failed (an SA with
