@@ -36,6 +36,16 @@ impl Frame {
         Frame { mem: vec![0; capacity], start: 0, len: 0, view: 0 }
     }
 
+    /// An empty frame of `capacity` bytes whose memory can grow to
+    /// `reserve` bytes without moving: the TUN device's receive-offload
+    /// coalescing appends a flow's following segments to its first one, and
+    /// declines to when that would reallocate.
+    pub fn with_reserve(capacity: usize, reserve: usize) -> Frame {
+        let mut mem = Vec::with_capacity(reserve.max(capacity));
+        mem.resize(capacity, 0);
+        Frame { mem, start: 0, len: 0, view: 0 }
+    }
+
     /// Restore the full capacity (after a write to the TUN device cut or
     /// grew the buffer) and forget the packet.
     pub fn reset(&mut self, capacity: usize) {

@@ -105,9 +105,16 @@ pub struct Tally {
     pub open_ns: u64,
     /// Send/receive system calls made.
     pub syscalls: u64,
-    /// Time in those system calls (TUN reads and writes, socket sends and
-    /// receives).
-    pub io_ns: u64,
+    /// Time in TUN reads (with offloads, splitting the segment too).
+    pub tun_read_ns: u64,
+    /// Time in TUN writes (with offloads, coalescing too; the kernel's own
+    /// receive processing of what is written runs in the same call).
+    pub tun_write_ns: u64,
+    /// Time in socket receives.
+    pub sock_recv_ns: u64,
+    /// Time in socket sends (the kernel's sending, and often the peer's
+    /// receiving on a veth, runs in the same call).
+    pub sock_send_ns: u64,
     /// The tunnel's own drops.
     pub drops: TunnelDrops,
 }
@@ -137,7 +144,7 @@ pub struct WorkerStats {
     open_ns: AtomicU64,
     busy_ns: AtomicU64,
     syscalls: AtomicU64,
-    io_ns: AtomicU64,
+    io_ns: [AtomicU64; 4],
     drops: [AtomicU64; 10],
     io_errors: AtomicU64,
     last_errno: AtomicI32,
@@ -192,8 +199,9 @@ pub struct WorkerSnapshot {
     pub busy_ns: u64,
     /// Send and receive system calls.
     pub syscalls: u64,
-    /// Nanoseconds in those system calls.
-    pub io_ns: u64,
+    /// Nanoseconds in TUN reads, TUN writes, socket receives and socket
+    /// sends.
+    pub io_ns: [u64; 4],
     /// The tunnel's own drops.
     pub drops: TunnelDrops,
     /// I/O errors seen.
@@ -228,7 +236,7 @@ impl WorkerStats {
             open_ns: AtomicU64::new(0),
             busy_ns: AtomicU64::new(0),
             syscalls: AtomicU64::new(0),
-            io_ns: AtomicU64::new(0),
+            io_ns: Default::default(),
             drops: Default::default(),
             io_errors: AtomicU64::new(0),
             last_errno: AtomicI32::new(0),
@@ -264,7 +272,9 @@ impl WorkerStats {
         bump(&self.open_ns, t.open_ns);
         bump(&self.busy_ns, busy_ns);
         bump(&self.syscalls, t.syscalls);
-        bump(&self.io_ns, t.io_ns);
+        for (c, v) in self.io_ns.iter().zip([t.tun_read_ns, t.tun_write_ns, t.sock_recv_ns, t.sock_send_ns]) {
+            bump(c, v);
+        }
         for (c, v) in self.drops.iter().zip(t.drops.fields()) {
             bump(c, v);
         }
@@ -325,7 +335,7 @@ impl WorkerStats {
             open_ns: get(&self.open_ns),
             busy_ns: get(&self.busy_ns),
             syscalls: get(&self.syscalls),
-            io_ns: get(&self.io_ns),
+            io_ns: core::array::from_fn(|i| self.io_ns.get(i).map_or(0, get)),
             drops: TunnelDrops {
                 no_policy: d[0],
                 policy_discard: d[1],

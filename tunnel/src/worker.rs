@@ -42,8 +42,9 @@ const OFFLOAD_READ_ROOM: usize = 128;
 /// Datagram buffers per `recvmmsg`.
 const RX_BUFS: usize = 32;
 /// Frames for the incoming direction (GRO may bring up to 64 datagrams per
-/// buffer; a batch stops when the frames run out, the rest waits).
-const RX_FRAMES: usize = 256;
+/// buffer; when the frames run out, those gathered are opened and written,
+/// and the rest follow).
+const RX_FRAMES: usize = 128;
 /// How long a worker waits in `poll` before it looks at its flags again.
 const POLL_MS: u16 = 100;
 
@@ -183,7 +184,17 @@ impl Worker {
             gso: Vec::with_capacity(65_536),
             rx_bufs: (0..RX_BUFS).map(|_| vec![0; rx_buf_len]).collect(),
             meta: vec![quinn_udp::RecvMeta::default(); RX_BUFS],
-            rx: (0..RX_FRAMES).map(|_| Frame::new(frame_len)).collect(),
+            // With offloads, a received frame may become the head of a
+            // coalesced 64 KiB TCP segment (see `Frame::with_reserve`).
+            rx: (0..RX_FRAMES)
+                .map(|_| {
+                    if shared.offload {
+                        Frame::with_reserve(frame_len, HEADROOM + 65_535 + 64)
+                    } else {
+                        Frame::new(frame_len)
+                    }
+                })
+                .collect(),
             in_sa: vec![None; RX_FRAMES],
             opened_ok: vec![false; RX_FRAMES],
             gro: GROTable::default(),
@@ -265,7 +276,7 @@ impl Worker {
             };
             let t = Instant::now();
             let read = self.queues.tun.recv_multiple(&mut self.tun_read_buf, frames, sizes, HEADROOM);
-            tally.io_ns += elapsed_ns(t);
+            tally.tun_read_ns += elapsed_ns(t);
             tally.syscalls += 1;
             match read {
                 Ok(k) => {
@@ -382,7 +393,7 @@ impl Worker {
                     };
                     let t = Instant::now();
                     let sent = sock.send(payload, target.dst.ip());
-                    tally.io_ns += elapsed_ns(t);
+                    tally.sock_send_ns += elapsed_ns(t);
                     tally.syscalls += 1;
                     match sent {
                         Ok(_) => tally.wire_out += 1,
@@ -421,7 +432,7 @@ impl Worker {
             let mut iovs: Vec<IoSliceMut<'_>> = self.rx_bufs.iter_mut().map(|b| IoSliceMut::new(b)).collect();
             let t = Instant::now();
             let r = port.recv(&mut iovs, &mut self.meta);
-            tally.io_ns += elapsed_ns(t);
+            tally.sock_recv_ns += elapsed_ns(t);
             tally.syscalls += 1;
             match r {
                 Ok(k) => k,
@@ -478,7 +489,7 @@ impl Worker {
             frame.reset(self.frame_len);
             let t = Instant::now();
             let r = raw.recv(frame.tail_mut(HEADROOM));
-            tally.io_ns += elapsed_ns(t);
+            tally.sock_recv_ns += elapsed_ns(t);
             tally.syscalls += 1;
             match r {
                 Ok((len, None)) => {
@@ -584,7 +595,7 @@ impl Worker {
         if let Some(frames) = self.rx.get_mut(..ready) {
             let t = Instant::now();
             let written = self.queues.tun.send_multiple(&mut self.gro, frames, offset);
-            tally.io_ns += elapsed_ns(t);
+            tally.tun_write_ns += elapsed_ns(t);
             tally.syscalls += 1;
             match written {
                 Ok(_) => tally.tun_out += ready as u64,
@@ -636,7 +647,7 @@ fn flush(queues: &Queues, stats: &WorkerStats, gso: &mut Vec<u8>, run: &mut GsoR
             _ => break,
         }
     }
-    tally.io_ns += elapsed_ns(t);
+    tally.sock_send_ns += elapsed_ns(t);
     match result {
         Ok(()) => tally.wire_out += count,
         Err(e) => {
