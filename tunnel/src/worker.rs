@@ -20,7 +20,7 @@
 use crate::frame::Frame;
 use crate::outer::{self, Carrier};
 use crate::ports::{RawEsp, UdpPort};
-use crate::stats::{Tally, WorkerStats, now_ns};
+use crate::stats::{Tally, WorkerStats};
 use espgcm::esp::{Action, EspError, HEADROOM, Inbound, Outbound, SaTable, TAILROOM};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use std::io::{self, IoSliceMut};
@@ -732,7 +732,6 @@ pub fn spawn(
             Ok(()) => "stopped".to_string(),
             Err(e) => format!("failed: {e}"),
         });
-        let _ = now_ns();
     })
 }
 
