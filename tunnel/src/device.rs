@@ -12,6 +12,18 @@ use tun_rs::{DeviceBuilder, SyncDevice};
 /// # Errors
 /// What the kernel said, with what was being done.
 pub fn create(s: &Settings) -> io::Result<Vec<SyncDevice>> {
+    // Opening an existing multi-queue device would attach this process's
+    // queues to someone else's device.
+    if nix::net::if_::if_nametoindex(s.device.as_str()).is_ok() {
+        return Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!(
+                "a network device named {} already exists (another espgcm-tunnel?); stop it, remove the device, \
+                 or choose another [tunnel] device",
+                s.device
+            ),
+        ));
+    }
     let multi_queue = s.workers > 1;
     let first = DeviceBuilder::new()
         .name(&s.device)

@@ -120,6 +120,37 @@ impl UdpPort {
     }
 }
 
+/// Whether UDP `port` is free for this process's `SO_REUSEPORT` group: a
+/// socket bound without `SO_REUSEPORT` fails if anyone (another tunnel, an
+/// IKE daemon) holds the port. Checked before the workers' sockets bind,
+/// since sockets of one user with `SO_REUSEPORT` would silently share the
+/// port's traffic with another process.
+///
+/// # Errors
+/// `AddrInUse` with a message naming the port.
+pub fn check_udp_port_free(v4: bool, port: u16) -> io::Result<()> {
+    let domain = if v4 { Domain::IPV4 } else { Domain::IPV6 };
+    let sock = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))?;
+    if !v4 {
+        sock.set_only_v6(true)?;
+    }
+    let any: IpAddr = if v4 { Ipv4Addr::UNSPECIFIED.into() } else { Ipv6Addr::UNSPECIFIED.into() };
+    sock.bind(&SockAddr::from(SocketAddr::new(any, port))).map_err(|e| {
+        if e.kind() == io::ErrorKind::AddrInUse {
+            io::Error::new(
+                e.kind(),
+                format!(
+                    "UDP port {port} ({}) is in use by another program (another espgcm-tunnel, an IKE daemon?); \
+                     stop it or choose another [tunnel] nat_t_port",
+                    if v4 { "IPv4" } else { "IPv6" }
+                ),
+            )
+        } else {
+            e
+        }
+    })
+}
+
 impl AsFd for UdpPort {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.sock.as_fd()

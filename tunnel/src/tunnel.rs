@@ -136,6 +136,17 @@ fn serve(
         sas::write_private(path, &set.wireshark).map_err(fail(EXIT_FAILED))?;
     }
 
+    if set.needs_udp() {
+        for v4 in [true, false] {
+            match crate::ports::check_udp_port_free(v4, settings.nat_t_port) {
+                Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                    return Err(Failure { code: EXIT_FAILED, message: e.to_string() });
+                }
+                // Another error (no IPv6 here, say) shows when the workers' sockets bind.
+                _ => {}
+            }
+        }
+    }
     let mut queues = Vec::new();
     for (id, tun) in tun_queues.into_iter().enumerate() {
         let (udp, raw) = open_sockets(settings, set, id)?;

@@ -429,7 +429,10 @@ impl Worker {
     /// them. Returns the datagrams read.
     fn udp_to_tun(&mut self, port: &UdpPort, tally: &mut Tally) -> usize {
         let got = {
-            let mut iovs: Vec<IoSliceMut<'_>> = self.rx_bufs.iter_mut().map(|b| IoSliceMut::new(b)).collect();
+            // On the stack: this runs every loop iteration, idle ones too.
+            let mut bufs = self.rx_bufs.iter_mut();
+            let mut iovs: [IoSliceMut<'_>; RX_BUFS] =
+                std::array::from_fn(|_| IoSliceMut::new(bufs.next().map(Vec::as_mut_slice).unwrap_or_default()));
             let t = Instant::now();
             let r = port.recv(&mut iovs, &mut self.meta);
             tally.sock_recv_ns += elapsed_ns(t);

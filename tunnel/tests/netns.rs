@@ -220,3 +220,36 @@ fn a_bad_configuration_line_is_named() {
     assert!(err.contains("line 3") && err.contains("unknown field `mut`"), "{err}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn without_cap_net_admin_it_says_so() {
+    if !support::can_run("without_cap_net_admin_it_says_so")
+        || !support::have("setpriv", "without_cap_net_admin_it_says_so")
+    {
+        return;
+    }
+    let _serial = support::serial();
+    let pair = Pair::new("caps");
+    let config = pair.dir.join("a.toml");
+    std::fs::write(&config, Setup::default().config(&pair, Side::A)).expect("config");
+    let readable = std::fs::Permissions::from(std::os::unix::fs::PermissionsExt::from_mode(0o755));
+    std::fs::set_permissions(&pair.dir, readable).expect("permissions");
+    // An unprivileged user (nobody), in namespace A.
+    let out = pair.a.exec(
+        &[
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            support::BIN,
+            "run",
+            "--config",
+            &config.to_string_lossy(),
+            "--new-keys",
+        ],
+        Duration::from_secs(20),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(err.contains("CAP_NET_ADMIN") && err.contains("run it as root"), "{err}");
+}
