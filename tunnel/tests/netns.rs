@@ -232,7 +232,7 @@ fn without_cap_net_admin_it_says_so() {
     let pair = Pair::new("caps");
     let config = pair.dir.join("a.toml");
     std::fs::write(&config, Setup::default().config(&pair, Side::A)).expect("config");
-    let readable = std::fs::Permissions::from(std::os::unix::fs::PermissionsExt::from_mode(0o755));
+    let readable: std::fs::Permissions = std::os::unix::fs::PermissionsExt::from_mode(0o755);
     std::fs::set_permissions(&pair.dir, readable).expect("permissions");
     // An unprivileged user (nobody), in namespace A.
     let out = pair.a.exec(
