@@ -338,3 +338,45 @@ pub fn request(path: &Path, line: &str) -> Result<Value, String> {
 pub fn remove(path: &PathBuf) {
     let _ = std::fs::remove_file(path);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::Tally;
+    use espgcm::esp::SaConfig;
+
+    #[test]
+    fn the_status_report_carries_workers_sas_and_rejections_by_kind() {
+        let w = Arc::new(WorkerStats::new(0));
+        let mut t = Tally { tun_in: 3, sealed: 3, ..Tally::default() };
+        t.drops.no_sa = 2;
+        w.add(&t, 100);
+        let out = Arc::new(Outbound::new(SaConfig::new(0x7101, &[0x71; 20])).expect("sa"));
+        let inb = Arc::new(Inbound::new(SaConfig::new(0x7102, &[0x72; 20])).expect("sa"));
+        // A packet the inbound SA refuses, to show up by kind.
+        let mut sink = Vec::new();
+        assert!(inb.open(&[0x45, 0, 0, 20], &mut sink).is_err());
+        let sources = Sources {
+            device: "t0".into(),
+            started: Instant::now(),
+            workers: vec![w],
+            queues: Vec::new(),
+            outbound: vec![out],
+            inbound: vec![inb],
+            verdict: Mutex::new(Verdict { healthy: true, problems: Vec::new(), input_waiting: vec![false] }),
+        };
+        let s = sources.status();
+        assert_eq!(s["device"], "t0");
+        assert_eq!(s["healthy"], true);
+        assert_eq!(s["workers"][0]["sealed"], 3);
+        assert_eq!(s["workers"][0]["drops"]["no_sa"], 2);
+        assert_eq!(s["sas"][0]["direction"], "out");
+        assert_eq!(s["sas"][0]["spi"], "0x00007101");
+        assert_eq!(s["sas"][0]["next_sequence"], 1);
+        assert_eq!(s["sas"][1]["direction"], "in");
+        assert_eq!(s["rejections"]["no_sa"], 2);
+        let refused: u64 = s["rejections"].as_object().expect("object").values().filter_map(Value::as_u64).sum();
+        assert_eq!(refused, 3, "the two lookups and the one refused packet: {}", s["rejections"]);
+        assert!(s["crypto"]["faults"].is_u64());
+    }
+}
