@@ -1,6 +1,7 @@
 //! What an SA is: SPI, keys, transform, mode, encapsulation and policies.
 
 use super::EspError;
+use super::lifetime::{self, Lifetime};
 use super::selector::Selector;
 use crate::{Backend, VerifyPolicy};
 use core::fmt;
@@ -229,13 +230,17 @@ pub struct SaConfig {
     /// encryption; a packet outside them is refused with
     /// [`EspError::NotCovered`]. Empty (default): anything.
     pub selectors: Vec<Selector>,
+    /// Soft and hard limits on bytes, packets and time (RFC 4301
+    /// §4.4.2.1); default [`Lifetime::NONE`]. See [`Lifetime`].
+    pub lifetime: Lifetime,
 }
 
 impl SaConfig {
     /// An SA with every default: AES-GCM, 16-byte ICV, transport mode, no
     /// UDP encapsulation, no ESN, replay window [`DEFAULT_REPLAY_WINDOW`],
     /// checksums verified, best backend, one message in 4096 cross-checked
-    /// ([`DEFAULT_VERIFY`]), only verifiable next headers delivered.
+    /// ([`DEFAULT_VERIFY`]), only verifiable next headers delivered, no
+    /// selectors (anything), no path MTU, no lifetime limits.
     ///
     /// Nothing is checked here; [`Outbound::new`](super::Outbound::new) and
     /// [`Inbound::new`](super::Inbound::new) check everything.
@@ -257,6 +262,7 @@ impl SaConfig {
             next_headers: NextHeaders::Verifiable,
             path_mtu: None,
             selectors: Vec::new(),
+            lifetime: Lifetime::NONE,
         }
     }
 
@@ -308,6 +314,7 @@ impl SaConfig {
         if let Some(reason) = self.selectors.iter().find_map(Selector::problem) {
             return invalid("selectors", reason);
         }
+        lifetime::validate(&self.lifetime)?;
         if self.path_mtu.is_some_and(|m| m < 576) {
             return invalid("path_mtu", "a path MTU below 576 bytes (what every IPv4 host must accept) is not usable");
         }
@@ -359,6 +366,7 @@ impl fmt::Debug for SaConfig {
             .field("next_headers", &self.next_headers)
             .field("path_mtu", &self.path_mtu)
             .field("selectors", &self.selectors)
+            .field("lifetime", &self.lifetime)
             .finish()
     }
 }

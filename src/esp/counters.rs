@@ -71,10 +71,16 @@ pub struct Counters {
     pub unverifiable_fragments: u64,
     /// Other failures (invalid arguments, AES-GCM layer errors).
     pub other: u64,
+    /// `seal` calls refused at the sequence limit
+    /// ([`EspError::SequenceLimit`]).
+    pub sequence_limit: u64,
+    /// Calls refused because the SA crossed a hard lifetime limit
+    /// ([`EspError::LifetimeExpired`]).
+    pub lifetime_expired: u64,
 }
 
 /// How many counters [`Counters`] has.
-const FIELDS: usize = 23;
+const FIELDS: usize = 25;
 
 impl Counters {
     /// Every counter, in one order that [`SharedCounters`] keeps.
@@ -103,6 +109,8 @@ impl Counters {
             &mut self.not_covered,
             &mut self.unverifiable_fragments,
             &mut self.other,
+            &mut self.sequence_limit,
+            &mut self.lifetime_expired,
         ]
     }
 
@@ -121,6 +129,8 @@ impl Counters {
             EspError::ChecksumAfterDecrypt { .. } => &mut self.checksum_after_decrypt,
             EspError::UnexpectedNextHeader { .. } => &mut self.unexpected_next_header,
             EspError::SequenceExhausted { .. } => &mut self.sequence_exhausted,
+            EspError::SequenceLimit { .. } => &mut self.sequence_limit,
+            EspError::LifetimeExpired { .. } => &mut self.lifetime_expired,
             EspError::Dummy { .. } => &mut self.dummies,
             EspError::NatKeepalive => &mut self.keepalives,
             EspError::NonEsp => &mut self.non_esp,
@@ -128,7 +138,12 @@ impl Counters {
             EspError::TooLarge { .. } => &mut self.too_large,
             EspError::PacketTooBig { .. } => &mut self.too_big_for_path,
             EspError::NotCovered { .. } => &mut self.not_covered,
-            EspError::Invalid { .. } | EspError::Crypto(_) | EspError::KeyInUse { .. } => &mut self.other,
+            EspError::Invalid { .. }
+            | EspError::Crypto(_)
+            | EspError::KeyInUse { .. }
+            | EspError::SaExists { .. }
+            | EspError::NoSuchSa { .. }
+            | EspError::NoSuchPolicy { .. } => &mut self.other,
         };
         *counter = counter.saturating_add(1);
     }
@@ -160,6 +175,8 @@ impl Counters {
             self.too_big_for_path,
             self.not_covered,
             self.other,
+            self.sequence_limit,
+            self.lifetime_expired,
         ]
         .iter()
         .fold(0u64, |a, b| a.saturating_add(*b))
@@ -261,20 +278,28 @@ impl SharedCounters {
 
     /// Count one successful packet of `bytes` bytes (and, when
     /// `unverifiable`, an unverifiable fragment): the per-packet path.
-    pub(crate) fn record_packet(&self, bytes: usize, unverifiable: bool) {
-        // Positions in `Counters::fields_mut`.
-        const PACKETS: usize = 0;
-        const BYTES: usize = 1;
-        const UNVERIFIABLE: usize = 21;
+    /// Returns the packets this thread's shard has counted, for work done
+    /// every so many packets (lifetime checks).
+    pub(crate) fn record_packet(&self, bytes: usize, unverifiable: bool) -> u64 {
+        let mut count = 0;
         self.with_shard(|values, owned| {
             if let (Some(packets), Some(total)) = (values.get(PACKETS), values.get(BYTES)) {
-                add(packets, 1, owned);
+                count = add(packets, 1, owned);
                 add(total, bytes as u64, owned);
             }
             if unverifiable && let Some(slot) = values.get(UNVERIFIABLE) {
                 add(slot, 1, owned);
             }
         });
+        count
+    }
+
+    /// (packets, bytes) over every shard: what lifetime limits compare.
+    pub(crate) fn packets_and_bytes(&self) -> (u64, u64) {
+        self.shards.iter().fold((0u64, 0u64), |(p, b), shard| {
+            let read = |i: usize| shard.values.get(i).map_or(0, |v| v.load(Ordering::Relaxed));
+            (p.wrapping_add(read(PACKETS)), b.wrapping_add(read(BYTES)))
+        })
     }
 
     /// The sum of every shard.
@@ -289,14 +314,21 @@ impl SharedCounters {
     }
 }
 
+/// Positions in `Counters::fields_mut` the per-packet path uses.
+const PACKETS: usize = 0;
+const BYTES: usize = 1;
+const UNVERIFIABLE: usize = 21;
+
 /// Add `n` to `slot`: by its owner with a plain load and store (nobody else
-/// writes it), otherwise atomically.
+/// writes it), otherwise atomically. Returns the new value.
 #[inline(always)]
-fn add(slot: &AtomicU64, n: u64, owned: bool) {
+fn add(slot: &AtomicU64, n: u64, owned: bool) -> u64 {
     if owned {
-        slot.store(slot.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+        let value = slot.load(Ordering::Relaxed).wrapping_add(n);
+        slot.store(value, Ordering::Relaxed);
+        value
     } else {
-        slot.fetch_add(n, Ordering::Relaxed);
+        slot.fetch_add(n, Ordering::Relaxed).wrapping_add(n)
     }
 }
 

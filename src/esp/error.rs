@@ -314,6 +314,14 @@ pub enum EspError {
         /// The last sequence number sent.
         last: u64,
     },
+    /// The next sequence number is at or past the limit set with
+    /// [`Outbound::set_sequence_limit`](super::Outbound::set_sequence_limit):
+    /// nothing was sent and no number was used. Record a higher
+    /// reservation, then raise the limit.
+    SequenceLimit {
+        /// The limit: numbers from this one on are refused.
+        limit: u64,
+    },
     /// An authentic dummy packet (next header 59, RFC 4303 §2.6): drop it
     /// silently. Not an attack.
     Dummy {
@@ -360,6 +368,32 @@ pub enum EspError {
         /// The largest packet (before ESP) that fits: the MTU to report.
         mtu: usize,
     },
+    /// The SA crossed a hard lifetime limit
+    /// ([`SaConfig::lifetime`](super::SaConfig::lifetime)) and is stopped:
+    /// nothing was sent or delivered. Re-key (the key manager was told at
+    /// the soft limit).
+    LifetimeExpired {
+        /// The SA's SPI.
+        spi: u32,
+        /// Which limit.
+        which: super::LifetimeKind,
+    },
+    /// [`SaTable`](super::SaTable): an SA with this key is already
+    /// installed (delete it first, or use another SPI).
+    SaExists {
+        /// The key that is taken.
+        key: super::SaKey,
+    },
+    /// [`SaTable`](super::SaTable): no SA with this key is installed.
+    NoSuchSa {
+        /// The key asked for.
+        key: super::SaKey,
+    },
+    /// [`SaTable`](super::SaTable): no policy with this id is installed.
+    NoSuchPolicy {
+        /// The id asked for.
+        id: super::PolicyId,
+    },
     /// Something this engine does not do.
     Unsupported(Limitation),
     /// A setting or argument is not acceptable.
@@ -402,6 +436,7 @@ impl EspError {
             | EspError::NotCovered { seq: Some(seq) }
             | EspError::Dummy { seq } => Some(seq),
             EspError::SequenceExhausted { last } => Some(last),
+            EspError::SequenceLimit { limit } => Some(limit),
             _ => None,
         }
     }
@@ -458,6 +493,11 @@ impl fmt::Display for EspError {
             EspError::SequenceExhausted { last } => {
                 write!(f, "sequence numbers exhausted (last sent {last}): the SA must be re-keyed; nothing was sent")
             }
+            EspError::SequenceLimit { limit } => write!(
+                f,
+                "sequence number limit reached: numbers from {limit} on are refused until the limit is \
+                 raised (Outbound::set_sequence_limit, after recording the new reservation); nothing was sent"
+            ),
             EspError::Dummy { seq } => {
                 write!(f, "dummy packet (next header 59), sequence number {seq}: dropped as RFC 4303 says")
             }
@@ -486,6 +526,16 @@ impl fmt::Display for EspError {
                  nothing was sent; report an MTU of {mtu} to the sender (ICMP fragmentation needed / \
                  ICMPv6 packet too big)"
             ),
+            EspError::LifetimeExpired { spi, which } => write!(
+                f,
+                "SA {spi:#010x} reached its hard {which} lifetime and is stopped; nothing was sent or \
+                 delivered: re-key (install a new SA)"
+            ),
+            EspError::SaExists { key } => {
+                write!(f, "{key} is already installed in the SA table; delete it first or use another SPI")
+            }
+            EspError::NoSuchSa { key } => write!(f, "no {key} is installed in the SA table"),
+            EspError::NoSuchPolicy { id } => write!(f, "no {id} is installed in the SA table"),
             EspError::Unsupported(what) => write!(f, "unsupported: {what}"),
             EspError::Invalid { parameter, reason } => write!(f, "invalid {parameter}: {reason}"),
             EspError::Crypto(e) => write!(f, "AES-GCM: {e}"),

@@ -3,17 +3,19 @@
 
 use super::cipher::SaCipher;
 use super::counters::SharedCounters;
+use super::lifetime::{LifeState, Totals};
 use super::natt::{self, UdpPayload};
-use super::outbound::{put_back, with_scratch};
+use super::outbound::{LIFETIME_CHECK_EVERY, put_back, with_scratch};
 use super::packet::{self, Stage, Verified};
 use super::packet_buf::{PacketBuf, PacketBuffer};
 use super::replay::ReplayWindow;
 use super::selector;
 use super::wire::{self as esp, EspPacket};
-use super::{Counters, Encap, EspError, Field, Header, Limitation, Mode, SaConfig};
+use super::{Counters, Encap, EspError, Field, Header, LifetimeStatus, Limitation, Mode, SaConfig};
 use crate::Backend;
 use crate::net::ip::{Addresses, Datagram, IpHeader, Upper};
 use crate::net::{Header as WireHeader, Ipv4Packet, Ipv6Chain, Ipv6Packet, UdpPacket, WireError, ipv4, ipv6, protocol};
+use std::time::Instant;
 use zeroize::Zeroize;
 
 /// The receiving half of an SA: checks and opens ESP packets.
@@ -89,6 +91,8 @@ pub struct Inbound {
     nat_original: Option<Addresses>,
     /// `cfg.next_headers` as a set of the 256 values.
     next_headers: [u64; 4],
+    /// Soft and hard lifetime limits, and which were crossed.
+    life: LifeState,
     counters: SharedCounters,
 }
 
@@ -115,7 +119,8 @@ impl Inbound {
         let window = ReplayWindow::new(cfg.replay_window);
         let nat_original = cfg.nat_original.map(|(src, dst)| Addresses::new(src, dst));
         let next_headers = cfg.next_headers.bitmap(&cfg.mode);
-        Ok(Inbound { cfg, cipher, window, nat_original, next_headers, counters: SharedCounters::default() })
+        let life = LifeState::new(cfg.lifetime, None);
+        Ok(Inbound { cfg, cipher, window, nat_original, next_headers, life, counters: SharedCounters::default() })
     }
 
     /// The configuration this SA was made with (its `keymat` is empty).
@@ -139,6 +144,38 @@ impl Inbound {
         &self.window
     }
 
+    /// Refuse the call if the SA crossed a hard lifetime limit.
+    #[inline]
+    fn admit(&self) -> Result<(), EspError> {
+        match self.life.stopped() {
+            None => Ok(()),
+            Some(which) => Err(EspError::LifetimeExpired { spi: self.cfg.spi, which }),
+        }
+    }
+
+    /// Compare the totals with the lifetime limits.
+    fn check_lifetime(&self, now: impl FnOnce() -> Instant) {
+        let (packets, bytes) = if self.life.counts_traffic() { self.counters.packets_and_bytes() } else { (0, 0) };
+        self.life.check(Totals { bytes, packets }, now);
+    }
+
+    /// Check the lifetime limits as of `now` and return the crossings not
+    /// reported before; see [`Outbound::poll_lifetime`](super::Outbound::poll_lifetime).
+    pub fn poll_lifetime(&self, now: Instant) -> LifetimeStatus {
+        self.check_lifetime(|| now);
+        self.life.take_new()
+    }
+
+    /// The lifetime limits crossed so far.
+    pub fn lifetime(&self) -> LifetimeStatus {
+        self.life.status()
+    }
+
+    /// How long ago the SA was made (what time lifetimes measure).
+    pub fn age(&self) -> std::time::Duration {
+        self.life.age(Instant::now())
+    }
+
     /// Treat every sequence number up to `seq` as received (restoring state
     /// after a restart or fail-over). Never moves back.
     pub fn advance_to(&self, seq: u64) {
@@ -155,14 +192,19 @@ impl Inbound {
     /// [`EspError::UnknownSpi`], [`EspError::Replay`], [`EspError::TooOld`],
     /// [`EspError::Auth`], [`EspError::BadPadding`],
     /// [`EspError::UnexpectedNextHeader`],
-    /// [`EspError::ChecksumAfterDecrypt`], [`EspError::Unsupported`]; and
+    /// [`EspError::ChecksumAfterDecrypt`], [`EspError::NotCovered`],
+    /// [`EspError::LifetimeExpired`] (a hard lifetime limit crossed: nothing
+    /// is decrypted), [`EspError::Unsupported`]; and
     /// the benign outcomes [`EspError::Dummy`], [`EspError::NatKeepalive`]
     /// and [`EspError::NonEsp`] (see [`EspError::is_benign`]).
     pub fn open(&self, ip_packet: &[u8], out: &mut Vec<u8>) -> Result<(), EspError> {
         out.clear();
-        match self.open_packet(ip_packet, out) {
+        match self.admit().and_then(|()| self.open_packet(ip_packet, out)) {
             Ok(unverifiable) => {
-                self.counters.record_packet(out.len(), unverifiable);
+                let n = self.counters.record_packet(out.len(), unverifiable);
+                if n.is_multiple_of(LIFETIME_CHECK_EVERY) && self.life.is_checked() {
+                    self.check_lifetime(Instant::now);
+                }
                 Ok(())
             }
             Err(e) => {
@@ -193,12 +235,23 @@ impl Inbound {
     /// plane's own packet memory ([`PacketSlice`](super::PacketSlice)).
     pub fn open_burst_in<B: PacketBuffer>(&self, pkts: &mut [B], results: &mut [Result<(), EspError>]) {
         let mut tally = Counters::default();
+        if let Err(e) = self.admit() {
+            for result in results.iter_mut().take(pkts.len()) {
+                tally.record(&e);
+                *result = Err(e.clone());
+            }
+            self.counters.add(&tally);
+            return;
+        }
         with_scratch(|scratch| {
             for (pkt, result) in pkts.iter_mut().zip(results.iter_mut()) {
                 *result = self.open_counted(pkt.data(), scratch, &mut tally).and_then(|()| put_back(pkt, scratch));
             }
         });
         self.counters.add(&tally);
+        if self.life.is_checked() {
+            self.check_lifetime(Instant::now);
+        }
     }
 
     /// [`open`](Self::open) with the outcome counted in `tally`.

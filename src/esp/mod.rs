@@ -97,14 +97,18 @@
 mod cipher;
 mod config;
 mod counters;
+mod endpoints;
 mod error;
 mod inbound;
 mod key_claims;
+mod lifetime;
 pub mod natt;
 mod outbound;
 mod packet;
 mod packet_buf;
 pub mod replay;
+#[cfg(feature = "sa-file")]
+pub mod sa_file;
 mod sa_table;
 mod selector;
 mod sequence;
@@ -117,8 +121,11 @@ pub use config::{
 pub use counters::Counters;
 pub use error::{ChecksumKind, EspError, Field, Header, Limitation};
 pub use inbound::Inbound;
+pub use lifetime::{Lifetime, LifetimeKind, LifetimeStatus, SEQUENCE_SOFT_MARGIN};
 pub use outbound::Outbound;
 pub use packet_buf::{HEADROOM, PacketBuf, PacketBuffer, PacketSlice, TAILROOM};
 pub use replay::ReplayWindow;
-pub use sa_table::{Action, Policy, SaTable};
+pub use sa_table::{
+    Action, Direction, Policy, PolicyId, SHARDS, SaEvent, SaHandle, SaInfo, SaKey, SaSnapshot, SaTable, SaUpdate,
+};
 pub use selector::Selector;

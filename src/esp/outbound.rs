@@ -2,19 +2,29 @@
 
 use super::cipher::{HeaderFields, SaCipher};
 use super::counters::SharedCounters;
+use super::endpoints::{EndpointCell, Endpoints};
 use super::key_claims::KeyClaim;
+use super::lifetime::{LifeState, Totals};
 use super::packet::{self, Stage, UpperPlan, Verified};
 use super::packet_buf::{PacketBuf, PacketBuffer};
 use super::selector;
-use super::sequence::Sequence;
+use super::sequence::{NO_LIMIT, Sequence, Stop};
 use super::wire::{self as esp, EspRepr, Trailer};
-use super::{Counters, Encap, EspError, Header, Limitation, Mode, SaConfig};
+use super::{
+    Counters, Encap, EspError, Header, LifetimeKind, LifetimeStatus, Limitation, Mode, SEQUENCE_SOFT_MARGIN, SaConfig,
+};
 use crate::Backend;
 use crate::net::checksum::{self, RegionSum};
 use crate::net::ip::{Addresses, Datagram, IpHeader, Upper};
 use crate::net::ipv6::ChainPos;
 use crate::net::{Ipv4Packet, Ipv4Repr, Ipv6Packet, Ipv6Repr, UdpRepr, ipv4, ipv6, protocol, udp};
 use std::net::IpAddr;
+use std::time::Instant;
+
+/// Single-packet calls compare an SA's totals with its lifetime every this
+/// many packets per thread (bursts do at their end): a run of this many
+/// calls is the "burst" a hard limit may be overshot by.
+pub(super) const LIFETIME_CHECK_EVERY: u64 = 64;
 
 /// The sending half of an SA: turns IP packets into ESP packets.
 ///
@@ -80,6 +90,11 @@ pub struct Outbound {
     /// This SA's hold on its key and salt: no other `Outbound` in the
     /// process may send under them while this one lives.
     _claim: KeyClaim,
+    /// Soft and hard lifetime limits, and which were crossed.
+    life: LifeState,
+    /// The outer addresses and UDP ports, as changed since `cfg` (NAT
+    /// rebinding).
+    endpoints: EndpointCell,
     /// The sequence numbers (IVs) handed out.
     sequence: Sequence,
     counters: SharedCounters,
@@ -170,14 +185,97 @@ impl Outbound {
     pub fn new(mut cfg: SaConfig) -> Result<Outbound, EspError> {
         let cipher = SaCipher::from_config(&mut cfg)?;
         let claim = cipher.claim().ok_or(EspError::KeyInUse { spi: cfg.spi })?;
-        let sequence = Sequence::new(if cfg.esn { u64::MAX } else { u64::from(u32::MAX) });
-        Ok(Outbound { cfg, cipher, _claim: claim, sequence, counters: SharedCounters::default() })
+        let end = if cfg.esn { u64::MAX } else { u64::from(u32::MAX) };
+        let sequence = Sequence::new(end, cfg.lifetime.hard_packets);
+        // Without ESN the end of the space comes within reach: warn ahead.
+        let life = LifeState::new(cfg.lifetime, (!cfg.esn).then(|| end - SEQUENCE_SOFT_MARGIN));
+        Ok(Outbound {
+            cfg,
+            cipher,
+            _claim: claim,
+            life,
+            endpoints: EndpointCell::default(),
+            sequence,
+            counters: SharedCounters::default(),
+        })
     }
 
     /// The configuration this SA was made with (its `keymat` is empty: the
-    /// key material was wiped after key setup).
+    /// key material was wiped after key setup). Its `mode` and `encap` are
+    /// those it was made with; [`endpoints`](Self::endpoints) gives the
+    /// ones in use after [`set_endpoints`](Self::set_endpoints).
     pub fn config(&self) -> &SaConfig {
         &self.cfg
+    }
+
+    /// The outer addresses (tunnel mode) and UDP encapsulation the SA sends
+    /// with now: [`SaConfig::mode`] and [`SaConfig::encap`] as configured,
+    /// or as last changed by [`set_endpoints`](Self::set_endpoints).
+    pub fn endpoints(&self) -> (Mode, Encap) {
+        let e = self.current_endpoints();
+        (e.mode, e.encap)
+    }
+
+    /// The packet path's read of the endpoints: one atomic load while they
+    /// were never changed.
+    #[inline]
+    fn current_endpoints(&self) -> Endpoints {
+        self.endpoints.load(Endpoints { mode: self.cfg.mode, encap: self.cfg.encap })
+    }
+
+    /// Send from now on with these outer addresses and UDP ports: the
+    /// peer's NAT mapping changed (RFC 3948: a NAT rebinding shows up as
+    /// packets from a new public address or port), or the tunnel moved.
+    /// The SA is not re-created: its key, sequence numbers, counters and
+    /// lifetime go on, and threads sealing meanwhile use the old or the new
+    /// endpoints, never a mix. The kind of mode and of encapsulation stay
+    /// (a transport SA stays transport, a UDP-encapsulated one stays
+    /// encapsulated): in transport mode only the UDP ports can change (the
+    /// addresses are the packets' own).
+    ///
+    /// ```
+    /// use espgcm::esp::{Encap, Mode, Outbound, SaConfig};
+    ///
+    /// let tunnel = Mode::Tunnel { src: "192.0.2.1".parse()?, dst: "198.51.100.2".parse()? };
+    /// let tx = Outbound::new(SaConfig { mode: tunnel, encap: Encap::NAT_T, ..SaConfig::new(0x3400, &[0x34u8; 20]) })?;
+    /// // The peer's NAT now maps it to 198.51.100.77:61044.
+    /// let moved = Mode::Tunnel { src: "192.0.2.1".parse()?, dst: "198.51.100.77".parse()? };
+    /// tx.set_endpoints(moved, Encap::Udp { src_port: 4500, dst_port: 61044 })?;
+    /// assert_eq!(tx.endpoints(), (moved, Encap::Udp { src_port: 4500, dst_port: 61044 }));
+    /// assert_eq!(tx.next_sequence(), Some(1), "sequence numbers untouched");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`EspError::Invalid`] for another kind of mode or encapsulation,
+    /// tunnel addresses of two families, or a UDP port 0.
+    pub fn set_endpoints(&self, mode: Mode, encap: Encap) -> Result<(), EspError> {
+        let invalid = |parameter, reason| Err(EspError::Invalid { parameter, reason });
+        match (self.cfg.mode, mode) {
+            (Mode::Transport, Mode::Transport) => {}
+            (Mode::Tunnel { .. }, Mode::Tunnel { src, dst }) => {
+                if src.is_ipv4() != dst.is_ipv4() {
+                    return invalid("mode", "the tunnel's outer source and destination must be of one IP family");
+                }
+            }
+            _ => return invalid("mode", "a transport SA stays transport and a tunnel SA stays a tunnel"),
+        }
+        match (self.cfg.encap, encap) {
+            (Encap::None, Encap::None) => {}
+            (Encap::Udp { .. }, Encap::Udp { src_port, dst_port }) => {
+                if src_port == 0 || dst_port == 0 {
+                    return invalid("encap", "UDP encapsulation needs non-zero ports (normally 4500)");
+                }
+            }
+            _ => {
+                return invalid(
+                    "encap",
+                    "an SA keeps its kind of encapsulation (plain ESP or ESP in UDP); install a new SA to change it",
+                );
+            }
+        }
+        self.endpoints.store(Endpoints { mode, encap });
+        Ok(())
     }
 
     /// The AES-GCM backend the key runs on.
@@ -205,11 +303,144 @@ impl Outbound {
     /// [`EspError::Invalid`] for a value below the next sequence number, 0,
     /// or past the sequence space.
     pub fn skip_to_sequence(&self, next: u64) -> Result<(), EspError> {
-        self.sequence.skip_to(next)
+        self.sequence.skip_to(next).map_err(|reason| EspError::Invalid { parameter: "next", reason })
     }
 
-    fn max_seq(&self) -> u64 {
-        if self.cfg.esn { u64::MAX } else { u64::from(u32::MAX) }
+    /// Refuse sequence numbers from `limit` on: a packet that would carry
+    /// one is not sent, gets [`EspError::SequenceLimit`] (counted in
+    /// [`Counters::sequence_limit`]), and uses no number, so the next packet
+    /// gets it once the limit is raised. `u64::MAX` means no limit (the
+    /// default); 0 or 1 refuses every packet.
+    ///
+    /// This is the write-ahead reservation that keeps manually keyed SAs
+    /// from repeating an IV across restarts: before raising the limit to
+    /// `N`, record on stable storage that numbers below `N` may be in use;
+    /// after a restart, [`skip_to_sequence`](Self::skip_to_sequence) to the
+    /// recorded `N` (nothing below it is ever used again), record the next
+    /// reservation, and raise the limit to it. Raise it well ahead of
+    /// [`next_sequence`](Self::next_sequence) (by a few seconds of
+    /// traffic), so that sealing never waits for the disk.
+    ///
+    /// Safe to call while other threads seal: every number handed out is
+    /// below a limit that was in force when it was reserved, so while the
+    /// limit only rises no number at or past the recorded value is ever
+    /// used. (Lowering it stops new reservations past the new value; a
+    /// reservation racing the call may still complete under the old one.)
+    ///
+    /// ```
+    /// use espgcm::esp::{EspError, Outbound, SaConfig};
+    /// # use espgcm::net::{Ipv4Repr, UdpRepr, protocol, checksum::pseudo_header_v4};
+    /// # let (src, dst) = ("10.0.0.1".parse()?, "10.0.0.2".parse()?);
+    /// # let mut packet = vec![0u8; 28];
+    /// # Ipv4Repr { src_addr: src, dst_addr: dst, protocol: protocol::UDP, payload_len: 8, ttl: 64,
+    /// #             dscp_ecn: 0, ident: 1, dont_frag: true }.emit(&mut packet)?;
+    /// # UdpRepr { src_port: 1, dst_port: 2 }.emit(&mut packet[20..], 0, Some(pseudo_header_v4(src, dst, 17, 8)))?;
+    /// let tx = Outbound::new(SaConfig::new(0x3000, &[0x55u8; 20]))?;
+    /// // Restored from disk: numbers below 1000 may have been used before
+    /// // the restart; this run may use numbers below 2000.
+    /// tx.skip_to_sequence(1000)?;
+    /// // (write "2000" to stable storage, then:)
+    /// tx.set_sequence_limit(2000);
+    /// let mut sealed = Vec::new();
+    /// tx.seal(&packet, &mut sealed)?; // sequence number 1000
+    /// tx.skip_to_sequence(2000)?;
+    /// assert_eq!(tx.seal(&packet, &mut sealed), Err(EspError::SequenceLimit { limit: 2000 }));
+    /// assert_eq!(tx.next_sequence(), Some(2000), "the refused packet used no number");
+    /// // (write "3000", then:)
+    /// tx.set_sequence_limit(3000);
+    /// tx.seal(&packet, &mut sealed)?; // sequence number 2000
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn set_sequence_limit(&self, limit: u64) {
+        self.sequence.set_limit(limit);
+    }
+
+    /// The limit set with [`set_sequence_limit`](Self::set_sequence_limit),
+    /// or `None` when there is none.
+    pub fn sequence_limit(&self) -> Option<u64> {
+        self.sequence.limit()
+    }
+
+    /// The error for numbers the sequence could not hand out; the end of
+    /// the space and the packet lifetime stop the SA.
+    #[cold]
+    fn stopped(&self, stop: Stop) -> EspError {
+        match stop {
+            Stop::Exhausted { last } => {
+                self.life.cross(LifetimeKind::Sequence, true);
+                EspError::SequenceExhausted { last }
+            }
+            Stop::Limit { limit } => EspError::SequenceLimit { limit },
+            Stop::Packets => {
+                self.life.cross(LifetimeKind::Packets, true);
+                EspError::LifetimeExpired { spi: self.cfg.spi, which: LifetimeKind::Packets }
+            }
+        }
+    }
+
+    /// Refuse the call if the SA crossed a hard lifetime limit: the packet
+    /// path's one read of lifetime state.
+    #[inline]
+    fn admit(&self) -> Result<(), EspError> {
+        match self.life.stopped() {
+            None => Ok(()),
+            Some(kind) => Err(self.expired(kind)),
+        }
+    }
+
+    #[cold]
+    fn expired(&self, kind: LifetimeKind) -> EspError {
+        match kind {
+            LifetimeKind::Sequence => EspError::SequenceExhausted { last: self.sequence.used() },
+            which => EspError::LifetimeExpired { spi: self.cfg.spi, which },
+        }
+    }
+
+    /// Compare the totals with the lifetime limits (`now` is asked for only
+    /// when a time limit is set).
+    fn check_lifetime(&self, now: impl FnOnce() -> Instant) {
+        let bytes = if self.life.counts_traffic() { self.counters.packets_and_bytes().1 } else { 0 };
+        // Sequence numbers count the packets sent.
+        self.life.check(Totals { bytes, packets: self.sequence.used() }, now);
+    }
+
+    /// Check the lifetime limits as of `now` and return the crossings not
+    /// reported before (each soft and hard crossing is reported once). The
+    /// key manager calls this every second or so for an SA outside an
+    /// [`SaTable`](super::SaTable) (whose [`poll`](super::SaTable::poll)
+    /// does it for its SAs): it re-keys on `soft`; `hard` means the SA is
+    /// stopped. A `now` in the future counts as that time having come.
+    ///
+    /// ```
+    /// use espgcm::esp::{EspError, Lifetime, LifetimeKind, Outbound, SaConfig};
+    /// use std::time::{Duration, Instant};
+    ///
+    /// let lifetime = Lifetime { soft_time: Some(Duration::from_secs(50)), hard_time: Some(Duration::from_secs(60)),
+    ///                           ..Lifetime::NONE };
+    /// let tx = Outbound::new(SaConfig { lifetime, ..SaConfig::new(0x3300, &[0x33u8; 20]) })?;
+    /// let now = Instant::now();
+    /// assert_eq!(tx.poll_lifetime(now).soft, None);
+    /// assert_eq!(tx.poll_lifetime(now + Duration::from_secs(55)).soft, Some(LifetimeKind::Time));
+    /// assert_eq!(tx.poll_lifetime(now + Duration::from_secs(56)).soft, None, "reported once");
+    /// assert_eq!(tx.poll_lifetime(now + Duration::from_secs(61)).hard, Some(LifetimeKind::Time));
+    /// let mut out = Vec::new();
+    /// assert!(matches!(tx.seal(&[0x45; 20], &mut out), Err(EspError::LifetimeExpired { which: LifetimeKind::Time, .. })));
+    /// # Ok::<(), EspError>(())
+    /// ```
+    pub fn poll_lifetime(&self, now: Instant) -> LifetimeStatus {
+        self.check_lifetime(|| now);
+        self.life.take_new()
+    }
+
+    /// The lifetime limits crossed so far (as of the last check: see
+    /// [`Lifetime`](super::Lifetime) for when checks run).
+    pub fn lifetime(&self) -> LifetimeStatus {
+        self.life.status()
+    }
+
+    /// How long ago the SA was made (what time lifetimes measure).
+    pub fn age(&self) -> std::time::Duration {
+        self.life.age(Instant::now())
     }
 
     /// Seal one IPv4 or IPv6 packet. `out` is cleared and receives the IP
@@ -242,12 +473,16 @@ impl Outbound {
     /// [`EspError::Malformed`], [`EspError::Fragment`] (transport mode),
     /// [`EspError::TooLarge`], [`EspError::PacketTooBig`] (past
     /// [`SaConfig::path_mtu`] with DF set, or IPv6), [`EspError::SequenceExhausted`],
-    /// [`EspError::Unsupported`].
+    /// [`EspError::SequenceLimit`], [`EspError::LifetimeExpired`] (a hard
+    /// lifetime limit crossed), [`EspError::Unsupported`].
     pub fn seal(&self, ip_packet: &[u8], out: &mut Vec<u8>) -> Result<(), EspError> {
         out.clear();
-        match self.seal_packet(ip_packet, SequenceNumber::Next, out) {
+        match self.admit().and_then(|()| self.seal_packet(ip_packet, SequenceNumber::Next, out)) {
             Ok(verified) => {
-                self.counters.record_packet(ip_packet.len(), verified == Verified::UnverifiableFragment);
+                let n = self.counters.record_packet(ip_packet.len(), verified == Verified::UnverifiableFragment);
+                if n.is_multiple_of(LIFETIME_CHECK_EVERY) && self.life.is_checked() {
+                    self.check_lifetime(Instant::now);
+                }
                 Ok(())
             }
             Err(e) => {
@@ -265,7 +500,8 @@ impl Outbound {
     /// once and assigned in order; a packet refused after that leaves its
     /// number unused (a gap, which receivers take in their stride: a number
     /// is never given out twice). Packets past the end of the sequence
-    /// space get [`EspError::SequenceExhausted`].
+    /// space get [`EspError::SequenceExhausted`], and those at or past the
+    /// [sequence limit](Self::set_sequence_limit) [`EspError::SequenceLimit`].
     ///
     /// Only the first `min(pkts.len(), results.len())` packets are sealed.
     ///
@@ -307,22 +543,34 @@ impl Outbound {
     pub fn seal_burst_in<B: PacketBuffer>(&self, pkts: &mut [B], results: &mut [Result<(), EspError>]) {
         let n = pkts.len().min(results.len());
         let mut tally = Counters::default();
-        let reserved = self.sequence.reserve(n as u64);
-        let (first, count) = reserved.as_ref().map_or((0, 0), |&(f, c)| (f, c));
+        if let Err(e) = self.admit() {
+            for result in results.iter_mut().take(n) {
+                tally.record(&e);
+                *result = Err(e.clone());
+            }
+            self.counters.add(&tally);
+            return;
+        }
+        let (first, count, short) = match self.sequence.reserve(n as u64) {
+            Ok(r) => (r.first, r.count, r.short),
+            Err(stop) => (0, 0, Some(stop)),
+        };
         with_scratch(|scratch| {
             for (i, (pkt, result)) in pkts.iter_mut().zip(results.iter_mut()).enumerate() {
                 *result = if (i as u64) < count {
                     let r = self.seal_counted(pkt.data(), SequenceNumber::Given(first + i as u64), scratch, &mut tally);
                     r.and_then(|()| put_back(pkt, scratch))
                 } else {
-                    let e =
-                        EspError::SequenceExhausted { last: self.sequence.peek().map_or(self.max_seq(), |n| n - 1) };
+                    let e = self.stopped(short.unwrap_or(Stop::Limit { limit: NO_LIMIT }));
                     tally.record(&e);
                     Err(e)
                 };
             }
         });
         self.counters.add(&tally);
+        if self.life.is_checked() {
+            self.check_lifetime(Instant::now);
+        }
     }
 
     /// [`seal`](Self::seal) with the outcome counted in `tally`.
@@ -368,8 +616,9 @@ impl Outbound {
             }
         }
         let plan = packet::upper_check(&d, datagram, self.cfg.checksums)?;
+        let peer = self.current_endpoints();
         // The header in front of ESP, and where the protected part starts.
-        let (header, protected, next_header) = match self.cfg.mode {
+        let (header, protected, next_header) = match peer.mode {
             Mode::Transport if d.ip.version == 4 => {
                 let (prefix, protected) = d.ip.split_ipv4_header(datagram);
                 (OuterHeader::KeptV4 { prefix }, protected, d.ip.protocol)
@@ -385,7 +634,8 @@ impl Outbound {
         };
         // IPv6 packets are never fragmented on the way; IPv4 ones when DF says so.
         let dont_fragment = d.ip.version == 6 || d.ip.dont_frag;
-        let sealed = self.emit(header, Protected::Bytes(protected), next_header, dont_fragment, seq, out)?;
+        let sealed =
+            self.emit(header, peer.encap, Protected::Bytes(protected), next_header, dont_fragment, seq, out)?;
         match plan {
             UpperPlan::Fragment => Ok(Verified::UnverifiableFragment),
             UpperPlan::Nothing => Ok(Verified::Whole),
@@ -429,7 +679,12 @@ impl Outbound {
         out: &mut Vec<u8>,
     ) -> Result<(), EspError> {
         out.clear();
-        let (src, dst) = match (self.cfg.mode, endpoints) {
+        if let Err(e) = self.admit() {
+            self.counters.record(&e);
+            return Err(e);
+        }
+        let peer = self.current_endpoints();
+        let (src, dst) = match (peer.mode, endpoints) {
             (Mode::Tunnel { src, dst }, _) => (src, dst),
             (Mode::Transport, Some(pair)) => pair,
             (Mode::Transport, None) => {
@@ -442,8 +697,8 @@ impl Outbound {
             Err(EspError::Invalid { parameter: "endpoints", reason: "source and destination must be of one family" })
         } else {
             let header = OuterHeader::New { src, dst, ds_field: 0, dont_frag: false };
-            self.emit(header, Protected::Zeros(len), protocol::NO_NEXT_HEADER, false, SequenceNumber::Next, out)
-                .map(|_| ())
+            let (zeros, seq) = (Protected::Zeros(len), SequenceNumber::Next);
+            self.emit(header, peer.encap, zeros, protocol::NO_NEXT_HEADER, false, seq, out).map(|_| ())
         };
         let mut tally = Counters::default();
         match &result {
@@ -461,9 +716,11 @@ impl Outbound {
     /// the protected bytes, padding, trailer, then encrypt and append the ICV.
     /// Returns the one's complement sum of the protected bytes, taken while
     /// they were encrypted (0 for a dummy).
+    #[allow(clippy::too_many_arguments)]
     fn emit(
         &self,
         header: OuterHeader<'_>,
+        encap: Encap,
         protected: Protected<'_>,
         next_header: u8,
         dont_fragment: bool,
@@ -473,7 +730,7 @@ impl Outbound {
         let icv_len = self.cipher.icv_len();
         let pad = esp::pad_len(protected.len());
         let esp_len = esp::HEADER_LEN + esp::IV_LEN + protected.len() + pad + esp::TRAILER_LEN + icv_len;
-        let udp_len = if matches!(self.cfg.encap, Encap::Udp { .. }) { udp::HEADER_LEN } else { 0 };
+        let udp_len = if matches!(encap, Encap::Udp { .. }) { udp::HEADER_LEN } else { 0 };
         let (header_len, is_v4) = match &header {
             OuterHeader::KeptV4 { prefix } => (prefix.len(), true),
             OuterHeader::KeptV6 { prefix, .. } => (prefix.len(), false),
@@ -505,7 +762,7 @@ impl Outbound {
         let carried = if udp_len > 0 { protocol::UDP } else { protocol::ESP };
 
         let seq = match seq {
-            SequenceNumber::Next => self.sequence.reserve(1)?.0,
+            SequenceNumber::Next => self.sequence.reserve(1).map_err(|stop| self.stopped(stop))?.first,
             SequenceNumber::Given(seq) => seq,
         };
 
@@ -578,7 +835,7 @@ impl Outbound {
             }
         };
 
-        if let Encap::Udp { src_port, dst_port } = self.cfg.encap {
+        if let Encap::Udp { src_port, dst_port } = encap {
             // IPv4: checksum 0 (RFC 3948 §2.1). IPv6 requires a real one.
             let pseudo = if is_v4 {
                 None

@@ -1,6 +1,7 @@
 //! The SA database and the security policy database (RFC 4301 §4.4): which
-//! inbound SA a received packet belongs to, and what to do with a packet to
-//! be sent.
+//! inbound SA a received packet belongs to, what to do with a packet to be
+//! sent, and the calls a key manager (an IKE daemon, a control socket, a
+//! manual-keying file) drives them with.
 //!
 //! - **Inbound (SAD):** SAs are found by SPI, and where configured by SPI and
 //!   destination, or SPI, destination and source (the three lookups RFC 4301
@@ -9,24 +10,41 @@
 //! - **Outbound (SPD):** an ordered list of policies, each a set of
 //!   selectors and an action: protect with an SA, bypass (send in the clear)
 //!   or discard. The first policy whose selectors cover the packet decides.
+//!   Outbound SAs are also kept by SPI (and, optionally, the peer's
+//!   address), so that they can be queried, updated and deleted.
 //!
-//! Lookups read a snapshot of the tables through `arc-swap` and take no
-//! lock; a change (add, remove) copies the tables, changes the copy and
-//! publishes it, so a writer never makes the packet path wait, and a packet
-//! in flight keeps the SA it found (an `Arc`) even if that SA is removed
-//! meanwhile.
+//! # Concurrency
+//!
+//! The packet path reads a snapshot of the tables through `arc-swap` and
+//! takes no lock: [`SaTable::open_burst`] and [`SaTable::snapshot`] load it
+//! once per burst, and a packet in flight keeps the SA it found even if
+//! that SA is removed meanwhile. A change (add, delete, update) is made
+//! under a lock that only changes take, on a copy, and published in one
+//! store. The inbound SAs are split into [`SHARDS`] shards by SPI, each
+//! shared between snapshots until it changes, so a change copies one shard
+//! (about 160 entries at 10,000 SAs) and the shard list, not the whole
+//! table, and the last two snapshots replaced are kept until later changes,
+//! so a packet thread is never the one that frees a snapshot it held.
 
 use super::inbound::find_esp_v6;
 use super::natt::{self, UdpPayload};
+use super::packet_buf::{PacketBuf, PacketBuffer};
 use super::selector::{self, Selector};
 use super::wire::EspPacket;
-use super::{EspError, Field, Inbound, Outbound};
+use super::{Counters, Encap, EspError, Field, Inbound, LifetimeKind, LifetimeStatus, Mode, Outbound, SaConfig};
+use crate::esp::counters::SharedCounters;
 use crate::net::ip::{Datagram, IpHeader};
 use crate::net::{UdpPacket, protocol};
 use arc_swap::ArcSwap;
-use std::collections::HashMap;
+use core::fmt;
+use core::hash::{BuildHasher, Hasher};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+/// How many shards the inbound SAs are split into (by SPI).
+pub const SHARDS: usize = 64;
 
 /// What the SPD says about a packet to be sent.
 #[derive(Clone, Debug)]
@@ -50,6 +68,210 @@ pub struct Policy {
     pub action: Action,
 }
 
+/// The name the table gives a policy when it is added.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PolicyId(u64);
+
+impl PolicyId {
+    /// The number behind the id (unique in its table, never reused).
+    pub fn get(self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Display for PolicyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "policy {}", self.0)
+    }
+}
+
+/// Which way an SA carries traffic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// Received packets: [`Inbound`].
+    Inbound,
+    /// Packets to send: [`Outbound`].
+    Outbound,
+}
+
+/// How the table names an SA: its direction, its SPI and the addresses it
+/// is kept under.
+///
+/// For an inbound SA, `dst` and `src` are the outer addresses a received
+/// packet must carry for the SA to be found by them (`None`: any; the most
+/// specific entry wins). For an outbound SA they only tell apart SAs whose
+/// SPIs two peers happened to choose alike (give the peer's address as
+/// `dst`); packets find outbound SAs through policies.
+///
+/// ```
+/// use espgcm::esp::{Direction, SaKey};
+///
+/// let key = SaKey::inbound(0x1001).with_dst("192.0.2.1".parse()?);
+/// assert_eq!((key.direction, key.spi, key.src), (Direction::Inbound, 0x1001, None));
+/// assert_eq!(key.to_string(), "inbound SA 0x00001001 (dst 192.0.2.1)");
+/// # Ok::<(), std::net::AddrParseError>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SaKey {
+    /// Inbound or outbound.
+    pub direction: Direction,
+    /// The SPI.
+    pub spi: u32,
+    /// The destination address it is kept under (`None`: any).
+    pub dst: Option<IpAddr>,
+    /// The source address it is kept under (`None`: any).
+    pub src: Option<IpAddr>,
+}
+
+impl SaKey {
+    /// An inbound SA found by SPI alone.
+    pub fn inbound(spi: u32) -> SaKey {
+        SaKey { direction: Direction::Inbound, spi, dst: None, src: None }
+    }
+
+    /// An outbound SA kept by SPI alone.
+    pub fn outbound(spi: u32) -> SaKey {
+        SaKey { direction: Direction::Outbound, spi, dst: None, src: None }
+    }
+
+    /// The same key with a destination address.
+    pub fn with_dst(self, dst: IpAddr) -> SaKey {
+        SaKey { dst: Some(dst), ..self }
+    }
+
+    /// The same key with a source address.
+    pub fn with_src(self, src: IpAddr) -> SaKey {
+        SaKey { src: Some(src), ..self }
+    }
+}
+
+impl fmt::Display for SaKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let direction = match self.direction {
+            Direction::Inbound => "inbound",
+            Direction::Outbound => "outbound",
+        };
+        write!(f, "{direction} SA {:#010x}", self.spi)?;
+        match (self.dst, self.src) {
+            (None, None) => Ok(()),
+            (Some(d), None) => write!(f, " (dst {d})"),
+            (None, Some(s)) => write!(f, " (src {s})"),
+            (Some(d), Some(s)) => write!(f, " (dst {d}, src {s})"),
+        }
+    }
+}
+
+/// An SA of either direction, as the table hands it out.
+#[derive(Clone, Debug)]
+pub enum SaHandle {
+    /// A receiving SA.
+    Inbound(Arc<Inbound>),
+    /// A sending SA.
+    Outbound(Arc<Outbound>),
+}
+
+/// What [`SaTable::query`] reports about an SA.
+#[derive(Clone, Debug)]
+pub struct SaInfo {
+    /// The SA's key in the table.
+    pub key: SaKey,
+    /// Its configuration, without key material (wiped when the SA was
+    /// made), with the outer addresses and ports it uses now (after any
+    /// NAT rebinding).
+    pub config: SaConfig,
+    /// Its counters.
+    pub counters: Counters,
+    /// Outbound: the sequence number the next packet will carry (`None`
+    /// when the space is used up).
+    pub next_sequence: Option<u64>,
+    /// Outbound: the [sequence limit](Outbound::set_sequence_limit), if set.
+    pub sequence_limit: Option<u64>,
+    /// Inbound: the highest sequence number received (0: none yet).
+    pub replay_top: Option<u64>,
+    /// The lifetime limits crossed so far.
+    pub lifetime: LifetimeStatus,
+    /// How long ago the SA was made.
+    pub age: Duration,
+}
+
+/// A change to an installed SA ([`SaTable::update`]); fields left `None`
+/// stay as they are.
+#[derive(Clone, Debug, Default)]
+pub struct SaUpdate {
+    /// Outbound: the outer tunnel addresses and UDP ports to send with
+    /// from now on (the peer's NAT mapping changed, RFC 3948), as
+    /// [`Outbound::set_endpoints`] takes them. Sequence numbers and
+    /// counters are untouched.
+    pub endpoints: Option<(Mode, Encap)>,
+    /// Inbound: the (destination, source) the SA is found by from now on
+    /// (its key changes with them). Its replay window and counters are
+    /// untouched.
+    pub lookup: Option<(Option<IpAddr>, Option<IpAddr>)>,
+}
+
+/// Something [`SaTable::poll`] reports, once each.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SaEvent {
+    /// The SA crossed a soft lifetime limit: re-key it.
+    SoftLifetime {
+        /// The SA.
+        key: SaKey,
+        /// Which limit.
+        which: LifetimeKind,
+    },
+    /// The SA crossed a hard lifetime limit and is stopped: delete it (it
+    /// refuses every packet meanwhile).
+    HardLifetime {
+        /// The SA.
+        key: SaKey,
+        /// Which limit.
+        which: LifetimeKind,
+    },
+    /// An inbound SA given to [`SaTable::retire_inbound`] was removed.
+    Retired {
+        /// The SA.
+        key: SaKey,
+    },
+}
+
+/// A hasher for SPIs: one multiplication, folded. SPIs in the table are
+/// chosen by this end (random, or by the administrator), never by a
+/// sender, so a keyed hash buys nothing; a lookup with a hostile SPI only
+/// probes.
+#[derive(Clone, Copy, Default)]
+struct SpiHash;
+
+impl BuildHasher for SpiHash {
+    type Hasher = SpiHasher;
+    fn build_hasher(&self) -> SpiHasher {
+        SpiHasher(0)
+    }
+}
+
+#[derive(Clone, Copy)]
+struct SpiHasher(u64);
+
+impl Hasher for SpiHasher {
+    fn finish(&self) -> u64 {
+        let product = u128::from(self.0) * 0x9e37_79b9_7f4a_7c15;
+        (product as u64) ^ ((product >> 64) as u64)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) | u64::from(b);
+        }
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.0 = u64::from(n);
+    }
+}
+
+/// The shard an SPI's inbound SAs live in.
+#[inline]
+fn shard_of(spi: u32) -> usize {
+    (spi.wrapping_mul(0x9e37_79b1) >> (32 - SHARDS.trailing_zeros())) as usize
+}
+
 /// An inbound SA and the addresses it is looked up by.
 #[derive(Clone, Debug)]
 struct InboundEntry {
@@ -69,33 +291,159 @@ impl InboundEntry {
             (None, Some(s)) => (s == src).then_some(1),
         }
     }
+
+    fn key(&self) -> SaKey {
+        SaKey { direction: Direction::Inbound, spi: self.sa.config().spi, dst: self.dst, src: self.src }
+    }
 }
 
+/// One shard of the SAD: the entries of each SPI (usually one).
 #[derive(Clone, Debug, Default)]
-struct Tables {
-    inbound: HashMap<u32, Vec<InboundEntry>>,
-    policies: Vec<Policy>,
+struct Shard {
+    by_spi: HashMap<u32, Arc<[InboundEntry]>, SpiHash>,
 }
 
-/// The SAD and SPD of a data plane.
+/// A policy and its id.
+#[derive(Debug)]
+struct PolicyEntry {
+    id: PolicyId,
+    policy: Policy,
+}
+
+/// What the packet path reads: one snapshot.
+#[derive(Debug)]
+struct Tables {
+    /// [`SHARDS`] shards.
+    inbound: Box<[Arc<Shard>]>,
+    policies: Arc<[Arc<PolicyEntry>]>,
+}
+
+impl Tables {
+    fn empty() -> Tables {
+        Tables { inbound: (0..SHARDS).map(|_| Arc::new(Shard::default())).collect(), policies: Arc::from([]) }
+    }
+
+    fn entries(&self, spi: u32) -> &[InboundEntry] {
+        self.inbound.get(shard_of(spi)).and_then(|shard| shard.by_spi.get(&spi)).map_or(&[], |list| list)
+    }
+
+    /// The most specific inbound SA for (SPI, destination, source).
+    #[inline]
+    fn inbound_for(&self, spi: u32, src: IpAddr, dst: IpAddr) -> Option<&Arc<Inbound>> {
+        let entries = self.entries(spi);
+        if let [only] = entries {
+            // The common case: one SA per SPI.
+            return only.matches(dst, src).map(|_| &only.sa);
+        }
+        entries
+            .iter()
+            .filter_map(|e| e.matches(dst, src).map(|rank| (rank, e)))
+            .max_by_key(|(rank, _)| *rank)
+            .map(|(_, e)| &e.sa)
+    }
+
+    /// The entry with exactly this key.
+    fn exact(&self, spi: u32, dst: Option<IpAddr>, src: Option<IpAddr>) -> Option<&InboundEntry> {
+        self.entries(spi).iter().find(|e| e.dst == dst && e.src == src)
+    }
+
+    fn outbound_for(&self, ip_packet: &[u8]) -> Result<Option<&Action>, EspError> {
+        let d = Datagram::parse(ip_packet)?;
+        let datagram = d.ip.datagram(ip_packet);
+        let (addrs, proto, ports) = selector::flow(&d, datagram);
+        Ok(self
+            .policies
+            .iter()
+            .find(|p| selector::covered(&p.policy.selectors, false, addrs, proto, ports))
+            .map(|p| &p.policy.action))
+    }
+
+    /// These tables with `spi`'s entries replaced by `entries`.
+    fn with_entries(&self, spi: u32, entries: Vec<InboundEntry>) -> Tables {
+        let index = shard_of(spi);
+        let inbound = self
+            .inbound
+            .iter()
+            .enumerate()
+            .map(|(i, shard)| {
+                if i != index {
+                    return shard.clone();
+                }
+                let mut changed = Shard::clone(shard);
+                if entries.is_empty() {
+                    changed.by_spi.remove(&spi);
+                } else {
+                    changed.by_spi.insert(spi, Arc::from(entries.as_slice()));
+                }
+                Arc::new(changed)
+            })
+            .collect();
+        Tables { inbound, policies: self.policies.clone() }
+    }
+
+    fn with_policies(&self, policies: Vec<Arc<PolicyEntry>>) -> Tables {
+        Tables { inbound: self.inbound.clone(), policies: Arc::from(policies) }
+    }
+
+    fn inbound_entries(&self) -> impl Iterator<Item = &InboundEntry> {
+        self.inbound.iter().flat_map(|shard| shard.by_spi.values().flat_map(|list| list.iter()))
+    }
+}
+
+/// What only changes and queries use, under the writers' lock.
+#[derive(Debug, Default)]
+struct Registry {
+    outbound: HashMap<(u32, Option<IpAddr>, Option<IpAddr>), Arc<Outbound>>,
+    next_policy: u64,
+    /// SPIs handed out by `fresh_spi` and not yet installed.
+    reserved: HashSet<u32>,
+    /// Inbound SAs to remove, and when.
+    retiring: Vec<(SaKey, Instant)>,
+    /// The last snapshots replaced, dropped by later changes rather than by
+    /// a packet thread that still held one.
+    replaced: VecDeque<Arc<Tables>>,
+}
+
+/// The SAD and SPD of a data plane, driven like a kernel's by a key
+/// manager.
+///
+/// The calls an IKE daemon's kernel interface makes are here:
+/// [`fresh_spi`](Self::fresh_spi), [`add_inbound`](Self::add_inbound) /
+/// [`add_outbound`](Self::add_outbound), [`update`](Self::update),
+/// [`delete`](Self::delete), [`query`](Self::query),
+/// [`add_policy`](Self::add_policy) / [`delete_policy`](Self::delete_policy),
+/// [`flush`](Self::flush); for re-keying,
+/// [`replace_outbound`](Self::replace_outbound) and
+/// [`retire_inbound`](Self::retire_inbound); and [`poll`](Self::poll)
+/// reports lifetime events. The packet path uses
+/// [`open_burst`](Self::open_burst) (or [`snapshot`](Self::snapshot)) on
+/// the way in and [`outbound_for`](Self::outbound_for) on the way out.
 ///
 /// ```
-/// use espgcm::esp::{Action, Policy, SaConfig, SaTable, Selector, Inbound, Outbound};
-/// use std::sync::Arc;
+/// use espgcm::esp::{Action, Inbound, Outbound, Policy, SaConfig, SaKey, SaTable, Selector};
 ///
 /// let table = SaTable::new();
-/// let keymat = [0x31u8; 20];
-/// let rx = table.add_inbound(Inbound::new(SaConfig::new(0x7001, &keymat))?, None, None)?;
-/// assert_eq!(rx.config().spi, 0x7001);
-/// let tx = Arc::new(Outbound::new(SaConfig::new(0x7002, &[0x32u8; 20]))?);
+/// // Inbound: this end picks the SPI.
+/// let spi = table.fresh_spi()?;
+/// let rx = table.add_inbound(Inbound::new(SaConfig::new(spi, &[0x31u8; 20]))?, None, None)?;
+/// assert_eq!(rx.config().spi, spi);
+/// // Outbound: the peer picked the SPI; a policy sends 10.1/16 -> 10.2/16 through it.
+/// let tx = table.add_outbound(Outbound::new(SaConfig::new(0x7002, &[0x32u8; 20]))?, None)?;
 /// let to_peer = Selector::between(("10.1.0.0".parse()?, 16), ("10.2.0.0".parse()?, 16));
-/// table.push_policy(Policy { selectors: vec![to_peer], action: Action::Protect(tx) });
-/// assert_eq!(table.inbound_len(), 1);
+/// let id = table.add_policy(Policy { selectors: vec![to_peer], action: Action::Protect(tx) });
+/// assert_eq!((table.inbound_len(), table.outbound_len(), table.policies().len()), (1, 1, 1));
+/// assert_eq!(table.query(SaKey::outbound(0x7002))?.next_sequence, Some(1));
+/// table.delete_policy(id)?;
+/// table.flush();
+/// assert_eq!(table.inbound_len() + table.outbound_len(), 0);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug)]
 pub struct SaTable {
     tables: ArcSwap<Tables>,
+    registry: Mutex<Registry>,
+    /// Received packets no SA could be found for, by outcome.
+    counters: SharedCounters,
 }
 
 impl Default for SaTable {
@@ -107,79 +455,531 @@ impl Default for SaTable {
 impl SaTable {
     /// An empty table: no SA, no policy.
     pub fn new() -> SaTable {
-        SaTable { tables: ArcSwap::from_pointee(Tables::default()) }
+        SaTable {
+            tables: ArcSwap::from_pointee(Tables::empty()),
+            registry: Mutex::new(Registry::default()),
+            counters: SharedCounters::default(),
+        }
+    }
+
+    /// The writers' lock. A panic while it was held cannot leave the tables
+    /// half changed (they are replaced in one store), so a poisoned lock is
+    /// taken as it is.
+    fn registry(&self) -> MutexGuard<'_, Registry> {
+        self.registry.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Publish `tables`, keeping the snapshot it replaces for a while.
+    fn publish(&self, registry: &mut Registry, tables: Tables) {
+        let old = self.tables.swap(Arc::new(tables));
+        registry.replaced.push_back(old);
+        while registry.replaced.len() > 2 {
+            registry.replaced.pop_front();
+        }
+    }
+
+    /// A random SPI (256 or above) that no inbound SA in the table uses and
+    /// that no earlier call handed out: the SPI an IKE daemon proposes for
+    /// an inbound SA (strongSwan's `get_spi`). It stays reserved until an
+    /// inbound SA with it is added, [`release_spi`](Self::release_spi) or
+    /// [`flush`](Self::flush).
+    ///
+    /// # Errors
+    /// [`EspError::Invalid`] if no free SPI was found (only when billions
+    /// are in use).
+    pub fn fresh_spi(&self) -> Result<u32, EspError> {
+        let mut registry = self.registry();
+        let tables = self.tables.load();
+        for _ in 0..1000 {
+            let spi = crate::rng::random() as u32;
+            if spi >= 256 && tables.entries(spi).is_empty() && !registry.reserved.contains(&spi) {
+                registry.reserved.insert(spi);
+                return Ok(spi);
+            }
+        }
+        Err(EspError::Invalid { parameter: "spi", reason: "no free SPI was found: the table holds too many" })
+    }
+
+    /// Give back an SPI from [`fresh_spi`](Self::fresh_spi) that will not be
+    /// used (the negotiation failed).
+    pub fn release_spi(&self, spi: u32) {
+        self.registry().reserved.remove(&spi);
     }
 
     /// Install an inbound SA, found by its SPI and, when given, the
     /// packet's destination (and source); returns the shared handle.
     ///
     /// # Errors
-    /// [`EspError::Invalid`] if an SA with the same SPI and addresses is
+    /// [`EspError::SaExists`] if an SA with the same SPI and addresses is
     /// already installed.
     pub fn add_inbound(&self, sa: Inbound, dst: Option<IpAddr>, src: Option<IpAddr>) -> Result<Arc<Inbound>, EspError> {
         let spi = sa.config().spi;
         let entry = InboundEntry { sa: Arc::new(sa), dst, src };
-        let handle = entry.sa.clone();
-        let mut clash = false;
-        self.tables.rcu(|t| {
-            let mut t = Tables::clone(t);
-            let list = t.inbound.entry(spi).or_default();
-            clash = list.iter().any(|e| e.dst == dst && e.src == src);
-            if !clash {
-                list.push(entry.clone());
-            }
-            t
-        });
-        if clash {
-            return Err(EspError::Invalid {
-                parameter: "spi",
-                reason: "an inbound SA with this SPI and these addresses is already installed; remove it first",
-            });
+        let mut registry = self.registry();
+        let tables = self.tables.load_full();
+        if tables.exact(spi, dst, src).is_some() {
+            return Err(EspError::SaExists { key: entry.key() });
         }
-        Ok(handle)
+        let mut entries = tables.entries(spi).to_vec();
+        entries.push(entry.clone());
+        let changed = tables.with_entries(spi, entries);
+        registry.reserved.remove(&spi);
+        self.publish(&mut registry, changed);
+        Ok(entry.sa)
+    }
+
+    /// Install an outbound SA, kept by its SPI and, when given, the peer's
+    /// address (to tell apart SAs whose SPIs two peers chose alike); returns
+    /// the shared handle for policies to protect with.
+    ///
+    /// # Errors
+    /// [`EspError::SaExists`] if an outbound SA with the same SPI and
+    /// address is installed.
+    pub fn add_outbound(&self, sa: Outbound, dst: Option<IpAddr>) -> Result<Arc<Outbound>, EspError> {
+        let key = SaKey { direction: Direction::Outbound, spi: sa.config().spi, dst, src: None };
+        let mut registry = self.registry();
+        if registry.outbound.contains_key(&(key.spi, dst, None)) {
+            return Err(EspError::SaExists { key });
+        }
+        let sa = Arc::new(sa);
+        registry.outbound.insert((key.spi, dst, None), sa.clone());
+        Ok(sa)
+    }
+
+    /// The inbound SA with exactly this key.
+    pub fn inbound(&self, key: SaKey) -> Option<Arc<Inbound>> {
+        if key.direction != Direction::Inbound {
+            return None;
+        }
+        self.tables.load().exact(key.spi, key.dst, key.src).map(|e| e.sa.clone())
+    }
+
+    /// The outbound SA with exactly this key.
+    pub fn outbound(&self, key: SaKey) -> Option<Arc<Outbound>> {
+        if key.direction != Direction::Outbound {
+            return None;
+        }
+        self.registry().outbound.get(&(key.spi, key.dst, key.src)).cloned()
+    }
+
+    /// The keys of every SA installed, inbound first.
+    pub fn keys(&self) -> Vec<SaKey> {
+        let mut keys: Vec<SaKey> = self.tables.load().inbound_entries().map(InboundEntry::key).collect();
+        let registry = self.registry();
+        keys.extend(registry.outbound.keys().map(|&(spi, dst, src)| SaKey {
+            direction: Direction::Outbound,
+            spi,
+            dst,
+            src,
+        }));
+        keys
+    }
+
+    /// What an SA is and how it is doing: configuration (no key material),
+    /// counters, sequence numbers, lifetime.
+    ///
+    /// # Errors
+    /// [`EspError::NoSuchSa`] if no SA has this key.
+    pub fn query(&self, key: SaKey) -> Result<SaInfo, EspError> {
+        match key.direction {
+            Direction::Inbound => {
+                let sa = self.inbound(key).ok_or(EspError::NoSuchSa { key })?;
+                Ok(SaInfo {
+                    key,
+                    config: sa.config().clone(),
+                    counters: sa.stats(),
+                    next_sequence: None,
+                    sequence_limit: None,
+                    replay_top: Some(sa.replay_window().top()),
+                    lifetime: sa.lifetime(),
+                    age: sa.age(),
+                })
+            }
+            Direction::Outbound => {
+                let sa = self.outbound(key).ok_or(EspError::NoSuchSa { key })?;
+                let (mode, encap) = sa.endpoints();
+                Ok(SaInfo {
+                    key,
+                    config: SaConfig { mode, encap, ..sa.config().clone() },
+                    counters: sa.stats(),
+                    next_sequence: sa.next_sequence(),
+                    sequence_limit: sa.sequence_limit(),
+                    replay_top: None,
+                    lifetime: sa.lifetime(),
+                    age: sa.age(),
+                })
+            }
+        }
+    }
+
+    /// Change an installed SA without re-creating it: an outbound SA's
+    /// outer addresses and UDP ports (NAT rebinding), an inbound SA's
+    /// lookup addresses. Sequence numbers, the replay window and counters
+    /// are untouched.
+    ///
+    /// # Errors
+    /// [`EspError::NoSuchSa`]; [`EspError::Invalid`] for a change that does
+    /// not apply to the SA's direction or endpoints
+    /// [`Outbound::set_endpoints`] refuses; [`EspError::SaExists`] if the
+    /// new lookup addresses are another SA's.
+    pub fn update(&self, key: SaKey, update: SaUpdate) -> Result<(), EspError> {
+        match key.direction {
+            Direction::Outbound => {
+                if update.lookup.is_some() {
+                    return Err(EspError::Invalid {
+                        parameter: "lookup",
+                        reason: "an outbound SA is found through policies, not by addresses",
+                    });
+                }
+                let sa = self.outbound(key).ok_or(EspError::NoSuchSa { key })?;
+                if let Some((mode, encap)) = update.endpoints {
+                    sa.set_endpoints(mode, encap)?;
+                }
+                Ok(())
+            }
+            Direction::Inbound => {
+                if update.endpoints.is_some() {
+                    return Err(EspError::Invalid {
+                        parameter: "endpoints",
+                        reason: "an inbound SA accepts packets from any outer address and port; change its \
+                                 lookup addresses instead",
+                    });
+                }
+                let Some((dst, src)) = update.lookup else {
+                    return if self.inbound(key).is_some() { Ok(()) } else { Err(EspError::NoSuchSa { key }) };
+                };
+                let mut registry = self.registry();
+                let tables = self.tables.load_full();
+                let entry = tables.exact(key.spi, key.dst, key.src).ok_or(EspError::NoSuchSa { key })?;
+                let moved = InboundEntry { sa: entry.sa.clone(), dst, src };
+                if (dst, src) != (key.dst, key.src) && tables.exact(key.spi, dst, src).is_some() {
+                    return Err(EspError::SaExists { key: moved.key() });
+                }
+                let entries: Vec<InboundEntry> = tables
+                    .entries(key.spi)
+                    .iter()
+                    .map(|e| if e.dst == key.dst && e.src == key.src { moved.clone() } else { e.clone() })
+                    .collect();
+                let changed = tables.with_entries(key.spi, entries);
+                self.publish(&mut registry, changed);
+                Ok(())
+            }
+        }
+    }
+
+    /// Remove an SA. Packets in flight keep it until they are done.
+    /// Policies that protected with a deleted outbound SA now discard
+    /// (RFC 4301: traffic for an SA that is gone is dropped, never sent in
+    /// the clear or by a later policy) until [`update_policy`](Self::update_policy)
+    /// gives them another SA; use [`replace_outbound`](Self::replace_outbound)
+    /// to re-key without a gap.
+    ///
+    /// # Errors
+    /// [`EspError::NoSuchSa`] if no SA has this key.
+    pub fn delete(&self, key: SaKey) -> Result<SaHandle, EspError> {
+        let mut registry = self.registry();
+        let tables = self.tables.load_full();
+        match key.direction {
+            Direction::Inbound => {
+                let entry = tables.exact(key.spi, key.dst, key.src).ok_or(EspError::NoSuchSa { key })?;
+                let sa = entry.sa.clone();
+                let rest: Vec<InboundEntry> = tables
+                    .entries(key.spi)
+                    .iter()
+                    .filter(|e| !(e.dst == key.dst && e.src == key.src))
+                    .cloned()
+                    .collect();
+                let changed = tables.with_entries(key.spi, rest);
+                self.publish(&mut registry, changed);
+                Ok(SaHandle::Inbound(sa))
+            }
+            Direction::Outbound => {
+                let sa = registry.outbound.remove(&(key.spi, key.dst, key.src)).ok_or(EspError::NoSuchSa { key })?;
+                if tables.policies.iter().any(|p| protects_with(&p.policy, &sa)) {
+                    let policies = tables
+                        .policies
+                        .iter()
+                        .map(|p| {
+                            if protects_with(&p.policy, &sa) {
+                                Arc::new(PolicyEntry {
+                                    id: p.id,
+                                    policy: Policy { selectors: p.policy.selectors.clone(), action: Action::Discard },
+                                })
+                            } else {
+                                p.clone()
+                            }
+                        })
+                        .collect();
+                    let changed = tables.with_policies(policies);
+                    self.publish(&mut registry, changed);
+                }
+                Ok(SaHandle::Outbound(sa))
+            }
+        }
     }
 
     /// Remove the inbound SA with this SPI and addresses; the SA itself
-    /// lives on while packets hold it.
+    /// lives on while packets hold it. (The same as [`delete`](Self::delete)
+    /// with an inbound key.)
     pub fn remove_inbound(&self, spi: u32, dst: Option<IpAddr>, src: Option<IpAddr>) -> Option<Arc<Inbound>> {
-        let mut removed = None;
-        self.tables.rcu(|t| {
-            let mut t = Tables::clone(t);
-            removed = None;
-            if let Some(list) = t.inbound.get_mut(&spi) {
-                if let Some(i) = list.iter().position(|e| e.dst == dst && e.src == src) {
-                    removed = Some(list.remove(i).sa);
+        match self.delete(SaKey { direction: Direction::Inbound, spi, dst, src }) {
+            Ok(SaHandle::Inbound(sa)) => Some(sa),
+            _ => None,
+        }
+    }
+
+    /// Switch outbound traffic from one SA to another in one step (the
+    /// "switch" of a make-before-break re-key): the new SA is installed
+    /// under the old one's addresses, every policy that protected with the
+    /// old SA protects with the new one from the same snapshot on, and the
+    /// old SA leaves the table (packets already sealing with it finish).
+    /// Install the new inbound SA before (the peer may start using it as
+    /// soon as it sees it), and retire the old inbound SA after
+    /// ([`retire_inbound`](Self::retire_inbound)).
+    ///
+    /// # Errors
+    /// [`EspError::NoSuchSa`] if `old` is not installed;
+    /// [`EspError::SaExists`] if the new SA's key is another SA's.
+    pub fn replace_outbound(&self, old: SaKey, new: Outbound) -> Result<Arc<Outbound>, EspError> {
+        if old.direction != Direction::Outbound {
+            return Err(EspError::NoSuchSa { key: old });
+        }
+        let new_key = (new.config().spi, old.dst, old.src);
+        let mut registry = self.registry();
+        let previous =
+            registry.outbound.get(&(old.spi, old.dst, old.src)).cloned().ok_or(EspError::NoSuchSa { key: old })?;
+        if new_key != (old.spi, old.dst, old.src) && registry.outbound.contains_key(&new_key) {
+            return Err(EspError::SaExists {
+                key: SaKey { direction: Direction::Outbound, spi: new_key.0, dst: new_key.1, src: new_key.2 },
+            });
+        }
+        let new = Arc::new(new);
+        let tables = self.tables.load_full();
+        let policies = tables
+            .policies
+            .iter()
+            .map(|p| {
+                if protects_with(&p.policy, &previous) {
+                    Arc::new(PolicyEntry {
+                        id: p.id,
+                        policy: Policy { selectors: p.policy.selectors.clone(), action: Action::Protect(new.clone()) },
+                    })
+                } else {
+                    p.clone()
                 }
-                if list.is_empty() {
-                    t.inbound.remove(&spi);
-                }
+            })
+            .collect();
+        registry.outbound.remove(&(old.spi, old.dst, old.src));
+        registry.outbound.insert(new_key, new.clone());
+        let changed = tables.with_policies(policies);
+        self.publish(&mut registry, changed);
+        Ok(new)
+    }
+
+    /// Remove an inbound SA `after` from now (the end of a make-before-break
+    /// re-key: packets the peer sealed with it before switching may still
+    /// be on their way). It keeps accepting until then; the removal is
+    /// carried out by the first [`poll`](Self::poll) after that time, which
+    /// reports it as [`SaEvent::Retired`].
+    ///
+    /// # Errors
+    /// [`EspError::NoSuchSa`] if no inbound SA has this key.
+    pub fn retire_inbound(&self, key: SaKey, after: Duration) -> Result<(), EspError> {
+        if self.inbound(key).is_none() {
+            return Err(EspError::NoSuchSa { key });
+        }
+        let when = Instant::now() + after;
+        let mut registry = self.registry();
+        registry.retiring.retain(|(k, _)| *k != key);
+        registry.retiring.push((key, when));
+        Ok(())
+    }
+
+    /// Housekeeping a key manager runs every second or so: checks every
+    /// SA's lifetime limits (time ones included) and reports each soft and
+    /// hard crossing once, and carries out retirements that are due.
+    pub fn poll(&self) -> Vec<SaEvent> {
+        self.poll_at(Instant::now())
+    }
+
+    /// [`poll`](Self::poll) as of `now` (a time in the future counts as
+    /// come: tests and simulations move time this way).
+    pub fn poll_at(&self, now: Instant) -> Vec<SaEvent> {
+        let mut events = Vec::new();
+        let due: Vec<SaKey> = {
+            let mut registry = self.registry();
+            let (due, waiting): (Vec<_>, Vec<_>) = registry.retiring.drain(..).partition(|&(_, when)| when <= now);
+            registry.retiring = waiting;
+            due.into_iter().map(|(key, _)| key).collect()
+        };
+        for key in due {
+            if self.delete(key).is_ok() {
+                events.push(SaEvent::Retired { key });
             }
-            t
-        });
-        removed
+        }
+        let mut report = |key: SaKey, status: LifetimeStatus| {
+            if let Some(which) = status.soft {
+                events.push(SaEvent::SoftLifetime { key, which });
+            }
+            if let Some(which) = status.hard {
+                events.push(SaEvent::HardLifetime { key, which });
+            }
+        };
+        let tables = self.tables.load_full();
+        for entry in tables.inbound_entries() {
+            report(entry.key(), entry.sa.poll_lifetime(now));
+        }
+        let outbound: Vec<(SaKey, Arc<Outbound>)> = self
+            .registry()
+            .outbound
+            .iter()
+            .map(|(&(spi, dst, src), sa)| (SaKey { direction: Direction::Outbound, spi, dst, src }, sa.clone()))
+            .collect();
+        for (key, sa) in outbound {
+            report(key, sa.poll_lifetime(now));
+        }
+        events
     }
 
     /// How many inbound SAs are installed.
     pub fn inbound_len(&self) -> usize {
-        self.tables.load().inbound.values().map(Vec::len).sum()
+        self.tables.load().inbound.iter().map(|shard| shard.by_spi.values().map(|l| l.len()).sum::<usize>()).sum()
     }
 
-    /// Append a policy to the SPD (it is consulted after those before it).
-    pub fn push_policy(&self, policy: Policy) {
-        self.tables.rcu(|t| {
-            let mut t = Tables::clone(t);
-            t.policies.push(policy.clone());
-            t
-        });
+    /// How many outbound SAs are installed.
+    pub fn outbound_len(&self) -> usize {
+        self.registry().outbound.len()
+    }
+
+    /// Add a policy at the end of the SPD (consulted after those before it);
+    /// returns its id.
+    pub fn add_policy(&self, policy: Policy) -> PolicyId {
+        let mut registry = self.registry();
+        let tables = self.tables.load_full();
+        let position = tables.policies.len();
+        self.insert_locked(&mut registry, &tables, position, policy)
+    }
+
+    /// The same as [`add_policy`](Self::add_policy).
+    pub fn push_policy(&self, policy: Policy) -> PolicyId {
+        self.add_policy(policy)
+    }
+
+    /// Insert a policy at `position` in the SPD (0: consulted first; past
+    /// the end: last); returns its id.
+    pub fn insert_policy(&self, position: usize, policy: Policy) -> PolicyId {
+        let mut registry = self.registry();
+        let tables = self.tables.load_full();
+        self.insert_locked(&mut registry, &tables, position, policy)
+    }
+
+    fn insert_locked(&self, registry: &mut Registry, tables: &Tables, position: usize, policy: Policy) -> PolicyId {
+        registry.next_policy += 1;
+        let id = PolicyId(registry.next_policy);
+        let mut policies: Vec<Arc<PolicyEntry>> = tables.policies.to_vec();
+        policies.insert(position.min(policies.len()), Arc::new(PolicyEntry { id, policy }));
+        let changed = tables.with_policies(policies);
+        self.publish(registry, changed);
+        id
+    }
+
+    /// Give a policy another action (a new SA to protect with, say) in one
+    /// step; its place in the SPD stays.
+    ///
+    /// # Errors
+    /// [`EspError::NoSuchPolicy`] if no policy has this id.
+    pub fn update_policy(&self, id: PolicyId, action: Action) -> Result<(), EspError> {
+        let mut registry = self.registry();
+        let tables = self.tables.load_full();
+        if !tables.policies.iter().any(|p| p.id == id) {
+            return Err(EspError::NoSuchPolicy { id });
+        }
+        let policies = tables
+            .policies
+            .iter()
+            .map(|p| {
+                if p.id == id {
+                    Arc::new(PolicyEntry {
+                        id,
+                        policy: Policy { selectors: p.policy.selectors.clone(), action: action.clone() },
+                    })
+                } else {
+                    p.clone()
+                }
+            })
+            .collect();
+        let changed = tables.with_policies(policies);
+        self.publish(&mut registry, changed);
+        Ok(())
+    }
+
+    /// Remove a policy; returns it.
+    ///
+    /// # Errors
+    /// [`EspError::NoSuchPolicy`] if no policy has this id.
+    pub fn delete_policy(&self, id: PolicyId) -> Result<Policy, EspError> {
+        let mut registry = self.registry();
+        let tables = self.tables.load_full();
+        let removed = tables.policies.iter().find(|p| p.id == id).ok_or(EspError::NoSuchPolicy { id })?;
+        let policy = removed.policy.clone();
+        let rest = tables.policies.iter().filter(|p| p.id != id).cloned().collect();
+        let changed = tables.with_policies(rest);
+        self.publish(&mut registry, changed);
+        Ok(policy)
     }
 
     /// Remove every policy whose action is to protect with `sa`.
     pub fn remove_policies_for(&self, sa: &Arc<Outbound>) {
-        self.tables.rcu(|t| {
-            let mut t = Tables::clone(t);
-            t.policies.retain(|p| !matches!(&p.action, Action::Protect(s) if Arc::ptr_eq(s, sa)));
-            t
-        });
+        let mut registry = self.registry();
+        let tables = self.tables.load_full();
+        let rest = tables.policies.iter().filter(|p| !protects_with(&p.policy, sa)).cloned().collect();
+        let changed = tables.with_policies(rest);
+        self.publish(&mut registry, changed);
+    }
+
+    /// The SPD in order, with each policy's id.
+    pub fn policies(&self) -> Vec<(PolicyId, Policy)> {
+        self.tables.load().policies.iter().map(|p| (p.id, p.policy.clone())).collect()
+    }
+
+    /// Remove every SA (and pending retirement and SPI reservation).
+    /// Policies that protected with an outbound SA now discard.
+    pub fn flush_sas(&self) {
+        let mut registry = self.registry();
+        let tables = self.tables.load_full();
+        registry.outbound.clear();
+        registry.reserved.clear();
+        registry.retiring.clear();
+        let policies: Vec<Arc<PolicyEntry>> = tables
+            .policies
+            .iter()
+            .map(|p| match p.policy.action {
+                Action::Protect(_) => Arc::new(PolicyEntry {
+                    id: p.id,
+                    policy: Policy { selectors: p.policy.selectors.clone(), action: Action::Discard },
+                }),
+                _ => p.clone(),
+            })
+            .collect();
+        let changed = Tables { inbound: Tables::empty().inbound, policies: Arc::from(policies) };
+        self.publish(&mut registry, changed);
+    }
+
+    /// Remove every policy.
+    pub fn flush_policies(&self) {
+        let mut registry = self.registry();
+        let tables = self.tables.load_full();
+        let changed = tables.with_policies(Vec::new());
+        self.publish(&mut registry, changed);
+    }
+
+    /// Remove every SA and every policy.
+    pub fn flush(&self) {
+        let mut registry = self.registry();
+        registry.outbound.clear();
+        registry.reserved.clear();
+        registry.retiring.clear();
+        self.publish(&mut registry, Tables::empty());
     }
 
     /// The inbound SA a received IP packet (ESP, or ESP in UDP) belongs to.
@@ -191,26 +991,110 @@ impl SaTable {
     /// [`EspError::NatKeepalive`] / [`EspError::NonEsp`] for NAT-T control
     /// traffic.
     pub fn inbound_for(&self, ip_packet: &[u8]) -> Result<Arc<Inbound>, EspError> {
-        let (spi, src, dst) = esp_header(ip_packet)?;
-        let tables = self.tables.load();
-        tables
-            .inbound
-            .get(&spi)
-            .and_then(|list| {
-                list.iter().filter_map(|e| e.matches(dst, src).map(|rank| (rank, e))).max_by_key(|(rank, _)| *rank)
-            })
-            .map(|(_, e)| e.sa.clone())
-            .ok_or(EspError::NoSa { spi })
+        self.snapshot().inbound_for(ip_packet).cloned()
+    }
+
+    /// A snapshot of the tables for a burst of lookups: one load, and then
+    /// lookups that take no lock and touch no reference count. Hold it for
+    /// a burst, not longer (it keeps the SAs of its time alive).
+    pub fn snapshot(&self) -> SaSnapshot {
+        SaSnapshot { tables: self.tables.load() }
     }
 
     /// Find the SA of a received packet and open it with it.
     ///
     /// # Errors
-    /// Those of [`inbound_for`](Self::inbound_for) and of
-    /// [`Inbound::open`].
+    /// Those of [`inbound_for`](Self::inbound_for) (counted in
+    /// [`stats`](Self::stats)) and of [`Inbound::open`].
     pub fn open(&self, ip_packet: &[u8], out: &mut Vec<u8>) -> Result<(), EspError> {
         out.clear();
-        self.inbound_for(ip_packet)?.open(ip_packet, out)
+        let snapshot = self.snapshot();
+        match snapshot.inbound_for(ip_packet) {
+            Ok(sa) => sa.open(ip_packet, out),
+            Err(e) => {
+                self.counters.record(&e);
+                Err(e)
+            }
+        }
+    }
+
+    /// Open a burst of received packets, each with its own SA, where they
+    /// lie: one snapshot for the whole burst, each run of packets for one
+    /// SA opened as a burst of that SA ([`Inbound::open_burst`]).
+    /// `results[i]` says what became of `pkts[i]`; a packet no SA is found
+    /// for gets the lookup's error (counted in [`stats`](Self::stats)).
+    ///
+    /// ```
+    /// use espgcm::esp::{Inbound, Outbound, PacketBuf, SaConfig, SaTable};
+    /// # use espgcm::net::{Ipv4Repr, UdpRepr, protocol, checksum::pseudo_header_v4};
+    /// # let (src, dst) = ("10.0.0.1".parse()?, "10.0.0.2".parse()?);
+    /// # let mut packet = vec![0u8; 28];
+    /// # Ipv4Repr { src_addr: src, dst_addr: dst, protocol: protocol::UDP, payload_len: 8, ttl: 64,
+    /// #             dscp_ecn: 0, ident: 1, dont_frag: true }.emit(&mut packet)?;
+    /// # UdpRepr { src_port: 1, dst_port: 2 }.emit(&mut packet[20..], 0, Some(pseudo_header_v4(src, dst, 17, 8)))?;
+    ///
+    /// let table = SaTable::new();
+    /// let mut burst = Vec::new();
+    /// for (i, spi) in [0x4001u32, 0x4002].into_iter().enumerate() {
+    ///     let keymat = [i as u8 + 1; 20];
+    ///     table.add_inbound(Inbound::new(SaConfig::new(spi, &keymat))?, None, None)?;
+    ///     let peer = Outbound::new(SaConfig::new(spi, &keymat))?;
+    ///     let mut sealed = Vec::new();
+    ///     peer.seal(&packet, &mut sealed)?;
+    ///     burst.push(PacketBuf::from_packet(&sealed));
+    /// }
+    /// let mut results = vec![Ok(()); burst.len()];
+    /// table.open_burst(&mut burst, &mut results);
+    /// assert!(results.iter().all(|r| r.is_ok()));
+    /// assert!(burst.iter().all(|p| p.data() == packet.as_slice()));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn open_burst(&self, pkts: &mut [PacketBuf], results: &mut [Result<(), EspError>]) {
+        self.open_burst_in(pkts, results);
+    }
+
+    /// [`open_burst`](Self::open_burst) on any [`PacketBuffer`].
+    pub fn open_burst_in<B: PacketBuffer>(&self, pkts: &mut [B], results: &mut [Result<(), EspError>]) {
+        let n = pkts.len().min(results.len());
+        let snapshot = self.snapshot();
+        let mut misses = Counters::default();
+        let mut start = 0;
+        while start < n {
+            // The run of packets from `start` that belong to one SA.
+            let first = pkts.get(start).map(|p| snapshot.inbound_for(p.data()));
+            let mut end = start + 1;
+            match first {
+                Some(Ok(sa)) => {
+                    while let Some(pkt) = pkts.get(end).filter(|_| end < n) {
+                        match snapshot.inbound_for(pkt.data()) {
+                            Ok(next) if Arc::ptr_eq(next, sa) => end += 1,
+                            _ => break,
+                        }
+                    }
+                    if let (Some(run), Some(run_results)) = (pkts.get_mut(start..end), results.get_mut(start..end)) {
+                        sa.open_burst_in(run, run_results);
+                    }
+                }
+                Some(Err(e)) => {
+                    misses.record(&e);
+                    if let Some(slot) = results.get_mut(start) {
+                        *slot = Err(e);
+                    }
+                }
+                None => break,
+            }
+            start = end;
+        }
+        if misses != Counters::default() {
+            self.counters.add(&misses);
+        }
+    }
+
+    /// Received packets no SA was found for (or that could not be read far
+    /// enough to look one up), by outcome: `unknown_spi` for no SA, and the
+    /// header errors, keepalives and IKE packets.
+    pub fn stats(&self) -> Counters {
+        self.counters.snapshot()
     }
 
     /// What the SPD says about a packet to be sent: the first policy whose
@@ -220,15 +1104,46 @@ impl SaTable {
     /// # Errors
     /// The errors of reading the packet's headers.
     pub fn outbound_for(&self, ip_packet: &[u8]) -> Result<Option<Action>, EspError> {
-        let d = Datagram::parse(ip_packet)?;
-        let datagram = d.ip.datagram(ip_packet);
-        let (addrs, proto, ports) = selector::flow(&d, datagram);
-        let tables = self.tables.load();
-        Ok(tables
-            .policies
-            .iter()
-            .find(|p| selector::covered(&p.selectors, false, addrs, proto, ports))
-            .map(|p| p.action.clone()))
+        Ok(self.tables.load().outbound_for(ip_packet)?.cloned())
+    }
+}
+
+/// Whether `policy` protects with `sa`.
+fn protects_with(policy: &Policy, sa: &Arc<Outbound>) -> bool {
+    matches!(&policy.action, Action::Protect(s) if Arc::ptr_eq(s, sa))
+}
+
+/// One load of an [`SaTable`]'s tables, for a burst of lookups that take no
+/// lock and touch no reference count ([`SaTable::snapshot`]).
+pub struct SaSnapshot {
+    tables: arc_swap::Guard<Arc<Tables>>,
+}
+
+impl fmt::Debug for SaSnapshot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SaSnapshot").finish_non_exhaustive()
+    }
+}
+
+impl SaSnapshot {
+    /// The inbound SA a received IP packet belongs to; see
+    /// [`SaTable::inbound_for`].
+    ///
+    /// # Errors
+    /// As [`SaTable::inbound_for`].
+    #[inline]
+    pub fn inbound_for(&self, ip_packet: &[u8]) -> Result<&Arc<Inbound>, EspError> {
+        let (spi, src, dst) = esp_header(ip_packet)?;
+        self.tables.inbound_for(spi, src, dst).ok_or(EspError::NoSa { spi })
+    }
+
+    /// What the SPD says about a packet to be sent; see
+    /// [`SaTable::outbound_for`].
+    ///
+    /// # Errors
+    /// The errors of reading the packet's headers.
+    pub fn outbound_for(&self, ip_packet: &[u8]) -> Result<Option<&Action>, EspError> {
+        self.tables.outbound_for(ip_packet)
     }
 }
 
@@ -259,4 +1174,25 @@ fn esp_header(ip_packet: &[u8]) -> Result<(u32, IpAddr, IpAddr), EspError> {
         other => return Err(EspError::Malformed { field: Field::Protocol, value: other.into() }),
     };
     Ok((EspPacket::new_checked(esp)?.spi(), src, dst))
+}
+
+#[cfg(test)]
+#[allow(clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_spread_sequential_and_random_spis() {
+        let mut counts = [0usize; SHARDS];
+        for spi in 0x1000..0x1000 + 6400u32 {
+            counts[shard_of(spi)] += 1;
+        }
+        assert!(counts.iter().all(|&c| (50..=150).contains(&c)), "{counts:?}");
+        let mut h = SpiHash.build_hasher();
+        h.write_u32(0x1234);
+        let a = h.finish();
+        let mut h = SpiHash.build_hasher();
+        h.write_u32(0x1235);
+        assert_ne!(a, h.finish());
+    }
 }

@@ -6,7 +6,7 @@
 use crate::pcap::{self, Frame};
 use crate::sa_file;
 use clap::Args;
-use espgcm::esp::{EspError, Inbound, Outbound};
+use espgcm::esp::{Direction, EspError, Inbound, Outbound};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -15,9 +15,13 @@ use std::process::ExitCode;
 #[derive(Args, Debug)]
 #[command(after_help = seal_help())]
 pub struct SealArgs {
-    /// The SA, a TOML file (format below).
+    /// The SA, a TOML file (format below), or a file with many SAs.
     #[arg(long, value_name = "SA.toml")]
     sa: PathBuf,
+    /// In a file with many SAs ([[sa]] entries), the name of the one to
+    /// seal with (default: the only one with direction = "out").
+    #[arg(long, value_name = "NAME")]
+    sa_name: Option<String>,
     /// The capture to seal: pcap or pcapng; Ethernet, raw IP or Linux cooked.
     #[arg(long = "in", value_name = "plain.pcap")]
     input: PathBuf,
@@ -34,9 +38,13 @@ pub struct SealArgs {
 #[derive(Args, Debug)]
 #[command(after_help = OPEN_HELP)]
 pub struct OpenArgs {
-    /// The SA, a TOML file (format in `espgcm seal --help`).
+    /// The SA, a TOML file (format in `espgcm seal --help`), or a file with many SAs.
     #[arg(long, value_name = "SA.toml")]
     sa: PathBuf,
+    /// In a file with many SAs ([[sa]] entries), the name of the one to
+    /// open with (default: the only one with direction = "in").
+    #[arg(long, value_name = "NAME")]
+    sa_name: Option<String>,
     /// The capture of ESP packets: pcap or pcapng; Ethernet, raw IP or Linux cooked.
     #[arg(long = "in", value_name = "esp.pcap")]
     input: PathBuf,
@@ -46,8 +54,14 @@ pub struct OpenArgs {
 }
 
 fn seal_help() -> String {
-    format!("{SEAL_HELP}{}", sa_file::EXAMPLE)
+    format!("{SEAL_HELP}{}{MANY_HELP}", sa_file::EXAMPLE)
 }
+
+const MANY_HELP: &str = "
+A file with many SAs and policies (manual keying, as for `espgcm tunnel`:
+[[sa]] entries with `direction = \"out\"` or `\"in\"`, an optional `name`, and
+the keys above; see the README) works too: --sa-name picks the SA, and
+without it seal takes the only SA with direction = \"out\".";
 
 const SEAL_HELP: &str = "\
 Every IPv4/IPv6 packet is sealed with the SA (sequence numbers from 1, in
@@ -78,7 +92,9 @@ nothing could be done.
 Example:
   $ espgcm open --sa sa.toml --in esp.pcap --out plain.pcap
 
-The SA file is the one `espgcm seal` used (see `espgcm seal --help`).";
+The SA file is the one `espgcm seal` used (see `espgcm seal --help`); from a
+file with many SAs, --sa-name picks the SA (default: the only one with
+direction = \"in\").";
 
 /// Short name of a kind of rejection, for the summary.
 fn kind(e: &EspError) -> &'static str {
@@ -95,6 +111,7 @@ fn kind(e: &EspError) -> &'static str {
         EspError::ChecksumAfterDecrypt { .. } => "checksum wrong after decryption",
         EspError::UnexpectedNextHeader { .. } => "next header not delivered by this SA",
         EspError::SequenceExhausted { .. } => "sequence numbers exhausted",
+        EspError::SequenceLimit { .. } => "sequence number limit reached",
         EspError::Dummy { .. } => "dummy packet",
         EspError::NatKeepalive => "NAT-T keepalive",
         EspError::NonEsp => "IKE (non-ESP marker)",
@@ -105,6 +122,7 @@ fn kind(e: &EspError) -> &'static str {
         EspError::Invalid { .. } => "invalid",
         EspError::Crypto(_) => "AES-GCM error",
         EspError::KeyInUse { .. } => "key in use by another sender",
+        EspError::LifetimeExpired { .. } => "SA lifetime expired",
         _ => "other",
     }
 }
@@ -140,7 +158,7 @@ fn fail(command: &str, message: &str) -> ExitCode {
 
 /// Run `espgcm seal`.
 pub fn seal(args: SealArgs) -> ExitCode {
-    let cfg = match sa_file::load(&args.sa) {
+    let cfg = match sa_file::load(&args.sa, args.sa_name.as_deref(), Direction::Outbound) {
         Ok(c) => c,
         Err(e) => return fail("seal", &e),
     };
@@ -221,7 +239,7 @@ fn process(
 
 /// Run `espgcm open`.
 pub fn open(args: OpenArgs) -> ExitCode {
-    let cfg = match sa_file::load(&args.sa) {
+    let cfg = match sa_file::load(&args.sa, args.sa_name.as_deref(), Direction::Inbound) {
         Ok(c) => c,
         Err(e) => return fail("open", &e),
     };
