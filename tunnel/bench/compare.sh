@@ -78,40 +78,62 @@ done
 ip -n "$NSA" link set va up
 ip -n "$NSB" link set vb up
 
-# espgcm-tunnel: tunnel mode, ESP in UDP, AES-128-GCM, one worker per core.
+# espgcm-tunnel: tunnel mode, ESP in UDP, AES-128-GCM, one worker per core
+# (the library's SA file format, and the tunnel's [tunnel] table).
 KEY_A=000102030405060708090a0b0c0d0e0f10111213
 KEY_B=a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3
-espgcm_config() { # name me peer key_out key_in spi_out spi_in dir
+espgcm_config() { # name me peer key_out key_in spi_out spi_in dir offload port base
     cat <<EOF
 [tunnel]
 device = "esp$1"
-addresses = ["198.51.100.$2/24"]
+addresses = ["198.51.100.$((${11} + $2))/25"]
+offload = $9
+nat_t_port = ${10}
 state_file = "$8/$1.seq"
 control_socket = "$8/$1.sock"
 
-[[dev_sa]]
-dir = "out"
+[[sa]]
+name = "out"
+direction = "out"
 spi = $6
 keymat = "$4"
-tunnel = ["192.0.2.$2", "192.0.2.$3"]
-natt = true
+mode = { tunnel = { src = "192.0.2.$2", dst = "192.0.2.$3" } }
+encap = { udp = { src_port = ${10}, dst_port = ${10} } }
 
-[[dev_sa]]
-dir = "in"
+[[sa]]
+name = "in"
+direction = "in"
 spi = $7
 keymat = "$5"
-tunnel = ["192.0.2.$3", "192.0.2.$2"]
-natt = true
+mode = { tunnel = { src = "192.0.2.$3", dst = "192.0.2.$2" } }
+encap = { udp = { src_port = ${10}, dst_port = ${10} } }
+
+[[policy]]
+action = "protect"
+sa = "out"
 EOF
 }
-espgcm_config a 1 2 "$KEY_A" "$KEY_B" 0x1001 0x2001 "$WORK" > "$WORK/a.toml"
-espgcm_config b 2 1 "$KEY_B" "$KEY_A" 0x2001 0x1001 "$WORK" > "$WORK/b.toml"
+# Two tunnel pairs: the default (TUN offloads on) on 198.51.100.0/25 and
+# port 4500, and one with offloads off on 198.51.100.128/25 and port 4501,
+# to show what the offloads bring.
+KEY_C=101112131415161718191a1b1c1d1e1f20212223
+KEY_D=b0b1b2b3b4b5b6b7b8b9babbbcbdbebfc0c1c2c3
+espgcm_config a 1 2 "$KEY_A" "$KEY_B" 0x1001 0x2001 "$WORK" true 4500 0 > "$WORK/a.toml"
+espgcm_config b 2 1 "$KEY_B" "$KEY_A" 0x2001 0x1001 "$WORK" true 4500 0 > "$WORK/b.toml"
+espgcm_config c 1 2 "$KEY_C" "$KEY_D" 0x3001 0x4001 "$WORK" false 4501 128 > "$WORK/c.toml"
+espgcm_config d 2 1 "$KEY_D" "$KEY_C" 0x4001 0x3001 "$WORK" false 4501 128 > "$WORK/d.toml"
 ip netns exec "$NSA" "$TUNNEL" run --config "$WORK/a.toml" --new-keys 2> "$WORK/a.log" &
 PIDS+=($!)
 ESPGCM_PIDS="$!"
 ip netns exec "$NSB" "$TUNNEL" run --config "$WORK/b.toml" --new-keys 2> "$WORK/b.log" &
 PIDS+=($!)
 ESPGCM_PIDS="$ESPGCM_PIDS $!"
+ip netns exec "$NSA" "$TUNNEL" run --config "$WORK/c.toml" --new-keys 2> "$WORK/c.log" &
+PIDS+=($!)
+NOOFFLOAD_PIDS="$!"
+ip netns exec "$NSB" "$TUNNEL" run --config "$WORK/d.toml" --new-keys 2> "$WORK/d.log" &
+PIDS+=($!)
+NOOFFLOAD_PIDS="$NOOFFLOAD_PIDS $!"
 
 # boringtun: WireGuard between the same namespaces, configured with wg.
 wg genkey > "$WORK/wga.key"
@@ -129,7 +151,7 @@ PIDS+=($!)
 BORINGTUN_PIDS="$BORINGTUN_PIDS $!"
 for i in $(seq 50); do
     [ -S /var/run/wireguard/wga.sock ] && [ -S /var/run/wireguard/wgb.sock ] && [ -S "$WORK/a.sock" ] &&
-        [ -S "$WORK/b.sock" ] && break
+        [ -S "$WORK/b.sock" ] && [ -S "$WORK/c.sock" ] && [ -S "$WORK/d.sock" ] && break
     sleep 0.1
 done
 ip netns exec "$NSA" wg set wga private-key "$WORK/wga.key" listen-port 51820 \
@@ -141,7 +163,7 @@ ip -n "$NSB" addr add 203.0.113.2/24 dev wgb
 ip -n "$NSA" link set wga up
 ip -n "$NSB" link set wgb up
 sleep 1
-for dst in 192.0.2.2 198.51.100.2 203.0.113.2; do
+for dst in 192.0.2.2 198.51.100.2 198.51.100.130 203.0.113.2; do
     ip netns exec "$NSA" ping -c 1 -W 2 "$dst" >/dev/null || { echo "compare.sh: no path to $dst" >&2; exit 1; }
 done
 
@@ -157,6 +179,7 @@ cpu_ticks() {
     local pids total=0 p
     case "$1" in
         espgcm-tunnel) pids=$ESPGCM_PIDS ;;
+        espgcm-nooffload) pids=$NOOFFLOAD_PIDS ;;
         boringtun) pids=$BORINGTUN_PIDS ;;
         *) echo 0; return ;;
     esac
@@ -229,6 +252,7 @@ for round in $(seq "$ROUNDS"); do
     for kind in tcp udp64; do
         run_one veth 192.0.2.2 "$kind" "$round"
         run_one espgcm-tunnel 198.51.100.2 "$kind" "$round"
+        run_one espgcm-nooffload 198.51.100.130 "$kind" "$round"
         run_one boringtun 203.0.113.2 "$kind" "$round"
     done
 done
@@ -241,13 +265,15 @@ def pick(path, kind, key):
 print()
 print("summary (median of rounds; best in brackets)")
 for kind, key, unit, scale in (("tcp", "bps", "Gbit/s", 1e9), ("udp64", "pps", "Mpps", 1e6)):
-    med = {p: statistics.median(pick(p, kind, key)) for p in ("veth", "espgcm-tunnel", "boringtun") if pick(p, kind, key)}
+    med = {p: statistics.median(pick(p, kind, key)) for p in ("veth", "espgcm-tunnel", "espgcm-nooffload", "boringtun") if pick(p, kind, key)}
     best = {p: max(pick(p, kind, key)) for p in med}
     print(f"  {kind:5}: " + ", ".join(f"{p} {med[p]/scale:.3f} [{best[p]/scale:.3f}] {unit}" for p in med))
     if med.get("boringtun"):
         print(f"         espgcm-tunnel / boringtun: {med['espgcm-tunnel']/med['boringtun']:.1f}x (median), "
               f"{best['espgcm-tunnel']/best['boringtun']:.1f}x (best); espgcm-tunnel / veth: "
               f"{med['espgcm-tunnel']/med['veth']:.2f}")
+    if med.get("espgcm-nooffload"):
+        print(f"         TUN offloads on / off: {med['espgcm-tunnel']/med['espgcm-nooffload']:.2f}x")
     eff = {p: statistics.median(pick(p, kind, "pps_per_core")) for p in ("espgcm-tunnel", "boringtun") if pick(p, kind, "pps_per_core")}
     if len(eff) == 2:
         print(f"         packets per CPU-second of the tunnel processes: espgcm-tunnel {eff['espgcm-tunnel']/1e6:.3f} Mpps/core, "

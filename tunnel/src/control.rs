@@ -48,11 +48,13 @@ pub struct Sources {
     pub inbound: Vec<Arc<Inbound>>,
     /// The supervisor's verdict.
     pub verdict: Mutex<Verdict>,
+    /// The latest SA events (lifetimes crossed), newest last.
+    pub events: Mutex<Vec<String>>,
 }
 
 /// The counters of an SA direction, by name.
 pub fn counters_json(c: &Counters) -> Map<String, Value> {
-    let fields: [(&str, u64); 23] = [
+    let fields: [(&str, u64); 25] = [
         ("packets", c.packets),
         ("bytes", c.bytes),
         ("truncated", c.truncated),
@@ -76,6 +78,8 @@ pub fn counters_json(c: &Counters) -> Map<String, Value> {
         ("not_covered", c.not_covered),
         ("unverifiable_fragments", c.unverifiable_fragments),
         ("other", c.other),
+        ("sequence_limit", c.sequence_limit),
+        ("lifetime_expired", c.lifetime_expired),
     ];
     fields.iter().map(|(k, v)| ((*k).to_string(), json!(v))).collect()
 }
@@ -162,6 +166,7 @@ impl Sources {
             m.insert("direction".into(), json!("out"));
             m.insert("backend".into(), json!(sa.backend().name()));
             m.insert("next_sequence".into(), json!(sa.next_sequence()));
+            m.insert("sequence_limit".into(), json!(sa.sequence_limit()));
             let c = counters_json(&sa.stats());
             for (k, v) in &c {
                 if !NOT_REJECTIONS.contains(&k.as_str()) {
@@ -195,6 +200,7 @@ impl Sources {
             "workers": workers,
             "sas": sas,
             "rejections": rejections,
+            "events": self.events.lock().map(|e| e.clone()).unwrap_or_default(),
             "crypto": {
                 "verified_blocks": h.verified_blocks,
                 "verified_messages": h.verified_messages,
@@ -364,6 +370,7 @@ mod tests {
             outbound: vec![out],
             inbound: vec![inb],
             verdict: Mutex::new(Verdict { healthy: true, problems: Vec::new(), input_waiting: vec![false] }),
+            events: Mutex::new(Vec::new()),
         };
         let s = sources.status();
         assert_eq!(s["device"], "t0");

@@ -20,8 +20,9 @@ Examples:
 Exit status of `run`: 0 stopped by SIGINT/SIGTERM; 1 failed; 2 bad configuration;
 3 a worker died or stalled (and restart_workers is off); 4 missing privileges.
 
-The configuration file holds the SAs and policies (see the README) and a [tunnel]
-table for the tunnel itself:
+The configuration file holds a [tunnel] table for the tunnel itself, and the SAs
+and policies (the library's SA file format, espgcm::esp::sa_file). Every key of
+[tunnel], with its default:
 ";
 
 /// A userspace IPsec ESP gateway: TUN device in, ESP (in UDP, or raw) out.
@@ -75,7 +76,11 @@ struct Target {
 }
 
 fn after_help() -> String {
-    format!("{EXAMPLES}\n{}", settings::EXAMPLE)
+    format!(
+        "{EXAMPLES}\n{}\nSAs and policies (the tunnel looks outbound packets up in the policies, in order):\n\n{}",
+        settings::EXAMPLE,
+        espgcm::esp::sa_file::EXAMPLE
+    )
 }
 
 impl Target {

@@ -46,7 +46,7 @@ impl Reservable for Outbound {
     }
 
     fn set_sequence_limit(&self, limit: u64) {
-        let _ = limit; // PRE-MERGE STUB
+        Outbound::set_sequence_limit(self, limit);
     }
 
     fn last_sequence(&self) -> u64 {
@@ -56,8 +56,7 @@ impl Reservable for Outbound {
 
 /// Whether a sealing error means "wait for the reservation writer".
 pub fn is_limit_error(e: &EspError) -> bool {
-    let _ = e;
-    false // PRE-MERGE STUB
+    matches!(e, EspError::SequenceLimit { .. })
 }
 
 /// One SA under reservation.

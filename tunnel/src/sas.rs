@@ -6,7 +6,8 @@
 use crate::seqstate;
 use crate::settings::Settings;
 use crate::worker::Queues;
-use espgcm::esp::{Action, Encap, Inbound, Mode, Outbound, Policy, SaConfig, SaTable, Transform};
+use espgcm::esp::sa_file::ManualKeys;
+use espgcm::esp::{Direction, Encap, Inbound, Mode, Outbound, SaConfig, SaHandle, SaTable, Transform};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
@@ -33,6 +34,8 @@ pub struct SaSet {
     /// Wireshark's `esp_sa` table for all of them.
     pub wireshark: String,
     encaps: Vec<(Encap, bool)>,
+    /// How many policies the SPD has.
+    pub policies: usize,
 }
 
 impl SaSet {
@@ -77,57 +80,14 @@ impl SaSet {
             parts.push(format!("raw ESP ({}, received by worker 0)", raw.join(", ")));
         }
         parts.push(format!("control socket {}", settings.control_socket.display()));
+        if self.policies == 0 {
+            parts.push(
+                "NO POLICY: every packet from the TUN device is dropped (add a [[policy]] with action \"protect\")"
+                    .into(),
+            );
+        }
         parts.join("; ")
     }
-}
-
-/// Build the set from SA configurations (with their key material, which
-/// the SAs wipe from their own copies once their keys are set up): install
-/// every inbound SA, and every outbound SA with its policies.
-///
-/// `outbound` pairs each SA with the policy selectors it protects (the
-/// SA's own selectors when the list is empty).
-///
-/// # Errors
-/// The SA that was refused and why.
-pub fn from_configs(outbound: Vec<SaConfig>, inbound: Vec<SaConfig>, settings: &Settings) -> Result<SaSet, String> {
-    let mut wireshark = String::from(
-        "# Wireshark ESP SA table (esp_sa), written by espgcm-tunnel.\n\
-         # Columns: protocol, source, destination, SPI, encryption, key (key || salt), authentication, key.\n\
-         # Use: tshark -o esp.enable_encryption_decode:TRUE -o esp.enable_authentication_check:TRUE \\\n\
-         #   -o 'uat:esp_sa:...' (one record per -o), or copy this file to ~/.config/wireshark/esp_sa.\n",
-    );
-    let mut encaps = Vec::new();
-    let table = Arc::new(SaTable::new());
-    let mut outs = Vec::new();
-    let mut ins = Vec::new();
-    for cfg in outbound {
-        let spi = cfg.spi;
-        if let Encap::Udp { src_port, .. } = cfg.encap
-            && src_port != settings.nat_t_port
-        {
-            return Err(format!(
-                "SA {spi:#010x} sends ESP in UDP from port {src_port}, but the tunnel's sockets are on port {} \
-                 ([tunnel] nat_t_port): make them agree",
-                settings.nat_t_port
-            ));
-        }
-        wireshark.push_str(&wireshark_records(&cfg).unwrap_or_default());
-        encaps.push((cfg.encap, outer_v6(&cfg)));
-        let key_id = seqstate::key_id(&cfg.keymat);
-        let selectors = cfg.selectors.clone();
-        let sa = Arc::new(Outbound::new(cfg).map_err(|e| format!("outbound SA {spi:#010x}: {e}"))?);
-        table.push_policy(Policy { selectors, action: Action::Protect(sa.clone()) });
-        outs.push(OutboundSa { sa, key_id });
-    }
-    for cfg in inbound {
-        let spi = cfg.spi;
-        wireshark.push_str(&wireshark_records(&cfg).unwrap_or_default());
-        encaps.push((cfg.encap, outer_v6(&cfg)));
-        let sa = Inbound::new(cfg).map_err(|e| format!("inbound SA {spi:#010x}: {e}"))?;
-        ins.push(table.add_inbound(sa, None, None).map_err(|e| format!("inbound SA {spi:#010x}: {e}"))?);
-    }
-    Ok(SaSet { table, outbound: outs, inbound: ins, wireshark, encaps })
 }
 
 /// Whether the SA's outer header is IPv6 (tunnel mode with IPv6 outer
@@ -135,6 +95,11 @@ pub fn from_configs(outbound: Vec<SaConfig>, inbound: Vec<SaConfig>, settings: &
 fn outer_v6(cfg: &SaConfig) -> bool {
     matches!(cfg.mode, Mode::Tunnel { src, .. } if src.is_ipv6())
 }
+
+/// The comment lines at the top of the Wireshark key table.
+const WIRESHARK_HEADER: &str = "# Wireshark ESP SA table (esp_sa), written by espgcm-tunnel.\n\
+     # Columns: protocol, source, destination, SPI, encryption, key (key || salt), authentication, key.\n\
+     # Give each record to tshark as -o 'uat:esp_sa:RECORD', or copy this file to ~/.config/wireshark/esp_sa.\n";
 
 /// Wireshark's `esp_sa` records for one SA (one per outer IP family: the
 /// addresses are wildcards, the SPI tells the SAs apart).
@@ -177,12 +142,49 @@ pub fn write_private(path: &Path, text: &str) -> Result<(), String> {
     f.write_all(text.as_bytes()).map_err(|e| format!("cannot write the Wireshark key table {}: {e}", path.display()))
 }
 
-/// Load the SAs and policies of the configuration file.
+/// Load the SAs and policies of the configuration file with the library's
+/// SA file loader, and install them into a fresh table.
 ///
 /// # Errors
-/// A message naming the file, the line and what to change.
+/// The loader's message (entry, line, key and what to change), or why an
+/// SA cannot run in this tunnel.
 pub fn load(path: &Path, settings: &Settings) -> Result<SaSet, String> {
-    // Waits for the library's SA file loader (espgcm::esp::sa_file).
-    let _ = (path, settings);
-    Err("this build cannot read SAs from the configuration file yet (the library's SA file loader is not in it)".into())
+    let keys = ManualKeys::load(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut wireshark = String::from(WIRESHARK_HEADER);
+    let mut encaps = Vec::new();
+    let mut key_ids = Vec::new();
+    for (i, entry) in keys.sas.iter().enumerate() {
+        let cfg = &entry.config;
+        let label = match &entry.name {
+            Some(n) => format!("SA {} (\"{n}\", SPI {:#010x})", i + 1, cfg.spi),
+            None => format!("SA {} (SPI {:#010x})", i + 1, cfg.spi),
+        };
+        if entry.direction == Direction::Outbound
+            && let Encap::Udp { src_port, .. } = cfg.encap
+            && src_port != settings.nat_t_port
+        {
+            return Err(format!(
+                "{}: {label}{}: sends ESP in UDP from port {src_port}, but the tunnel's sockets are on port {} \
+                 ([tunnel] nat_t_port): make them agree",
+                path.display(),
+                entry.line.map(|l| format!(", line {l}")).unwrap_or_default(),
+                settings.nat_t_port
+            ));
+        }
+        wireshark.push_str(&wireshark_records(cfg).unwrap_or_default());
+        encaps.push((cfg.encap, outer_v6(cfg)));
+        key_ids.push((entry.direction == Direction::Outbound).then(|| seqstate::key_id(&cfg.keymat)));
+    }
+    let policies = keys.policies.len();
+    let table = Arc::new(SaTable::new());
+    let installed = keys.install(&table).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut outbound = Vec::new();
+    let mut inbound = Vec::new();
+    for (sa, key_id) in installed.sas.iter().zip(key_ids) {
+        match &sa.handle {
+            SaHandle::Outbound(o) => outbound.push(OutboundSa { sa: o.clone(), key_id: key_id.unwrap_or_default() }),
+            SaHandle::Inbound(i) => inbound.push(i.clone()),
+        }
+    }
+    Ok(SaSet { table, outbound, inbound, wireshark, encaps, policies })
 }

@@ -9,7 +9,7 @@ use crate::settings::Settings;
 use crate::stats::{WorkerStats, now_ns};
 use crate::worker::{self, Queues, Shared};
 use crate::{device, privileges, sas, seqstate, settings};
-use espgcm::esp::Outbound;
+use espgcm::esp::{Outbound, SaEvent};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -176,6 +176,7 @@ fn serve(
         outbound: set.outbound.iter().map(|o| o.sa.clone()).collect(),
         inbound: set.inbound.clone(),
         verdict: Mutex::new(Verdict { healthy: true, ..Verdict::default() }),
+        events: Mutex::new(Vec::new()),
     });
 
     // Threads that are not workers stop on their own flag, after the
@@ -252,6 +253,8 @@ fn supervise(
 ) -> i32 {
     let stall_ns = settings.stall_timeout_ms.saturating_mul(1_000_000);
     let mut unhealthy_since: Option<Instant> = None;
+    // SAs stopped by a hard lifetime: they refuse every packet until re-keyed.
+    let mut expired: Vec<String> = Vec::new();
     loop {
         std::thread::sleep(Duration::from_millis(100));
         if shared.shutdown.load(Ordering::Relaxed) {
@@ -303,6 +306,26 @@ fn supervise(
                 fatal = true;
             }
         }
+        for event in shared.table.poll() {
+            let line = match &event {
+                SaEvent::SoftLifetime { key, which } => {
+                    format!("SA {key}: soft lifetime ({which}) reached: re-key it soon")
+                }
+                SaEvent::HardLifetime { key, which } => {
+                    let what = format!("SA {key}: hard lifetime ({which}) reached: it refuses every packet; re-key it");
+                    expired.push(what.clone());
+                    what
+                }
+                SaEvent::Retired { key } => format!("SA {key}: retired"),
+            };
+            eprintln!("espgcm-tunnel: {line}");
+            if let Ok(mut events) = sources.events.lock() {
+                events.push(line);
+                let excess = events.len().saturating_sub(32);
+                events.drain(..excess);
+            }
+        }
+        problems.extend(expired.iter().cloned());
         if let Some(e) = reserver.failure() {
             problems.push(format!("sequence reservations cannot be recorded ({e}); SAs stop at their limits"));
         }

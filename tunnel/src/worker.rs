@@ -145,14 +145,12 @@ pub struct Worker {
     tx: Vec<Frame>,
     tx_sizes: Vec<usize>,
     tun_read_buf: Vec<u8>,
-    out_sa: Vec<Option<Arc<Outbound>>>,
     sealed_ok: Vec<bool>,
     results: Vec<Result<(), EspError>>,
     gso: Vec<u8>,
     rx_bufs: Vec<Vec<u8>>,
     meta: Vec<quinn_udp::RecvMeta>,
     rx: Vec<Frame>,
-    in_sa: Vec<Option<Arc<Inbound>>>,
     opened_ok: Vec<bool>,
     gro: GROTable,
 }
@@ -178,7 +176,6 @@ impl Worker {
             tx: (0..TX_FRAMES).map(|_| Frame::new(frame_len)).collect(),
             tx_sizes: vec![0; TX_FRAMES],
             tun_read_buf: vec![0; VIRTIO_NET_HDR_LEN + 65_535],
-            out_sa: vec![None; TX_FRAMES],
             sealed_ok: vec![false; TX_FRAMES],
             results: vec![Ok(()); RX_FRAMES.max(TX_FRAMES)],
             gso: Vec::with_capacity(65_536),
@@ -195,7 +192,6 @@ impl Worker {
                     }
                 })
                 .collect(),
-            in_sa: vec![None; RX_FRAMES],
             opened_ok: vec![false; RX_FRAMES],
             gro: GROTable::default(),
             queues,
@@ -300,9 +296,13 @@ impl Worker {
         }
         tally.tun_in += n as u64;
 
-        // The SPD decides each packet's fate.
-        for (frame, slot) in self.tx.iter().zip(self.out_sa.iter_mut()).take(n) {
-            *slot = match self.shared.table.outbound_for(frame.packet()) {
+        // The SPD decides each packet's fate: one snapshot of the tables for
+        // the batch, so the lookups touch no lock and no reference count.
+        let table = self.shared.table.clone();
+        let snapshot = table.snapshot();
+        let mut sas: Vec<Option<&Arc<Outbound>>> = Vec::with_capacity(n);
+        for frame in self.tx.iter().take(n) {
+            sas.push(match snapshot.outbound_for(frame.packet()) {
                 Ok(Some(Action::Protect(sa))) => Some(sa),
                 Ok(Some(Action::Discard)) => {
                     tally.drops.policy_discard += 1;
@@ -320,7 +320,7 @@ impl Worker {
                     tally.drops.tun_malformed += 1;
                     None
                 }
-            };
+            });
         }
 
         // Seal each run of packets for one SA as a burst.
@@ -328,7 +328,7 @@ impl Worker {
         let mut i = 0;
         let mut wake = false;
         while i < n {
-            let Some(sa) = self.out_sa.get(i).cloned().flatten() else {
+            let Some(sa) = sas.get(i).copied().flatten() else {
                 if let Some(ok) = self.sealed_ok.get_mut(i) {
                     *ok = false;
                 }
@@ -336,12 +336,14 @@ impl Worker {
                 continue;
             };
             let mut j = i + 1;
-            while j < n && self.out_sa.get(j).and_then(Option::as_ref).is_some_and(|s| Arc::ptr_eq(s, &sa)) {
+            while j < n && sas.get(j).copied().flatten().is_some_and(|s| Arc::ptr_eq(s, sa)) {
                 j += 1;
             }
-            if let (Some(frames), Some(results)) = (self.tx.get_mut(i..j), self.results.get_mut(i..j)) {
+            if let (Some(frames), Some(results), Some(oks)) =
+                (self.tx.get_mut(i..j), self.results.get_mut(i..j), self.sealed_ok.get_mut(i..j))
+            {
                 sa.seal_burst_in(frames, results);
-                for ((result, ok), frame) in results.iter().zip(&mut self.sealed_ok[i..j]).zip(frames.iter()) {
+                for ((result, ok), frame) in results.iter().zip(oks.iter_mut()).zip(frames.iter()) {
                     *ok = result.is_ok();
                     match result {
                         Ok(()) => {
@@ -359,9 +361,6 @@ impl Worker {
             i = j;
         }
         tally.seal_ns += elapsed_ns(t);
-        for slot in self.out_sa.iter_mut().take(n) {
-            *slot = None;
-        }
         if wake {
             (self.shared.wake_reserver.0)();
         }
@@ -526,8 +525,11 @@ impl Worker {
         if m == 0 {
             return;
         }
-        for (frame, slot) in self.rx.iter().zip(self.in_sa.iter_mut()).take(m) {
-            *slot = match self.shared.table.inbound_for(frame.packet()) {
+        let table = self.shared.table.clone();
+        let snapshot = table.snapshot();
+        let mut sas: Vec<Option<&Arc<Inbound>>> = Vec::with_capacity(m);
+        for frame in self.rx.iter().take(m) {
+            sas.push(match snapshot.inbound_for(frame.packet()) {
                 Ok(sa) => Some(sa),
                 Err(EspError::NoSa { .. }) => {
                     tally.drops.no_sa += 1;
@@ -537,12 +539,12 @@ impl Worker {
                     tally.drops.not_esp += 1;
                     None
                 }
-            };
+            });
         }
         let t = Instant::now();
         let mut i = 0;
         while i < m {
-            let Some(sa) = self.in_sa.get(i).cloned().flatten() else {
+            let Some(sa) = sas.get(i).copied().flatten() else {
                 if let Some(ok) = self.opened_ok.get_mut(i) {
                     *ok = false;
                 }
@@ -550,7 +552,7 @@ impl Worker {
                 continue;
             };
             let mut j = i + 1;
-            while j < m && self.in_sa.get(j).and_then(Option::as_ref).is_some_and(|s| Arc::ptr_eq(s, &sa)) {
+            while j < m && sas.get(j).copied().flatten().is_some_and(|s| Arc::ptr_eq(s, sa)) {
                 j += 1;
             }
             if let (Some(frames), Some(results), Some(oks)) =
@@ -571,9 +573,8 @@ impl Worker {
             i = j;
         }
         tally.open_ns += elapsed_ns(t);
-        for slot in self.in_sa.iter_mut().take(m) {
-            *slot = None;
-        }
+        drop(sas);
+        drop(snapshot);
 
         // Bring the opened packets to the front (swapping frames swaps
         // pointers, not bytes) and write them.

@@ -287,24 +287,24 @@ impl Setup {
                 _ => String::new(),
             }
         };
-        let tunnel = |src: usize, dst: usize| -> String {
+        let mode = |src: usize, dst: usize| -> String {
             if self.tunnel_mode {
-                format!("tunnel = [\"{}\", \"{}\"]\n", under[src], under[dst])
+                format!("mode = {{ tunnel = {{ src = \"{}\", dst = \"{}\" }} }}\n", under[src], under[dst])
             } else {
-                String::new()
+                "mode = \"transport\"\n".to_string()
             }
         };
+        let encap = if self.nat_t { "nat-t" } else { "none" };
         t.push_str(&format!(
-            "\n[[dev_sa]]\ndir = \"out\"\nspi = {spi_out}\nkeymat = \"{key_out}\"\nnatt = {}\n{}{}",
-            self.nat_t,
-            tunnel(me, peer),
+            "\n[[sa]]\nname = \"out\"\ndirection = \"out\"\nspi = {spi_out}\nkeymat = \"{key_out}\"\nencap = \"{encap}\"\n{}{}",
+            mode(me, peer),
             verify(true)
         ));
         t.push_str(&format!(
-            "\n[[dev_sa]]\ndir = \"in\"\nspi = {spi_in}\nkeymat = \"{key_in}\"\nnatt = {}\n{}",
-            self.nat_t,
-            tunnel(peer, me)
+            "\n[[sa]]\nname = \"in\"\ndirection = \"in\"\nspi = {spi_in}\nkeymat = \"{key_in}\"\nencap = \"{encap}\"\n{}",
+            mode(peer, me)
         ));
+        t.push_str("\n[[policy]]\naction = \"protect\"\nsa = \"out\"\n");
         t
     }
 }
