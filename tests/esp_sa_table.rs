@@ -154,3 +154,312 @@ fn lookups_go_on_while_sas_are_added_and_removed() {
     let lookups: u64 = readers.into_iter().map(|r| r.join().unwrap()).sum();
     assert!(lookups >= 2000);
 }
+
+// ---- the key manager's calls ----
+
+use espgcm::esp::{Direction, Encap, Mode, PacketBuf, SaHandle, SaKey, SaUpdate};
+
+#[test]
+fn fresh_spis_are_random_unused_and_reserved_until_installed_or_released() {
+    let table = SaTable::new();
+    let taken = table.add_inbound(Inbound::new(SaConfig::new(0x1234, &keymat_for(1))).unwrap(), None, None).unwrap();
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..2000 {
+        let spi = table.fresh_spi().unwrap();
+        assert!(spi >= 256 && spi != taken.config().spi);
+        assert!(seen.insert(spi), "SPI {spi:#x} handed out twice");
+    }
+    // Spread over the space, not a counter.
+    assert!(seen.iter().any(|&s| s > 0x8000_0000) && seen.iter().any(|&s| s < 0x8000_0000));
+    let spi = *seen.iter().next().unwrap();
+    table.add_inbound(Inbound::new(SaConfig::new(spi, &keymat_for(2))).unwrap(), None, None).unwrap();
+    table.release_spi(*seen.iter().nth(1).unwrap());
+    assert_eq!(table.inbound_len(), 2);
+}
+
+/// A model of the table's inbound side: key -> SA index; lookups pick the
+/// most specific entry.
+#[derive(Default)]
+struct Model {
+    inbound: HashMap<(u32, Option<IpAddr>, Option<IpAddr>), Arc<Inbound>>,
+    outbound: HashMap<u32, u64>,
+}
+
+impl Model {
+    /// RFC 4301 §4.4.2's order, with SPI and source between SPI and
+    /// destination and SPI alone.
+    fn lookup(&self, spi: u32, src: IpAddr, dst: IpAddr) -> Option<&Arc<Inbound>> {
+        [(Some(dst), Some(src)), (Some(dst), None), (None, Some(src)), (None, None)]
+            .into_iter()
+            .find_map(|(d, s)| self.inbound.get(&(spi, d, s)))
+    }
+}
+
+#[test]
+fn ten_thousand_sas_under_random_adds_deletes_moves_and_lookups_match_a_model() {
+    let table = SaTable::new();
+    let mut model = Model::default();
+    let mut rng = Rng(0x5ad0_0002);
+    let addrs: Vec<IpAddr> = (1..=3).map(|i| IpAddr::from(Ipv4Addr::new(192, 0, 2, i))).collect();
+    let pick = |rng: &mut Rng| if rng.below(3) == 0 { None } else { Some(addrs[rng.below(addrs.len())]) };
+    let mut next = 0u64;
+    let spi_of = |rng: &mut Rng| 256 + (rng.next() % 8000) as u32;
+    // Fill to 10,000 inbound SAs, then churn.
+    while model.inbound.len() < 10_000 {
+        let (spi, dst, src) = (spi_of(&mut rng), pick(&mut rng), pick(&mut rng));
+        next += 1;
+        let added = table.add_inbound(Inbound::new(SaConfig::new(spi, &keymat_for(next))).unwrap(), dst, src);
+        match model.inbound.entry((spi, dst, src)) {
+            std::collections::hash_map::Entry::Occupied(_) => {
+                assert!(matches!(added, Err(EspError::SaExists { .. })))
+            }
+            std::collections::hash_map::Entry::Vacant(v) => {
+                let sa = added.unwrap();
+                assert_eq!(sa.config().spi, spi);
+                v.insert(sa);
+            }
+        }
+    }
+    let mut keys: Vec<_> = model.inbound.keys().copied().collect();
+    keys.sort_unstable();
+    for round in 0..30_000u32 {
+        match rng.below(10) {
+            // Add (inbound or outbound).
+            0 | 1 => {
+                let (spi, dst, src) = (spi_of(&mut rng), pick(&mut rng), pick(&mut rng));
+                next += 1;
+                if rng.below(4) == 0 {
+                    let tx = Outbound::new(SaConfig::new(spi, &keymat_for(next))).unwrap();
+                    let added = table.add_outbound(tx, None);
+                    assert_eq!(added.is_ok(), !model.outbound.contains_key(&spi));
+                    model.outbound.entry(spi).or_insert(next);
+                } else {
+                    let added =
+                        table.add_inbound(Inbound::new(SaConfig::new(spi, &keymat_for(next))).unwrap(), dst, src);
+                    assert_eq!(added.is_ok(), !model.inbound.contains_key(&(spi, dst, src)));
+                    if let Ok(sa) = added {
+                        model.inbound.insert((spi, dst, src), sa);
+                        keys.push((spi, dst, src));
+                    }
+                }
+            }
+            // Delete an existing one (or a missing one).
+            2 | 3 => {
+                if keys.is_empty() {
+                    continue;
+                }
+                let i = rng.below(keys.len());
+                let (spi, dst, src) = keys.swap_remove(i);
+                let key = SaKey { direction: Direction::Inbound, spi, dst, src };
+                match (table.delete(key), model.inbound.remove(&(spi, dst, src))) {
+                    (Ok(SaHandle::Inbound(sa)), Some(want)) => assert!(Arc::ptr_eq(&sa, &want)),
+                    (Err(EspError::NoSuchSa { key: k }), None) => assert_eq!(k, key),
+                    (got, want) => panic!("round {round}: delete {key}: {got:?} vs model {want:?}"),
+                }
+            }
+            // Move an SA to other lookup addresses.
+            4 => {
+                if keys.is_empty() {
+                    continue;
+                }
+                let i = rng.below(keys.len());
+                let (spi, dst, src) = keys[i];
+                let (new_dst, new_src) = (pick(&mut rng), pick(&mut rng));
+                let key = SaKey { direction: Direction::Inbound, spi, dst, src };
+                let moved = table.update(key, SaUpdate { lookup: Some((new_dst, new_src)), ..SaUpdate::default() });
+                let clash = (new_dst, new_src) != (dst, src) && model.inbound.contains_key(&(spi, new_dst, new_src));
+                assert_eq!(moved.is_ok(), !clash, "{moved:?}");
+                if !clash {
+                    let id = model.inbound.remove(&(spi, dst, src)).unwrap();
+                    model.inbound.insert((spi, new_dst, new_src), id);
+                    keys[i] = (spi, new_dst, new_src);
+                }
+            }
+            // Look a packet up.
+            _ => {
+                let spi = spi_of(&mut rng);
+                let (src, dst) = (addrs[rng.below(3)], addrs[rng.below(3)]);
+                let (IpAddr::V4(s4), IpAddr::V4(d4)) = (src, dst) else { unreachable!() };
+                let got = table.inbound_for(&esp_to(spi, s4, d4));
+                match (got, model.lookup(spi, src, dst)) {
+                    (Ok(sa), Some(want)) => {
+                        assert!(Arc::ptr_eq(&sa, want), "round {round}: another SA of SPI {spi:#x}")
+                    }
+                    (Err(EspError::NoSa { spi: s }), None) => assert_eq!(s, spi),
+                    (got, want) => panic!("round {round}: spi {spi:#x} {src}->{dst}: {got:?} vs model {want:?}"),
+                }
+            }
+        }
+    }
+    assert_eq!(table.inbound_len(), model.inbound.len());
+    assert_eq!(table.outbound_len(), model.outbound.len());
+    let mut listed: Vec<SaKey> = table.keys().into_iter().filter(|k| k.direction == Direction::Inbound).collect();
+    listed.sort_by_key(|k| (k.spi, format!("{k}")));
+    assert_eq!(listed.len(), model.inbound.len());
+    assert!(listed.iter().all(|k| model.inbound.contains_key(&(k.spi, k.dst, k.src))));
+}
+
+#[test]
+fn query_reports_config_counters_sequence_numbers_and_no_key_material() {
+    let table = SaTable::new();
+    let cfg = SaConfig::new(0x6001, &keymat(16));
+    let (tx, rx) = pair(&cfg);
+    let tx = table.add_outbound(tx, Some(IpAddr::from(V4_DST))).unwrap();
+    table.add_inbound(rx, Some(IpAddr::from(V4_DST)), None).unwrap();
+    let input = tcp_v4(V4_SRC, V4_DST, b"queried");
+    let (mut sealed, mut opened) = (Vec::new(), Vec::new());
+    for _ in 0..3 {
+        tx.seal(&input, &mut sealed).unwrap();
+        table.open(&sealed, &mut opened).unwrap();
+    }
+    tx.set_sequence_limit(1000);
+    let out = table.query(SaKey::outbound(0x6001).with_dst(IpAddr::from(V4_DST))).unwrap();
+    assert_eq!((out.next_sequence, out.sequence_limit, out.replay_top), (Some(4), Some(1000), None));
+    assert_eq!((out.counters.packets, out.counters.bytes), (3, 3 * input.len() as u64));
+    assert!(out.config.keymat.is_empty(), "no key material");
+    let inb = table.query(SaKey::inbound(0x6001).with_dst(IpAddr::from(V4_DST))).unwrap();
+    assert_eq!((inb.replay_top, inb.next_sequence, inb.counters.packets), (Some(3), None, 3));
+    assert!(inb.config.keymat.is_empty());
+    assert!(!format!("{inb:?}").contains(&format!("{:?}", &cfg.keymat[..4])));
+    let missing = SaKey::outbound(0x6001);
+    assert_eq!(table.query(missing).unwrap_err(), EspError::NoSuchSa { key: missing });
+    assert_eq!(table.query(missing).unwrap_err().to_string(), "no outbound SA 0x00006001 is installed in the SA table");
+}
+
+#[test]
+fn policies_are_added_inserted_updated_and_deleted_by_id() {
+    let table = SaTable::new();
+    let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+    let net = Selector::between((ip("10.0.0.0"), 24), (ip("10.0.0.0"), 24));
+    let tx = table.add_outbound(Outbound::new(SaConfig::new(0x6100, &keymat(16))).unwrap(), None).unwrap();
+    let discard = table.add_policy(Policy { selectors: vec![], action: Action::Discard });
+    let protect = table.insert_policy(0, Policy { selectors: vec![net.clone()], action: Action::Protect(tx.clone()) });
+    assert_ne!(discard, protect);
+    let order: Vec<_> = table.policies().into_iter().map(|(id, _)| id).collect();
+    assert_eq!(order, [protect, discard]);
+    let packet = tcp_v4(V4_SRC, V4_DST, b"x");
+    assert!(matches!(table.outbound_for(&packet).unwrap(), Some(Action::Protect(_))));
+    table.update_policy(protect, Action::Bypass).unwrap();
+    assert!(matches!(table.outbound_for(&packet).unwrap(), Some(Action::Bypass)));
+    table.update_policy(protect, Action::Protect(tx.clone())).unwrap();
+    // Deleting the SA turns its policies to discard: never to the clear.
+    table.add_policy(Policy { selectors: vec![], action: Action::Bypass });
+    table.delete(SaKey::outbound(0x6100)).unwrap();
+    assert!(matches!(table.outbound_for(&packet).unwrap(), Some(Action::Discard)));
+    assert!(matches!(table.policies()[0].1.action, Action::Discard));
+    let removed = table.delete_policy(protect).unwrap();
+    assert_eq!(removed.selectors, [net]);
+    assert_eq!(table.delete_policy(protect).unwrap_err(), EspError::NoSuchPolicy { id: protect });
+    assert_eq!(table.policies().len(), 2);
+    table.flush_policies();
+    assert!(table.outbound_for(&packet).unwrap().is_none());
+}
+
+#[test]
+fn flushing_removes_sas_and_policies_and_protecting_policies_discard() {
+    let table = SaTable::new();
+    let tx = table.add_outbound(Outbound::new(SaConfig::new(0x6200, &keymat(16))).unwrap(), None).unwrap();
+    table.add_inbound(Inbound::new(SaConfig::new(0x6201, &keymat(16))).unwrap(), None, None).unwrap();
+    table.add_policy(Policy { selectors: vec![], action: Action::Protect(tx) });
+    table.flush_sas();
+    assert_eq!((table.inbound_len(), table.outbound_len(), table.policies().len()), (0, 0, 1));
+    assert!(matches!(table.outbound_for(&tcp_v4(V4_SRC, V4_DST, b"x")).unwrap(), Some(Action::Discard)));
+    table.add_inbound(Inbound::new(SaConfig::new(0x6201, &keymat(16))).unwrap(), None, None).unwrap();
+    table.flush();
+    assert_eq!((table.inbound_len(), table.outbound_len(), table.policies().len()), (0, 0, 0));
+}
+
+#[test]
+fn a_burst_of_packets_for_many_sas_opens_each_with_its_own_from_one_snapshot() {
+    let table = SaTable::new();
+    let input = udp_v4(V4_SRC, V4_DST, b"mixed burst");
+    let mut senders = Vec::new();
+    for i in 0..4u32 {
+        let cfg = SaConfig::new(0x6300 + i, &keymat_for(100 + u64::from(i)));
+        table.add_inbound(Inbound::new(cfg.clone()).unwrap(), None, None).unwrap();
+        senders.push(Outbound::new(cfg).unwrap());
+    }
+    // Runs of one SA, SAs alternating, an unknown SPI and a keepalive among them.
+    let order = [0usize, 0, 0, 1, 2, 1, 9, 3, 3, 8, 0];
+    let mut burst = Vec::new();
+    let mut sealed = Vec::new();
+    for &i in &order {
+        match i {
+            9 => burst.push(PacketBuf::from_packet(&esp_to(0x9999, V4_SRC, V4_DST))),
+            8 => {
+                let keepalive = ipv4(V4_SRC, V4_DST, 17, &[0x11, 0x94, 0x11, 0x94, 0, 9, 0, 0, 0xff]);
+                burst.push(PacketBuf::from_packet(&keepalive));
+            }
+            _ => {
+                senders[i].seal(&input, &mut sealed).unwrap();
+                burst.push(PacketBuf::from_packet(&sealed));
+            }
+        }
+    }
+    let mut results = vec![Ok(()); burst.len()];
+    table.open_burst(&mut burst, &mut results);
+    for (k, (&i, (pkt, r))) in order.iter().zip(burst.iter().zip(&results)).enumerate() {
+        match i {
+            9 => assert_eq!(*r, Err(EspError::NoSa { spi: 0x9999 }), "{k}"),
+            8 => assert_eq!(*r, Err(EspError::NatKeepalive), "{k}"),
+            _ => {
+                assert_eq!(*r, Ok(()), "{k}");
+                assert_eq!(pkt.data(), input.as_slice());
+            }
+        }
+    }
+    let per_sa: Vec<u64> = (0..4).map(|i| table.query(SaKey::inbound(0x6300 + i)).unwrap().counters.packets).collect();
+    assert_eq!(per_sa, [4, 2, 1, 2]);
+    let misses = table.stats();
+    assert_eq!((misses.unknown_spi, misses.keepalives), (1, 1));
+    // The snapshot API gives references valid for the burst.
+    let snapshot = table.snapshot();
+    senders[2].seal(&input, &mut sealed).unwrap();
+    assert_eq!(snapshot.inbound_for(&sealed).unwrap().config().spi, 0x6302);
+}
+
+#[test]
+fn replace_outbound_switches_every_policy_in_one_step_and_keeps_the_key_addresses() {
+    let table = SaTable::new();
+    let dst = IpAddr::from(V4_DST);
+    let old = table.add_outbound(Outbound::new(SaConfig::new(0x6400, &keymat_for(400))).unwrap(), Some(dst)).unwrap();
+    let a = table.add_policy(Policy { selectors: vec![], action: Action::Protect(old.clone()) });
+    let new = table
+        .replace_outbound(
+            SaKey::outbound(0x6400).with_dst(dst),
+            Outbound::new(SaConfig::new(0x6401, &keymat_for(401))).unwrap(),
+        )
+        .unwrap();
+    assert!(table.outbound(SaKey::outbound(0x6400).with_dst(dst)).is_none());
+    assert!(Arc::ptr_eq(&table.outbound(SaKey::outbound(0x6401).with_dst(dst)).unwrap(), &new));
+    assert!(
+        matches!(&table.policies()[0], (id, Policy { action: Action::Protect(sa), .. }) if *id == a && Arc::ptr_eq(sa, &new))
+    );
+    let e = table
+        .replace_outbound(SaKey::outbound(0x6400), Outbound::new(SaConfig::new(0x6402, &keymat_for(402))).unwrap());
+    assert!(matches!(e, Err(EspError::NoSuchSa { .. })));
+    // The old SA lives on while someone holds it.
+    let mut sealed = Vec::new();
+    old.seal(&tcp_v4(V4_SRC, V4_DST, b"late"), &mut sealed).unwrap();
+}
+
+#[test]
+fn an_outbound_sa_is_rebound_through_the_table_and_inbound_updates_refuse_endpoints() {
+    let table = SaTable::new();
+    let tunnel = Mode::Tunnel { src: "192.0.2.1".parse().unwrap(), dst: "198.51.100.2".parse().unwrap() };
+    let cfg = SaConfig { mode: tunnel, encap: Encap::NAT_T, ..SaConfig::new(0x6500, &keymat(16)) };
+    table.add_outbound(Outbound::new(cfg.clone()).unwrap(), None).unwrap();
+    table.add_inbound(Inbound::new(cfg).unwrap(), None, None).unwrap();
+    let moved = Mode::Tunnel { src: "192.0.2.1".parse().unwrap(), dst: "198.51.100.99".parse().unwrap() };
+    let endpoints = (moved, Encap::Udp { src_port: 4500, dst_port: 33_000 });
+    table.update(SaKey::outbound(0x6500), SaUpdate { endpoints: Some(endpoints), ..SaUpdate::default() }).unwrap();
+    let info = table.query(SaKey::outbound(0x6500)).unwrap();
+    assert_eq!((info.config.mode, info.config.encap), endpoints);
+    let wrong = table.update(SaKey::inbound(0x6500), SaUpdate { endpoints: Some(endpoints), ..SaUpdate::default() });
+    assert!(matches!(wrong, Err(EspError::Invalid { parameter: "endpoints", .. })));
+    let transport = table.update(
+        SaKey::outbound(0x6500),
+        SaUpdate { endpoints: Some((Mode::Transport, Encap::NAT_T)), ..SaUpdate::default() },
+    );
+    assert!(matches!(transport, Err(EspError::Invalid { parameter: "mode", .. })));
+}

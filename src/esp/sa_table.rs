@@ -6,7 +6,8 @@
 //! - **Inbound (SAD):** SAs are found by SPI, and where configured by SPI and
 //!   destination, or SPI, destination and source (the three lookups RFC 4301
 //!   §4.1 allows; the most specific entry that matches wins), so that two
-//!   peers may pick the same SPI.
+//!   peers may pick the same SPI. (SPI and source alone is allowed too, and
+//!   ranks between SPI alone and SPI and destination.)
 //! - **Outbound (SPD):** an ordered list of policies, each a set of
 //!   selectors and an action: protect with an SA, bypass (send in the clear)
 //!   or discard. The first policy whose selectors cover the packet decides.
@@ -281,14 +282,16 @@ struct InboundEntry {
 }
 
 impl InboundEntry {
-    /// How specific the entry is, if it matches the packet's addresses:
-    /// 0 for SPI alone, 1 with the destination, 2 with both.
+    /// How specific the entry is, if it matches the packet's addresses, in
+    /// RFC 4301 §4.4.2's order (SPI, destination and source; SPI and
+    /// destination; SPI alone), with SPI and source (this table's addition)
+    /// between the last two.
     fn matches(&self, dst: IpAddr, src: IpAddr) -> Option<u8> {
         match (self.dst, self.src) {
             (None, None) => Some(0),
-            (Some(d), None) => (d == dst).then_some(1),
-            (Some(d), Some(s)) => (d == dst && s == src).then_some(2),
             (None, Some(s)) => (s == src).then_some(1),
+            (Some(d), None) => (d == dst).then_some(2),
+            (Some(d), Some(s)) => (d == dst && s == src).then_some(3),
         }
     }
 
