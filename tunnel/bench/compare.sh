@@ -34,6 +34,8 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 cleanup() {
+    # iperf3 -D left the process tree: it is ended by its own pid file.
+    if [ -s "$WORK/iperf3.pid" ]; then PIDS+=("$(cat "$WORK/iperf3.pid")"); fi
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
     sleep 0.5
     for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
@@ -167,7 +169,7 @@ for dst in 192.0.2.2 198.51.100.2 198.51.100.130 203.0.113.2; do
     ip netns exec "$NSA" ping -c 1 -W 2 "$dst" >/dev/null || { echo "compare.sh: no path to $dst" >&2; exit 1; }
 done
 
-ip netns exec "$NSB" iperf3 -s -D -p 5201 --logfile "$WORK/iperf3-server.log"
+ip netns exec "$NSB" iperf3 -s -D -p 5201 --logfile "$WORK/iperf3-server.log" --pidfile "$WORK/iperf3.pid"
 sleep 0.5
 
 status() { "$TUNNEL" status --socket "$WORK/$1.sock"; }
