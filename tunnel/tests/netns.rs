@@ -226,6 +226,20 @@ fn a_bad_configuration_line_is_named() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("line 3") && err.contains("unknown field `mut`"), "{err}");
+    // A bad line among the SAs is named by the library's loader, with the file.
+    std::fs::write(
+        &path,
+        "[tunnel]\ndevice = \"esp9\"\n\n[[sa]]\nname = \"out\"\ndirection = \"out\"\nspi = 0x1001\n\
+         keymat = \"000102030405060708090a0b0c0d0e0f\"\n",
+    )
+    .expect("write");
+    let out = std::process::Command::new(support::BIN)
+        .args(["run", "--config", &path.to_string_lossy()])
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("bad.toml") && err.contains("line 8") && err.contains("salt"), "{err}");
     let _ = std::fs::remove_dir_all(dir);
 }
 
