@@ -179,12 +179,13 @@ fn serve(
         events: Mutex::new(Vec::new()),
     });
 
-    // Threads that are not workers stop on their own flag, after the
+    // Threads that are not workers stop on their own flags, after the
     // workers (the reservation writer must outlive every sealing thread).
     let helpers_stop = Arc::new(AtomicBool::new(false));
+    let reserver_stop = Arc::new(AtomicBool::new(false));
     let reserver_thread = {
         let r = reserver.clone();
-        let stop = helpers_stop.clone();
+        let stop = reserver_stop.clone();
         std::thread::Builder::new()
             .name("espgcm-seq".into())
             .spawn(move || r.run(&stop))
@@ -225,11 +226,14 @@ fn serve(
             }
         }
     }
-    // Only when no worker can seal any more is the exact next number safe
-    // to record; otherwise the block-ahead reservation stays on disk.
+    // The writer stops first, so that it cannot write a block ahead over
+    // the exact numbers. Only when no worker can seal any more is the exact
+    // next number safe to record; otherwise the block-ahead reservation
+    // stays on disk.
+    reserver_stop.store(true, Ordering::Relaxed);
+    let _ = reserver_thread.join();
     let recorded = if all_joined { reserver.finish() } else { Ok(()) };
     helpers_stop.store(true, Ordering::Relaxed);
-    let _ = reserver_thread.join();
     let _ = control_thread.join();
     let summary = summarize(&stats);
     eprintln!("espgcm-tunnel: {} stopped: {summary}", settings.device);
