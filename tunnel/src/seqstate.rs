@@ -144,6 +144,43 @@ fn parse(text: &str) -> Result<BTreeMap<(u32, String), u64>, String> {
     Ok(entries)
 }
 
+/// An exclusive lock on a state file, held while the tunnel runs: two
+/// processes sending under the same keys would repeat each other's IVs,
+/// and each would overwrite the other's reservations. (The lock is on a
+/// file beside the state file, which is replaced on every write.)
+#[derive(Debug)]
+pub struct StateLock {
+    _lock: nix::fcntl::Flock<File>,
+}
+
+/// Take the lock on `state`'s lock file (`<state>.lock`).
+///
+/// # Errors
+/// Another process holds it, or the file cannot be made.
+pub fn lock(state: &Path) -> Result<StateLock, String> {
+    let mut name = state.as_os_str().to_owned();
+    name.push(".lock");
+    let path = PathBuf::from(name);
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| format!("cannot open the state lock {}: {e}", path.display()))?;
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock).map(|l| StateLock { _lock: l }).map_err(
+        |(_, e)| {
+            format!(
+                "the sequence state {} is in use by another process ({e}): two tunnels sending under the same keys \
+                 would repeat IVs; stop the other one",
+                state.display()
+            )
+        },
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -180,6 +217,18 @@ mod tests {
         assert_eq!(back, s);
         assert_eq!(back.resume_at(0x1000, &a), Some(1 << 20));
         assert_eq!(back.resume_at(0x1000, &key_id(&[3; 20])), None);
+        let _ = std::fs::remove_dir_all(d);
+    }
+
+    #[test]
+    fn a_state_file_is_locked_by_one_holder_at_a_time() {
+        let d = temp_dir("lock");
+        let path = d.join("x.seq");
+        let first = lock(&path).expect("first");
+        let second = lock(&path).unwrap_err();
+        assert!(second.contains("in use by another process"), "{second}");
+        drop(first);
+        assert!(lock(&path).is_ok(), "free again");
         let _ = std::fs::remove_dir_all(d);
     }
 

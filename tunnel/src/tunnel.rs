@@ -67,6 +67,7 @@ fn run_checked(opts: &RunOptions) -> Result<i32, Failure> {
     privileges::check(set.needs_raw()).map_err(fail(EXIT_PRIVILEGES))?;
 
     // Sequence numbers first: nothing is sealed before its number is on disk.
+    let _state_lock = seqstate::lock(&settings.state_file).map_err(fail(EXIT_FAILED))?;
     let state = seqstate::StateFile::load(&settings.state_file, opts.new_keys).map_err(fail(EXIT_CONFIG))?;
     let reservable: Vec<(Arc<Outbound>, u32, String)> =
         set.outbound.iter().map(|o| (o.sa.clone(), o.sa.config().spi, o.key_id.clone())).collect();
