@@ -135,11 +135,7 @@ pub extern "C" fn espgcm_backend_name(backend: espgcm_backend) -> *const c_char 
 /// # Safety
 /// `name` must point to `name_len` readable bytes; `out` must be writable.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn espgcm_backend_from_name(
-    name: *const u8,
-    name_len: usize,
-    out: *mut espgcm_backend,
-) -> c_int {
+pub unsafe extern "C" fn espgcm_backend_from_name(name: *const u8, name_len: usize, out: *mut espgcm_backend) -> c_int {
     guard(|| {
         if out.is_null() {
             return Err(ESPGCM_ERR_NULL_PARAMETER);

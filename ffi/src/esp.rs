@@ -4,9 +4,8 @@
 use crate::args::{Span, array, array_mut, bytes, bytes_mut, check_disjoint, object, object_mut, optional, put};
 use crate::backend::{backend_from, espgcm_backend, espgcm_verify, verify_from};
 use crate::result::{
-    ESPGCM_ERR_BUFFER_TOO_SMALL, ESPGCM_ERR_ESP_INVALID_CONFIG, ESPGCM_ERR_ESP_SEQUENCE_EXHAUSTED,
-    ESPGCM_ERR_INVALID_ARGUMENT,
-    ESPGCM_ERR_NULL_PARAMETER, ESPGCM_OK, esp_code, guard,
+    ESPGCM_ERR_BUFFER_TOO_SMALL, ESPGCM_ERR_ESP_INVALID, ESPGCM_ERR_ESP_SEQUENCE_EXHAUSTED,
+    ESPGCM_ERR_INVALID_ARGUMENT, ESPGCM_ERR_NULL_PARAMETER, ESPGCM_OK, esp_code, guard,
 };
 use core::cell::RefCell;
 use core::ffi::{c_char, c_int};
@@ -33,8 +32,9 @@ pub const ESPGCM_TRANSFORM_AES_GCM: espgcm_transform = 0;
 /// AES-GMAC (RFC 4543): integrity only, payload in the clear; ICV 16 only.
 pub const ESPGCM_TRANSFORM_AES_GMAC: espgcm_transform = 1;
 
-/// "Any protocol" in `espgcm_selector.protocol`.
-pub const ESPGCM_PROTOCOL_ANY: i32 = -1;
+/// "Any protocol" in `espgcm_selector.protocol` (protocol numbers are 0 to
+/// 255).
+pub const ESPGCM_PROTOCOL_ANY: u16 = 256;
 
 /// An IPv4 or IPv6 address.
 #[repr(C)]
@@ -78,8 +78,8 @@ pub struct espgcm_selector {
     pub remote: espgcm_ip,
     /// ... and a prefix length.
     pub remote_prefix: u8,
-    /// The IP protocol, or `ESPGCM_PROTOCOL_ANY`.
-    pub protocol: i32,
+    /// The IP protocol (0 to 255), or `ESPGCM_PROTOCOL_ANY`.
+    pub protocol: u16,
     /// Lowest port at this end.
     pub local_port_min: u16,
     /// Highest port at this end.
@@ -450,7 +450,7 @@ pub unsafe extern "C" fn espgcm_sa_config_set_next_headers(
     })
 }
 
-/// Check every setting: `ESPGCM_OK`, or `ESPGCM_ERR_ESP_INVALID_CONFIG`
+/// Check every setting: `ESPGCM_OK`, or `ESPGCM_ERR_ESP_INVALID`
 /// with a message naming the setting and what would be accepted written to
 /// `msg` (NUL-terminated, cut to `msg_cap` bytes) and its full length
 /// (without the NUL) to `*msg_len`. `msg` may be NULL when `msg_cap` is 0,
@@ -484,7 +484,7 @@ pub unsafe extern "C" fn espgcm_sa_config_validate(
             // SAFETY: msg_len is writable (this function's contract).
             unsafe { put(msg_len, text.len()) }?;
         }
-        if text.is_empty() { Ok(()) } else { Err(ESPGCM_ERR_ESP_INVALID_CONFIG) }
+        if text.is_empty() { Ok(()) } else { Err(ESPGCM_ERR_ESP_INVALID) }
     })
 }
 
@@ -509,7 +509,7 @@ pub(crate) unsafe fn config_copy(cfg: *const espgcm_sa_config) -> Result<SaConfi
 
 /// Make the sending half of an SA from a configuration (copied; the
 /// configuration may be freed afterwards). `*out` is NULL on error:
-/// `ESPGCM_ERR_ESP_INVALID_CONFIG` (see `espgcm_sa_config_validate`),
+/// `ESPGCM_ERR_ESP_INVALID` (see `espgcm_sa_config_validate`),
 /// `ESPGCM_ERR_ESP_UNSUPPORTED` (backend), `ESPGCM_ERR_ESP_KEY_IN_USE`
 /// (another live outbound SA in this process sends under this key and
 /// salt: two would repeat IVs).
@@ -548,7 +548,7 @@ pub unsafe extern "C" fn espgcm_outbound_free(sa: *mut espgcm_outbound) {
 }
 
 /// Make the receiving half of an SA from a configuration (copied). `*out` is
-/// NULL on error (`ESPGCM_ERR_ESP_INVALID_CONFIG`, `ESPGCM_ERR_ESP_UNSUPPORTED`).
+/// NULL on error (`ESPGCM_ERR_ESP_INVALID`, `ESPGCM_ERR_ESP_UNSUPPORTED`).
 ///
 /// # Safety
 /// `cfg` must be a live configuration; `out` must be writable.
@@ -862,10 +862,14 @@ unsafe fn burst(dir: Direction<'_>, pkts: *mut espgcm_packet, n: usize) -> Resul
     if all_good {
         return run_burst(dir, frames);
     }
-    let first_bad = frames.iter().map(Frame::result).find(|&c| c != ESPGCM_OK);
     let mut good: Vec<&mut Frame> = frames.iter_mut().filter(|f| f.result() == ESPGCM_OK).collect();
-    let ran = run_burst(dir, &mut good);
-    first_bad.map_or(ran, Err)
+    let _ = run_burst(dir, &mut good);
+    first_failure(frames)
+}
+
+/// The code of the first packet (in the caller's order) that failed.
+pub(crate) fn first_failure(frames: &[Frame]) -> Result<(), c_int> {
+    frames.iter().map(Frame::result).find(|&c| c != ESPGCM_OK).map_or(Ok(()), Err)
 }
 
 /// Seal `n` packets where they lie, each in its own frame: the packet grows
@@ -1055,7 +1059,7 @@ pub unsafe extern "C" fn espgcm_outbound_next_sequence(sa: *const espgcm_outboun
 
 /// Continue from sequence number `next` (restoring an SA after a restart or
 /// fail-over from a saved counter). Moving forward never repeats an IV;
-/// moving back would, so it is refused (`ESPGCM_ERR_ESP_INVALID_CONFIG`).
+/// moving back would, so it is refused (`ESPGCM_ERR_ESP_INVALID`).
 ///
 /// # Safety
 /// `sa` must be a live handle.

@@ -2,10 +2,13 @@
 
 use crate::args::{Span, array_mut, bytes, bytes_mut, check_disjoint, object, object_mut, put};
 use crate::backend::{backend_from, backend_id, espgcm_backend, espgcm_verify, verify_from};
-use crate::result::{ESPGCM_ERR_INVALID_ARGUMENT, ESPGCM_ERR_NULL_PARAMETER, ESPGCM_OK, gcm_code, guard};
+use crate::result::{
+    ESPGCM_ERR_INVALID_ARGUMENT, ESPGCM_ERR_IV_LENGTH, ESPGCM_ERR_NULL_PARAMETER, ESPGCM_ERR_TAG_LENGTH,
+    ESPGCM_ERR_TOO_LONG, ESPGCM_OK, gcm_code, guard,
+};
 use core::ffi::c_int;
 use core::ptr::null_mut;
-use espgcm::{Gcm, Job};
+use espgcm::{Gcm, Job, MAX_AAD_LEN, MAX_IV_LEN, MAX_MESSAGE_LEN, MIN_TAG_LEN};
 
 /// An AES-GCM key (AES-128, -192 or -256 by key length) on one backend.
 ///
@@ -118,6 +121,29 @@ pub unsafe extern "C" fn espgcm_gcm_set_verify(g: *mut espgcm_gcm, policy: espgc
     })
 }
 
+/// The checks of a call that need no memory: NULL buffers, and lengths past
+/// what SP 800-38D allows (refused before a slice of that length is made,
+/// since a caller who passes one cannot have that much memory behind it).
+fn check_call(
+    iv: *const u8,
+    iv_len: usize,
+    aad: *const u8,
+    aad_len: usize,
+    buf: *mut u8,
+    len: usize,
+) -> Result<(), c_int> {
+    if iv.is_null() || (aad.is_null() && aad_len > 0) || (buf.is_null() && len > 0) {
+        return Err(ESPGCM_ERR_NULL_PARAMETER);
+    }
+    if iv_len == 0 || iv_len as u64 > MAX_IV_LEN {
+        return Err(ESPGCM_ERR_IV_LENGTH);
+    }
+    if len as u64 > MAX_MESSAGE_LEN || aad_len as u64 > MAX_AAD_LEN {
+        return Err(ESPGCM_ERR_TOO_LONG);
+    }
+    Ok(())
+}
+
 /// Encrypt `buf` (`len` bytes) in place and write the 16-byte tag to `tag`.
 ///
 /// Any IV of at least one byte is accepted (12 bytes is the fast path);
@@ -142,9 +168,10 @@ pub unsafe extern "C" fn espgcm_gcm_encrypt(
     guard(|| {
         // SAFETY: g is a live key (this function's contract).
         let g = unsafe { object(g) }?;
-        if iv.is_null() || tag.is_null() {
+        if tag.is_null() {
             return Err(ESPGCM_ERR_NULL_PARAMETER);
         }
+        check_call(iv, iv_len, aad, aad_len, buf, len)?;
         // SAFETY: each pointer is valid for its length (this function's
         // contract); overlaps are refused below before anything is written.
         let (iv, aad, buf, tag) =
@@ -182,9 +209,13 @@ pub unsafe extern "C" fn espgcm_gcm_decrypt(
     guard(|| {
         // SAFETY: g is a live key (this function's contract).
         let g = unsafe { object(g) }?;
-        if iv.is_null() || tag.is_null() {
+        if tag.is_null() {
             return Err(ESPGCM_ERR_NULL_PARAMETER);
         }
+        if !(MIN_TAG_LEN..=16).contains(&tag_len) {
+            return Err(ESPGCM_ERR_TAG_LENGTH);
+        }
+        check_call(iv, iv_len, aad, aad_len, buf, len)?;
         // SAFETY: each pointer is valid for its length (this function's
         // contract); overlaps are refused below before anything is written.
         let (iv, aad, buf, tag) =
@@ -230,6 +261,10 @@ fn run_batch(g: *const espgcm_gcm, jobs: *mut espgcm_job, n: usize, decrypt: boo
     let mut spans = Vec::with_capacity(2 * jobs.len() + 1);
     for job in jobs.iter_mut() {
         job.result = ESPGCM_OK;
+        if job.data_len as u64 > MAX_MESSAGE_LEN || job.aad_len as u64 > MAX_AAD_LEN {
+            job.result = ESPGCM_ERR_TOO_LONG;
+            continue;
+        }
         // SAFETY: each job's aad and data are valid for their lengths (the
         // exported functions' contract); the slices live only in this loop.
         match unsafe { (bytes(job.aad, job.aad_len), bytes_mut(job.data, job.data_len)) } {

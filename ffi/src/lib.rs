@@ -32,6 +32,7 @@
 #![deny(missing_docs)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+// Declared in the order the header presents them (cbindgen follows it).
 mod args;
 mod backend;
 mod esp;

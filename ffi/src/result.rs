@@ -90,9 +90,9 @@ pub const ESPGCM_ERR_ESP_PACKET_TOO_BIG: c_int = 117;
 /// ESP: something this engine does not do (an IPv6 extension header it does
 /// not walk, a jumbogram, a backend this CPU lacks).
 pub const ESPGCM_ERR_ESP_UNSUPPORTED: c_int = 118;
-/// ESP: an SA setting is not acceptable (see
-/// `espgcm_sa_config_validate` for which one and why).
-pub const ESPGCM_ERR_ESP_INVALID_CONFIG: c_int = 119;
+/// ESP: an SA setting or an argument is not acceptable (for a
+/// configuration, `espgcm_sa_config_validate` says which and why).
+pub const ESPGCM_ERR_ESP_INVALID: c_int = 119;
 /// ESP: another live outbound SA in this process already sends under this
 /// key and salt (two senders would repeat IVs): share the one SA instead.
 pub const ESPGCM_ERR_ESP_KEY_IN_USE: c_int = 120;
@@ -158,7 +158,9 @@ fn message(result: c_int) -> &'static core::ffi::CStr {
             c"ESP: sealed, the packet would exceed the path MTU and may not be fragmented; nothing was sent"
         }
         ESPGCM_ERR_ESP_UNSUPPORTED => c"ESP: unsupported by this engine",
-        ESPGCM_ERR_ESP_INVALID_CONFIG => c"ESP: invalid SA setting (espgcm_sa_config_validate says which)",
+        ESPGCM_ERR_ESP_INVALID => {
+            c"ESP: invalid SA setting or argument (for a configuration, espgcm_sa_config_validate says which)"
+        }
         ESPGCM_ERR_ESP_KEY_IN_USE => {
             c"ESP: another live outbound SA already sends under this key and salt; share it instead of making a second one"
         }
@@ -204,7 +206,7 @@ pub(crate) fn esp_code(e: &EspError) -> c_int {
         EspError::NotCovered { .. } => ESPGCM_ERR_ESP_NOT_COVERED,
         EspError::PacketTooBig { .. } => ESPGCM_ERR_ESP_PACKET_TOO_BIG,
         EspError::Unsupported(_) => ESPGCM_ERR_ESP_UNSUPPORTED,
-        EspError::Invalid { .. } => ESPGCM_ERR_ESP_INVALID_CONFIG,
+        EspError::Invalid { .. } => ESPGCM_ERR_ESP_INVALID,
         EspError::Crypto(e) => gcm_code(*e),
         EspError::KeyInUse { .. } => ESPGCM_ERR_ESP_KEY_IN_USE,
         _ => ESPGCM_ERR_ESP_OTHER,

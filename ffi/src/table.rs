@@ -3,12 +3,12 @@
 
 use crate::args::{bytes, object, put};
 use crate::esp::{
-    Direction, Frame, Outcome, checked_frames, config_copy, copy_out, espgcm_inbound, espgcm_outbound,
-    espgcm_packet, espgcm_sa_config, espgcm_selector, optional_ip, run_burst, selectors,
+    Direction, Frame, Outcome, checked_frames, config_copy, copy_out, espgcm_inbound, espgcm_outbound, espgcm_packet,
+    espgcm_sa_config, espgcm_selector, first_failure, optional_ip, run_burst, selectors,
 };
 use crate::result::{
-    ESPGCM_ERR_ESP_NO_POLICY, ESPGCM_ERR_ESP_NO_SA, ESPGCM_ERR_INVALID_ARGUMENT, ESPGCM_ERR_NULL_PARAMETER,
-    ESPGCM_OK, esp_code, guard,
+    ESPGCM_ERR_ESP_NO_POLICY, ESPGCM_ERR_ESP_NO_SA, ESPGCM_ERR_INVALID_ARGUMENT, ESPGCM_ERR_NULL_PARAMETER, ESPGCM_OK,
+    esp_code, guard,
 };
 use core::ffi::c_int;
 use core::ptr::null_mut;
@@ -72,7 +72,7 @@ pub unsafe extern "C" fn espgcm_sa_table_free(table: *mut espgcm_sa_table) {
 /// its SPI and, when given, the packet's destination (and source). `*out`
 /// receives a handle to the SA (for its counters; free it with
 /// `espgcm_inbound_free`), or NULL on error; pass NULL for `out` if you do
-/// not want one. `ESPGCM_ERR_ESP_INVALID_CONFIG` if an SA with the same SPI
+/// not want one. `ESPGCM_ERR_ESP_INVALID` if an SA with the same SPI
 /// and addresses is already installed, or for a bad setting.
 ///
 /// # Safety
@@ -93,11 +93,8 @@ pub unsafe extern "C" fn espgcm_sa_table_add_inbound(
         }
         // SAFETY: table and cfg are live, dst and src NULL or valid (this
         // function's contract).
-        let (table, cfg, dst, src) = unsafe { (object(table)?, config_copy(cfg)?, optional_ip(dst)?, optional_ip(src)?) };
-        if src.is_some() && dst.is_none() {
-            // The table finds SAs by SPI, SPI and destination, or all three.
-            return Err(ESPGCM_ERR_INVALID_ARGUMENT);
-        }
+        let (table, cfg, dst, src) =
+            unsafe { (object(table)?, config_copy(cfg)?, optional_ip(dst)?, optional_ip(src)?) };
         let sa = Inbound::new(cfg).map_err(|e| esp_code(&e))?;
         let handle = table.0.add_inbound(sa, dst, src).map_err(|e| esp_code(&e))?;
         if !out.is_null() {
@@ -220,9 +217,7 @@ pub unsafe extern "C" fn espgcm_sa_table_lookup_outbound(
         let (table, pkt) = unsafe { (object(table)?, bytes(pkt, len)?) };
         let found = table.0.outbound_for(pkt).map_err(|e| esp_code(&e))?.ok_or(ESPGCM_ERR_ESP_NO_POLICY)?;
         let (code, handle) = match found {
-            Action::Protect(outbound) => {
-                (ESPGCM_ACTION_PROTECT, Box::into_raw(Box::new(espgcm_outbound(outbound))))
-            }
+            Action::Protect(outbound) => (ESPGCM_ACTION_PROTECT, Box::into_raw(Box::new(espgcm_outbound(outbound)))),
             Action::Bypass => (ESPGCM_ACTION_BYPASS, null_mut()),
             _ => (ESPGCM_ACTION_DISCARD, null_mut()),
         };
@@ -314,10 +309,8 @@ pub unsafe extern "C" fn espgcm_sa_table_open_burst(
         if all_good {
             return open_by_sa(&table.0, frames);
         }
-        let first_bad = frames.iter().map(Frame::result).find(|&c| c != ESPGCM_OK);
         let mut good: Vec<&mut Frame> = frames.iter_mut().filter(|f| f.result() == ESPGCM_OK).collect();
-        let ran = open_by_sa(&table.0, &mut good);
-        first_bad.map_or(ran, Err)
+        let _ = open_by_sa(&table.0, &mut good);
+        first_failure(frames)
     })
 }
-
