@@ -255,7 +255,7 @@ fn espgcm_on_both_ends() {
 
 /// Flip one bit in the last record of a flight (in its ciphertext or tag:
 /// past the 5-byte header).
-fn flip_in_last_record(wire: &mut Vec<u8>, offset_from_end: usize) {
+fn flip_in_last_record(wire: &mut [u8], offset_from_end: usize) {
     let at = wire.len() - 1 - offset_from_end;
     wire[at] ^= 0x10;
 }
