@@ -159,3 +159,47 @@ fn c_programs_pass_under_valgrind() {
         assert_passed(name, "valgrind", &output);
     }
 }
+
+/// The code block of `lang` that follows `heading` in the README.
+fn readme_block(heading: &str, lang: &str) -> String {
+    let readme = std::fs::read_to_string(crate_dir().join("../README.md")).expect("README.md reads");
+    let section = readme.split_once(heading).map(|(_, rest)| rest).expect("the README has the heading");
+    let (_, code) = section.split_once(&format!("```{lang}\n")).expect("the section has the code block");
+    code.split_once("```\n").map(|(code, _)| code.to_string()).expect("the code block ends")
+}
+
+#[test]
+fn readme_c_example_compiles_and_runs() {
+    let source = Path::new(env!("CARGO_TARGET_TMPDIR")).join("readme_example.c");
+    std::fs::write(&source, readme_block("### C\n", "c")).expect("the target directory is writable");
+    let exe = Path::new(env!("CARGO_TARGET_TMPDIR")).join("readme_example");
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".to_string());
+    let output = Command::new(&cc)
+        .args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-fsanitize=address,undefined", "-fno-sanitize-recover=all"])
+        .arg(&source)
+        .arg("-I")
+        .arg(crate_dir())
+        .arg(static_library())
+        .args(["-lpthread", "-ldl", "-lm", "-o"])
+        .arg(&exe)
+        .output()
+        .expect("the C compiler runs");
+    assert!(
+        output.status.success(),
+        "the README's C example does not compile:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let output = Command::new(&exe).output().expect("the example runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "the README's C example failed:\n{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // The output the README shows (the backend line depends on the CPU).
+    let shown = readme_block("cc example.c -I ffi", "text");
+    for line in shown.lines().skip(1) {
+        assert!(stdout.lines().any(|l| l == line), "the README shows {line:?}; the example printed:\n{stdout}");
+    }
+    assert!(stdout.starts_with("backend: "), "{stdout}");
+}
