@@ -16,6 +16,7 @@ use espgcm::esp::{
 };
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
+use zeroize::{Zeroize, Zeroizing};
 
 /// Free bytes a frame should have in front of the packet for any SA's
 /// headers (outer IPv6 header, UDP encapsulation, ESP header and IV), with
@@ -148,18 +149,8 @@ pub struct espgcm_sa_config(SaConfig);
 
 impl Drop for espgcm_sa_config {
     fn drop(&mut self) {
-        wipe(&mut self.0.keymat);
+        self.0.keymat.zeroize();
     }
-}
-
-/// Overwrite key material with zeros in a way the compiler keeps.
-fn wipe(bytes: &mut [u8]) {
-    for b in bytes.iter_mut() {
-        // SAFETY: b is a valid, aligned, exclusive reference; a volatile
-        // write is not removed as a dead store.
-        unsafe { core::ptr::write_volatile(b, 0) };
-    }
-    core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::SeqCst);
 }
 
 /// Start an SA configuration: `spi` (256 or above) and the keying material,
@@ -590,14 +581,15 @@ thread_local! {
 }
 
 /// Run `f` with this thread's scratch buffer, wiped afterwards (it may hold
-/// plaintext).
+/// plaintext), also if `f` panics.
 fn with_scratch<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
     SCRATCH.with(|s| {
-        let mut buf = s.take();
+        let mut buf = Zeroizing::new(s.take());
         let r = f(&mut buf);
-        wipe(&mut buf);
-        buf.clear();
-        s.replace(buf);
+        // Zeroes the bytes and the spare capacity and empties it; the
+        // allocation stays for the next packet.
+        buf.zeroize();
+        s.replace(core::mem::take(&mut *buf));
         r
     })
 }
@@ -792,26 +784,33 @@ pub(crate) unsafe fn checked_frames<'a>(pkts: *mut espgcm_packet, n: usize) -> R
     // SAFETY: pkts points to n packets (this function's contract).
     let pkts = unsafe { array_mut(pkts, n) }?;
     let mut all_good = true;
-    SPANS.with(|spans| {
-        let mut spans = spans.borrow_mut();
-        spans.clear();
-        // The packet array itself is written (start, len, result).
-        spans.push(Span::raw(pkts.as_ptr().cast(), size_of_val(pkts), true));
-        for p in pkts.iter_mut() {
-            p.result = if p.frame.is_null() {
-                ESPGCM_ERR_NULL_PARAMETER
-            } else if p.frame_len > isize::MAX as usize
-                || p.start.checked_add(p.len).is_none_or(|end| end > p.frame_len)
-            {
-                ESPGCM_ERR_INVALID_ARGUMENT
-            } else {
-                spans.push(Span::raw(p.frame, p.frame_len, true));
-                ESPGCM_OK
-            };
-            all_good &= p.result == ESPGCM_OK;
-        }
-        check_disjoint(&mut spans)
-    })?;
+    SPANS
+        .with(|spans| {
+            let mut spans = spans.borrow_mut();
+            spans.clear();
+            // The packet array itself is written (start, len, result).
+            spans.push(Span::raw(pkts.as_ptr().cast(), size_of_val(pkts), true));
+            for p in pkts.iter_mut() {
+                p.result = if p.frame.is_null() {
+                    ESPGCM_ERR_NULL_PARAMETER
+                } else if p.frame_len > isize::MAX as usize
+                    || p.start.checked_add(p.len).is_none_or(|end| end > p.frame_len)
+                {
+                    ESPGCM_ERR_INVALID_ARGUMENT
+                } else {
+                    spans.push(Span::raw(p.frame, p.frame_len, true));
+                    ESPGCM_OK
+                };
+                all_good &= p.result == ESPGCM_OK;
+            }
+            check_disjoint(&mut spans)
+        })
+        .inspect_err(|&code| {
+            // Nothing is done: every packet says so.
+            for p in pkts.iter_mut() {
+                p.result = code;
+            }
+        })?;
     // SAFETY: Frame is repr(transparent) over espgcm_packet, so the slice
     // has the same layout; the packets whose frames are not good are never
     // handed to the library (callers check `result` or `all_good`).

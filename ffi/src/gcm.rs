@@ -276,7 +276,12 @@ fn run_batch(g: *const espgcm_gcm, jobs: *mut espgcm_job, n: usize, decrypt: boo
     // jobs would write the same bytes.
     // The job array itself is written (tags and results).
     spans.push(Span::raw(jobs.as_ptr().cast(), size_of_val(jobs), true));
-    check_disjoint(&mut spans)?;
+    check_disjoint(&mut spans).inspect_err(|&code| {
+        // Nothing is done: every job says so.
+        for job in jobs.iter_mut() {
+            job.result = code;
+        }
+    })?;
     let mut lent: Vec<Job<'_>> = Vec::with_capacity(jobs.len());
     for job in jobs.iter().filter(|j| j.result == ESPGCM_OK) {
         // SAFETY: checked above (valid for their lengths, data disjoint from

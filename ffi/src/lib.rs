@@ -46,6 +46,16 @@ pub use gcm::*;
 pub use result::*;
 pub use table::*;
 
+// The handles are shared between threads as the documentation says: the
+// library types behind them must allow it.
+const _: () = {
+    const fn shareable<T: Send + Sync>() {}
+    shareable::<espgcm::Gcm>();
+    shareable::<espgcm::esp::Outbound>();
+    shareable::<espgcm::esp::Inbound>();
+    shareable::<espgcm::esp::SaTable>();
+};
+
 /// The version of this library, as a NUL-terminated string ("0.1.0").
 #[unsafe(no_mangle)]
 pub extern "C" fn espgcm_version() -> *const core::ffi::c_char {

@@ -179,6 +179,8 @@ static void frames_and_arguments(const espgcm_outbound *tx, const espgcm_inbound
     p[0] = (espgcm_packet){tight[2], 150, 0, len, -1};
     p[1] = (espgcm_packet){tight[2] + 100, 150, 0, 20, -1};
     CHECK_RC(espgcm_outbound_seal_burst(tx, p, 2), ESPGCM_ERR_OVERLAP);
+    CHECK_RC(p[0].result, ESPGCM_ERR_OVERLAP);
+    CHECK_RC(p[1].result, ESPGCM_ERR_OVERLAP);
     CHECK(memcmp(tight[2], orig, len) == 0 && p[0].start == 0 && p[0].len == len);
     CHECK_RC(espgcm_outbound_seal_burst(tx, NULL, 0), ESPGCM_OK);
     CHECK_RC(espgcm_outbound_seal_burst(tx, NULL, 4), ESPGCM_ERR_NULL_PARAMETER);

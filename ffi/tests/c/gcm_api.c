@@ -245,6 +245,8 @@ static void test_batch(const espgcm_gcm *g) {
     two[1].data_len = 20;
     CHECK_RC(espgcm_gcm_encrypt_batch(g, two, 2), ESPGCM_ERR_OVERLAP);
     CHECK(memcmp(a, b, 40) == 0);
+    CHECK_RC(two[0].result, ESPGCM_ERR_OVERLAP);
+    CHECK_RC(two[1].result, ESPGCM_ERR_OVERLAP);
     /* A job whose AAD lies in another job's data. */
     two[1].data = b;
     two[1].aad = a + 4;
