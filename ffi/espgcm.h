@@ -1008,8 +1008,9 @@ int espgcm_inbound_open(const struct espgcm_inbound *sa,
  * the burst's sequence numbers are assigned in order.
  *
  * Returns `ESPGCM_OK` if every packet was sealed, else the first failing
- * packet's code. `ESPGCM_ERR_OVERLAP` (nothing done) if two frames overlap
- * or a frame overlaps the packet array; a packet with a NULL frame or lying
+ * packet's code. `ESPGCM_ERR_OVERLAP` if two frames overlap or a frame
+ * overlaps the packet array: nothing is done and every packet's `result`
+ * says so. A packet with a NULL frame or lying
  * outside its frame gets `ESPGCM_ERR_NULL_PARAMETER` /
  * `ESPGCM_ERR_INVALID_ARGUMENT` and the others are still sealed.
  *
@@ -1194,8 +1195,9 @@ int espgcm_gcm_decrypt(const struct espgcm_gcm *g,
  * give job by job, faster for many short messages.
  *
  * Returns `ESPGCM_OK` if every job succeeded, else the first failing job's
- * code. `ESPGCM_ERR_OVERLAP` (nothing done) if a job's data overlaps
- * another job's data or AAD.
+ * code. `ESPGCM_ERR_OVERLAP` if a job's data overlaps another job's data
+ * or AAD (or the job array): nothing is done and every job's `result` says
+ * so.
  *
  * # Safety
  * `g` must be a live key; `jobs` must point to `n` initialised jobs (or be

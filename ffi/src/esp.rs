@@ -880,8 +880,9 @@ pub(crate) fn first_failure(frames: &[Frame]) -> Result<(), c_int> {
 /// the burst's sequence numbers are assigned in order.
 ///
 /// Returns `ESPGCM_OK` if every packet was sealed, else the first failing
-/// packet's code. `ESPGCM_ERR_OVERLAP` (nothing done) if two frames overlap
-/// or a frame overlaps the packet array; a packet with a NULL frame or lying
+/// packet's code. `ESPGCM_ERR_OVERLAP` if two frames overlap or a frame
+/// overlaps the packet array: nothing is done and every packet's `result`
+/// says so. A packet with a NULL frame or lying
 /// outside its frame gets `ESPGCM_ERR_NULL_PARAMETER` /
 /// `ESPGCM_ERR_INVALID_ARGUMENT` and the others are still sealed.
 ///

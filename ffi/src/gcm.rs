@@ -318,8 +318,9 @@ fn run_batch(g: *const espgcm_gcm, jobs: *mut espgcm_job, n: usize, decrypt: boo
 /// give job by job, faster for many short messages.
 ///
 /// Returns `ESPGCM_OK` if every job succeeded, else the first failing job's
-/// code. `ESPGCM_ERR_OVERLAP` (nothing done) if a job's data overlaps
-/// another job's data or AAD.
+/// code. `ESPGCM_ERR_OVERLAP` if a job's data overlaps another job's data
+/// or AAD (or the job array): nothing is done and every job's `result` says
+/// so.
 ///
 /// # Safety
 /// `g` must be a live key; `jobs` must point to `n` initialised jobs (or be
