@@ -17,6 +17,8 @@ mod bulk;
 pub(crate) mod multi512;
 pub(crate) mod scalar;
 mod sink;
+#[cfg(target_arch = "x86_64")]
+mod stitched;
 mod tsc;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod vaes256;
@@ -458,21 +460,6 @@ fn seal_append<K: SealInto, S: PlaintextSink>(
         }
         _ => append_by_copy(out, parts, sink, |buf| key.seal(j0, aad, buf)),
     }
-}
-
-/// [`seal_append`] on one backend's key with ESP's sink: the tag and the
-/// sum of `parts[0]`.
-#[cfg(test)]
-pub(crate) fn seal_append_summed<K: SealInto>(
-    key: &K,
-    j0: u128,
-    aad: &[u8],
-    parts: [&[u8]; 2],
-    out: &mut Vec<u8>,
-) -> ([u8; 16], u64) {
-    let mut sum = PlaintextSum::default();
-    let tag = seal_append(key, j0, aad, parts, out, &mut sum);
-    (tag, sum.total())
 }
 
 #[cfg(test)]

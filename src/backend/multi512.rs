@@ -43,7 +43,9 @@
 //! right size.
 
 use super::KeyBytes;
-use super::aesni::{AesNiKey, gf_mul};
+use super::aesni::X;
+use super::stitched::{Lanes, Material};
+use super::vaes512::{Vaes512Token, Z};
 use core::arch::x86_64::{
     __m128i, __m512i, __mmask16, _MM_PERM_BADC, _mm_mask_storeu_epi8, _mm_maskz_loadu_epi8, _mm_set_epi8,
     _mm_set_epi64x, _mm512_aesenc_epi128, _mm512_aesenclast_epi128, _mm512_broadcast_i32x4, _mm512_bslli_epi128,
@@ -78,18 +80,19 @@ pub(crate) fn shape(aad_len: usize, data_len: usize) -> Option<(usize, usize)> {
     (aad_len <= MAX_AAD && (1..=MAX_BLOCKS).contains(&blocks)).then_some((usize::from(aad_len > 0), blocks))
 }
 
-/// Key material for groups: the AES-NI key (round keys, `H`) and
-/// `H^1..H^18` times `x^-1`.
+/// Key material for groups: round keys and `H^1..H^18` times `x^-1`.
 #[derive(Clone)]
 pub(crate) struct MultiKey {
-    base: AesNiKey,
     /// `powers[p - 1]` = `H^p * x^-1`, reflected.
     powers: [__m128i; POWERS],
+    round_keys: [__m128i; 15],
+    rounds: usize,
 }
 
 impl Drop for MultiKey {
     fn drop(&mut self) {
         self.powers.zeroize();
+        self.round_keys.zeroize();
     }
 }
 
@@ -97,18 +100,12 @@ impl MultiKey {
     /// Key setup; `None` unless this CPU has everything the kernel uses (so
     /// that holding a `MultiKey` proves it does).
     pub(crate) fn new(key: KeyBytes<'_>) -> Option<MultiKey> {
-        if crate::backend::cpu::has_vaes512() != Some(true) {
-            return None;
-        }
-        let base = AesNiKey::new(key)?;
-        let h1 = base.h1();
-        let mut powers = [h1; POWERS];
-        for p in 1..POWERS {
-            // SAFETY: `AesNiKey::new` succeeded, so this CPU has AES-NI and
-            // PCLMULQDQ (and more), which `gf_mul` needs.
-            powers[p] = unsafe { gf_mul(powers[p - 1], h1) };
-        }
-        Some(MultiKey { base, powers })
+        let t = Vaes512Token::detect()?;
+        let material = Material::<X>::new(Z::narrow(t), key);
+        let powers = core::array::from_fn(|p| material.power(p + 1).raw());
+        let round_keys = material.round_keys().map(X::raw);
+        let rounds = material.rounds();
+        Some(MultiKey { powers, round_keys, rounds })
     }
 
     /// Encrypt four messages of one [`shape`] in place; their tags.
@@ -127,7 +124,7 @@ impl MultiKey {
 
     #[target_feature(enable = "vaes,vpclmulqdq,avx512f,avx512bw,avx512vl,aes,pclmulqdq,ssse3,sse4.1")]
     fn crypt<const DECRYPT: bool>(&self, lanes: &mut [Lane<'_>; LANES]) -> [[u8; 16]; LANES] {
-        match self.base.rounds() {
+        match self.rounds {
             10 => self.crypt_rounds::<DECRYPT, 10>(lanes),
             12 => self.crypt_rounds::<DECRYPT, 12>(lanes),
             _ => self.crypt_rounds::<DECRYPT, 14>(lanes),
@@ -292,7 +289,7 @@ impl Group<'_> {
         lanes: &mut [Lane<'_>; LANES],
         k0: usize,
     ) {
-        let rk = self.key.base.round_keys();
+        let rk = &self.key.round_keys;
         let skip = usize::from(J);
         // Plain loops rather than `array::from_fn`: the std helpers are not
         // inlined into a function with target features, and a register

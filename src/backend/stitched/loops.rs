@@ -1,0 +1,357 @@
+//! The bulk loops: whole batches through AES while another batch is
+//! hashed, and the counters that feed them.
+
+use super::ghash::{Material, Wide};
+use super::{Block, Lanes, MaterialOf, NarrowOf, POWERS, Regs, Shape};
+use crate::backend::PlaintextSink;
+use crate::backend::bulk::Bulk;
+
+/// The data counters, kept in memory order so that a register of them costs
+/// one add: while the counter's last byte does not wrap inside a batch,
+/// adding to that byte is inc32. A batch where it wraps takes the
+/// byte-reversed route.
+#[derive(Clone, Copy)]
+pub(crate) struct Counters<V: Lanes> {
+    /// Lanes `ctr, ctr + 1, ...`, as the blocks sit in memory.
+    mem: V,
+    /// The last byte of lane 0's counter.
+    low: u32,
+    pub(super) t: V::Token,
+}
+
+impl<V: Lanes> Counters<V> {
+    /// From the first data counter, reflected (dword 0 is the counter).
+    #[inline(always)]
+    pub(super) fn new(t: V::Token, ctr: V::Narrow) -> Counters<V> {
+        let low = ctr.low_u32() & 0xff;
+        let reflected = V::splat(t, ctr).add32(V::dwords(t, 0, 0, 1));
+        Counters { mem: reflected.byte_reverse(), low, t }
+    }
+
+    /// The token the counters were made with.
+    #[inline(always)]
+    pub(super) fn token(&self) -> V::Token {
+        self.t
+    }
+
+    /// Fill `out` with the next registers of counter blocks, round key 0
+    /// added; moves on past them.
+    #[inline(always)]
+    pub(super) fn fill(&mut self, rk0: V, out: &mut [V]) {
+        let per_reg = V::BLOCKS as u32;
+        let n = out.len() as u32 * per_reg;
+        if self.low + n - 1 <= 0xff {
+            // The last byte is the top byte of each lane's fourth dword.
+            for (g, o) in out.iter_mut().enumerate() {
+                *o = self.mem.add32(V::dwords(self.t, 3, (g as u32 * per_reg) << 24, 0)).xor(rk0);
+            }
+        } else {
+            let reflected = self.mem.byte_reverse();
+            for (g, o) in out.iter_mut().enumerate() {
+                *o = reflected.add32(V::dwords(self.t, 0, g as u32 * per_reg, 0)).byte_reverse().xor(rk0);
+            }
+        }
+        // The last lane holds `low + per_reg - 1`: after the step it must
+        // still fit the byte.
+        self.mem = if self.low + per_reg - 1 + n <= 0xff {
+            self.mem.add32(V::dwords(self.t, 3, n << 24, 0))
+        } else {
+            self.mem.byte_reverse().add32(V::dwords(self.t, 0, n, 0)).byte_reverse()
+        };
+        self.low = (self.low + n) & 0xff;
+    }
+
+    /// The next batch of counter blocks (see [`fill`](Self::fill)).
+    #[inline(always)]
+    pub(super) fn next<B: Regs<V>>(&mut self, rk0: V) -> B {
+        let mut out = B::splat(rk0);
+        self.fill(rk0, out.regs_mut());
+        out
+    }
+}
+
+/// AES rounds `from..R` and the last round on the registers `b`.
+#[inline(always)]
+pub(super) fn finish_rounds<V: Lanes, const R: usize>(t: V::Token, m: &Material<V::Narrow>, b: &mut [V], from: usize) {
+    for i in from..R {
+        let k = m.round_key::<V>(t, i);
+        for x in b.iter_mut() {
+            *x = x.aes_round(k);
+        }
+    }
+    let last = m.round_key::<V>(t, R);
+    for x in b.iter_mut() {
+        *x = x.aes_last(last);
+    }
+}
+
+/// The hash inside one bulk call: `PAIR` (1 or 2) batches share a
+/// reduction, and the groups are lined up so that the last batch the call
+/// hashes ends one (so nothing unreduced outlives the call).
+#[derive(Clone, Copy)]
+struct Hash<K: Shape> {
+    t: <K::V as Lanes>::Token,
+    /// The reduced hash of everything hashed so far.
+    acc: <K::V as Lanes>::Narrow,
+    /// Products of the current group.
+    wide: Wide<K::V>,
+    /// The place in its group of the next batch hashed (`0..PAIR`).
+    position: usize,
+}
+
+impl<K: Shape> Hash<K> {
+    /// Blocks per batch.
+    const BATCH_BLOCKS: usize = K::V::BLOCKS * <K::Batch as Regs<K::V>>::LEN;
+
+    /// A hash continuing from `acc` that will take `batches` more batches.
+    #[inline(always)]
+    fn new(t: <K::V as Lanes>::Token, acc: <K::V as Lanes>::Narrow, batches: usize) -> Hash<K> {
+        const { assert!(K::PAIR == 1 || K::PAIR == 2) };
+        Hash { t, acc, wide: Wide::new(t), position: (K::PAIR - batches % K::PAIR) % K::PAIR }
+    }
+
+    /// The table index of the first power for a batch hashed at place `p`
+    /// of its group.
+    #[inline(always)]
+    const fn base(p: usize) -> usize {
+        POWERS - (K::PAIR - p) * Self::BATCH_BLOCKS
+    }
+
+    /// The multiplies of register `i` of the batch at place `p` (`acc`
+    /// joins block 0 when `fresh`).
+    #[inline(always)]
+    fn mul_add(&mut self, m: &MaterialOf<K>, x: K::V, i: usize, p: usize, fresh: bool) {
+        let x = if i == 0 && fresh { x.xor(K::V::low(self.t, self.acc)) } else { x };
+        let (h, hk) = m.powers_at::<K::V>(self.t, Self::base(p) + i * K::V::BLOCKS);
+        self.wide.mul_add(x, h, hk);
+    }
+
+    /// `batches` batches were hashed into the group: reduce if it is done.
+    #[inline(always)]
+    fn advance(&mut self, batches: usize) {
+        self.position += batches;
+        if self.position >= K::PAIR {
+            self.acc = self.wide.reduce();
+            self.wide = Wide::new(self.t);
+            self.position = 0;
+        }
+    }
+}
+
+/// Encrypt the batches of `io`; each batch's ciphertext is hashed while the
+/// next is encrypted (`pending`: the batch before the first, if any), the
+/// last one left in `pending`. The plaintext goes to `sink` too (whose
+/// work, if any, runs on the integer units, which this loop leaves idle).
+#[inline(always)]
+pub(crate) fn seal<K: Shape, const R: usize, S: PlaintextSink>(
+    m: &MaterialOf<K>,
+    ctr: &mut Counters<K::V>,
+    acc: &mut NarrowOf<K>,
+    pending: &mut Option<K::Batch>,
+    io: Bulk<'_>,
+    sink: &mut S,
+) {
+    if io.batches == 0 {
+        return;
+    }
+    let t = ctr.t;
+    let mut c = *ctr;
+    let hashed = io.batches - usize::from(pending.is_none());
+    let mut hash = Hash::<K>::new(t, *acc, hashed);
+    let mut batch = 0;
+    let mut prev = match *pending {
+        Some(p) => p,
+        None => {
+            // The first batch has nothing before it to hash.
+            // SAFETY: `io.batches > 0` (checked above).
+            let out = unsafe { seal_batch::<K, R, false, S>(&mut hash, m, &mut c, &io, 0, sink, None, 0, false) };
+            batch = 1;
+            out
+        }
+    };
+    // The groups are lined up to end with the call: the first one may be
+    // short by a batch, which then takes the last place (and starts the
+    // group, so it takes `acc`). Then whole groups, each batch's place a
+    // constant.
+    if batch < io.batches && hash.position != 0 {
+        // SAFETY: `batch < io.batches`.
+        prev = unsafe {
+            seal_batch::<K, R, true, S>(&mut hash, m, &mut c, &io, batch, sink, Some(&prev), K::PAIR - 1, true)
+        };
+        batch += 1;
+    }
+    while batch + K::PAIR <= io.batches {
+        for p in 0..K::PAIR {
+            let fresh = p == 0;
+            // SAFETY: `batch + p < io.batches`.
+            prev = unsafe {
+                seal_batch::<K, R, true, S>(&mut hash, m, &mut c, &io, batch + p, sink, Some(&prev), p, fresh)
+            };
+        }
+        batch += K::PAIR;
+    }
+    (*ctr, *acc, *pending) = (c, hash.acc, Some(prev));
+}
+
+/// Encrypt batch `batch`, hashing `prev` (when `HASH`: the batch before,
+/// at place `p` of its group) in the first AES rounds; then the rest, the
+/// XOR with the input (handed to `sink`), the store. Returns the
+/// ciphertext reflected.
+///
+/// # Safety
+/// `batch < io.batches`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn seal_batch<K: Shape, const R: usize, const HASH: bool, S: PlaintextSink>(
+    hash: &mut Hash<K>,
+    m: &MaterialOf<K>,
+    ctr: &mut Counters<K::V>,
+    io: &Bulk<'_>,
+    batch: usize,
+    sink: &mut S,
+    prev: Option<&K::Batch>,
+    p: usize,
+    fresh: bool,
+) -> K::Batch {
+    let t = ctr.t;
+    let mut ks: K::Batch = ctr.next(m.round_key::<K::V>(t, 0));
+    let mut done = 0;
+    if let (true, Some(x)) = (HASH, prev) {
+        for (i, &block) in x.regs().iter().enumerate() {
+            let k = m.round_key::<K::V>(t, 1 + i);
+            for y in ks.regs_mut() {
+                *y = y.aes_round(k);
+            }
+            hash.mul_add(m, block, i, p, fresh);
+        }
+        hash.advance(1);
+        done = x.regs().len();
+    }
+    finish_rounds::<K::V, R>(t, m, ks.regs_mut(), 1 + done);
+    // SAFETY: `batch < io.batches` (caller).
+    unsafe { io.feed(batch, sink) };
+    for (r, o) in ks.regs_mut().iter_mut().enumerate() {
+        // SAFETY: register `r` of a batch that exists (caller): inside the
+        // bulk's bytes.
+        let input = unsafe { K::V::load(t, io.input(batch, 16 * K::V::BLOCKS * r)) };
+        *o = input.xor(*o);
+        // SAFETY: as for the load.
+        unsafe { o.store(io.output(batch, 16 * K::V::BLOCKS * r)) };
+        *o = o.byte_reverse();
+    }
+    ks
+}
+
+/// Decrypt the batches of `io`, each hashed while it is decrypted: a single
+/// batch until a reduction group starts, then whole groups.
+#[inline(always)]
+pub(crate) fn open<K: Shape, const R: usize>(
+    m: &MaterialOf<K>,
+    ctr: &mut Counters<K::V>,
+    acc: &mut NarrowOf<K>,
+    io: Bulk<'_>,
+) {
+    if io.batches == 0 {
+        return;
+    }
+    let mut c = *ctr;
+    let mut hash = Hash::<K>::new(c.t, *acc, io.batches);
+    let mut batch = 0;
+    // As when sealing: a short first group takes the last place.
+    if hash.position != 0 {
+        // SAFETY: `io.batches > 0` (checked above).
+        unsafe { open_batches::<K, R, 1>(&mut hash, m, &mut c, &io, batch, K::PAIR - 1, true) };
+        batch += 1;
+    }
+    while batch + K::PAIR <= io.batches {
+        // SAFETY: `batch + PAIR <= io.batches`.
+        unsafe {
+            if K::PAIR == 2 {
+                open_batches::<K, R, 2>(&mut hash, m, &mut c, &io, batch, 0, true);
+            } else {
+                open_batches::<K, R, 1>(&mut hash, m, &mut c, &io, batch, 0, true);
+            }
+        }
+        batch += K::PAIR;
+    }
+    (*ctr, *acc) = (c, hash.acc);
+}
+
+/// Decrypt `N` batches from `batch`, hashing them into the group from place
+/// `p` meanwhile, one register after each AES round of all of them.
+///
+/// # Safety
+/// Batches `batch..batch + N` exist.
+#[inline(always)]
+unsafe fn open_batches<K: Shape, const R: usize, const N: usize>(
+    hash: &mut Hash<K>,
+    m: &MaterialOf<K>,
+    ctr: &mut Counters<K::V>,
+    io: &Bulk<'_>,
+    batch: usize,
+    p: usize,
+    fresh: bool,
+) {
+    let t = hash.t;
+    let regs = <K::Batch as Regs<K::V>>::LEN;
+    let rk0 = m.round_key::<K::V>(t, 0);
+    let mut ct = [K::Batch::splat(rk0); N];
+    let mut ks = [K::Batch::splat(rk0); N];
+    for (b, (c, k)) in ct.iter_mut().zip(ks.iter_mut()).enumerate() {
+        // SAFETY: the batch exists (caller).
+        *c = unsafe { load_batch(t, io, batch + b) };
+        *k = ctr.next(rk0);
+    }
+    for i in 0..N * regs {
+        let k = m.round_key::<K::V>(t, 1 + i);
+        for b in ks.iter_mut() {
+            for y in b.regs_mut() {
+                *y = y.aes_round(k);
+            }
+        }
+        // Place `p` spans `N` batches: their registers in order.
+        let x = ct[i / regs].regs()[i % regs].byte_reverse();
+        hash.mul_add(m, x, i, p, fresh);
+    }
+    hash.advance(N);
+    for (b, (c, k)) in ct.iter().zip(ks.iter_mut()).enumerate() {
+        finish_rounds::<K::V, R>(t, m, k.regs_mut(), 1 + N * regs);
+        // SAFETY: as above.
+        unsafe { store_xor(io, batch + b, c, k) };
+    }
+}
+
+/// The registers of input batch `batch`.
+///
+/// # Safety
+/// `batch < io.batches`.
+#[inline(always)]
+unsafe fn load_batch<V: Lanes, B: Regs<V>>(t: V::Token, io: &Bulk<'_>, batch: usize) -> B {
+    let mut regs = B::splat(V::zero(t));
+    for (r, x) in regs.regs_mut().iter_mut().enumerate() {
+        // SAFETY: register `r` of a batch that exists (caller).
+        *x = unsafe { V::load(t, io.input(batch, 16 * V::BLOCKS * r)) };
+    }
+    regs
+}
+
+/// Store `input ^ keystream` as output batch `batch`.
+///
+/// # Safety
+/// `batch < io.batches`.
+#[inline(always)]
+unsafe fn store_xor<V: Lanes, B: Regs<V>>(io: &Bulk<'_>, batch: usize, input: &B, ks: &B) {
+    for (r, (i, k)) in input.regs().iter().zip(ks.regs()).enumerate() {
+        // SAFETY: register `r` of a batch that exists (caller).
+        unsafe { i.xor(*k).store(io.output(batch, 16 * V::BLOCKS * r)) };
+    }
+}
+
+/// The registers byte-reversed (reflected), for hashing.
+#[inline(always)]
+pub(super) fn reflected<V: Lanes, B: Regs<V>>(mut x: B) -> B {
+    for o in x.regs_mut() {
+        *o = o.byte_reverse();
+    }
+    x
+}

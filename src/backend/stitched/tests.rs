@@ -1,0 +1,160 @@
+//! The skeleton on every SIMD backend this CPU runs, against the scalar
+//! backend: every length and shape boundary, counter wraps, GHASH, and the
+//! out-of-place seal with its plaintext sum.
+
+use crate::backend::{Backend, Engine, KeyBytes};
+
+const KEYS: [&[u8]; 3] = [&[0x11; 16], &[0x22; 24], &[0x33; 32]];
+const SIMD: [Backend; 3] = [Backend::AesNi, Backend::Vaes256, Backend::Vaes512];
+
+/// Every supported SIMD backend's engine for `key`, with the scalar one;
+/// unsupported backends are reported as skipped.
+fn engines(key: &[u8]) -> Vec<(Backend, Engine, Engine)> {
+    let kb = KeyBytes::new(key).unwrap();
+    SIMD.into_iter()
+        .filter_map(|b| match b.unsupported_reason() {
+            Some(why) => {
+                eprintln!("skipped {b}: {why}");
+                None
+            }
+            None => Some((b, Engine::new(b, kb).unwrap(), Engine::scalar(kb))),
+        })
+        .collect()
+}
+
+fn message(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i.wrapping_mul(37) ^ (i >> 8)) as u8).collect()
+}
+
+/// Seal and open `len` bytes on both; equal ciphertext and tags, and the
+/// message back.
+fn check(b: Backend, fast: &Engine, reference: &Engine, j0: u128, aad: &[u8], len: usize) {
+    let msg = message(len);
+    let (mut x, mut y) = (msg.clone(), msg.clone());
+    let tx = fast.seal(j0, aad, &mut x);
+    let ty = reference.seal(j0, aad, &mut y);
+    assert_eq!(x, y, "{b}: ciphertext, length {len}, aad {}", aad.len());
+    assert_eq!(tx, ty, "{b}: tag, length {len}, aad {}", aad.len());
+    assert_eq!(fast.open(j0, aad, &mut x), tx, "{b}: open tag, length {len}, aad {}", aad.len());
+    assert_eq!(x, msg, "{b}: open plaintext, length {len}");
+}
+
+#[test]
+fn every_length_to_600_every_key_size_and_three_aad_lengths_match_scalar() {
+    let aad = message(40);
+    for key in KEYS {
+        for (b, fast, reference) in engines(key) {
+            let j0 = u128::from_be_bytes(*b"0123456789ab\0\0\0\x01");
+            for len in 0..=600 {
+                for aad_len in [0, 8, 40] {
+                    check(b, &fast, &reference, j0, &aad[..aad_len], len);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn aad_lengths_and_batch_boundaries_match_scalar() {
+    let aad = message(300);
+    let j0 = 0x0102_0304_0506_0708_090a_0b0c_0000_0001;
+    let mut lens = vec![];
+    for blocks in [1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 47, 48, 49, 64, 89, 128, 1024] {
+        lens.extend([16 * blocks - 1, 16 * blocks, 16 * blocks + 1]);
+    }
+    for (b, fast, reference) in engines(&[0x42; 16]) {
+        for aad_len in [0, 1, 4, 8, 12, 15, 16, 17, 31, 32, 33, 128, 129, 300] {
+            for &len in &lens {
+                check(b, &fast, &reference, j0, &aad[..aad_len], len);
+            }
+        }
+    }
+}
+
+#[test]
+fn counter_wraps_modulo_2_pow_32_like_scalar() {
+    for key in KEYS {
+        for (b, fast, reference) in engines(key) {
+            let mut j0 = [0xa5u8; 16];
+            j0[12..].copy_from_slice(&0xFFFF_FFF3u32.to_be_bytes());
+            let j0 = u128::from_be_bytes(j0);
+            for len in [0usize, 1, 15, 16, 17, 127, 128, 129, 255, 256, 257, 511, 512, 600, 1000, 4096] {
+                check(b, &fast, &reference, j0, b"aad", len);
+            }
+            // J0 itself at the wrap point.
+            let j0 = u128::from_be_bytes([0x77; 16]) | 0xFFFF_FFFF;
+            for len in [0usize, 16, 33, 144, 255, 600] {
+                check(b, &fast, &reference, j0, b"", len);
+            }
+        }
+    }
+}
+
+#[test]
+fn every_counter_start_byte_and_batch_count_matches_scalar() {
+    // The bulk loops add to the counter's last byte while it does not wrap
+    // inside a batch: every start byte meets every wrap position.
+    let msg = message(2100);
+    for (b, fast, reference) in engines(&[0x55; 16]) {
+        for low in 0..=255u128 {
+            let j0 = 0x0a0b_0c0d_0e0f_1011_1213_1415_1617_0000u128 | (0xFE << 8) | low;
+            for len in [128, 256, 384, 512, 768, 1024, 1604, 2100] {
+                let (mut x, mut y) = (msg[..len].to_vec(), msg[..len].to_vec());
+                let tx = fast.seal(j0, b"", &mut x);
+                let ty = reference.seal(j0, b"", &mut y);
+                assert_eq!(x, y, "{b}: ciphertext, length {len}, counter low byte {low:#x}");
+                assert_eq!(tx, ty, "{b}: tag, length {len}, counter low byte {low:#x}");
+                assert_eq!(fast.open(j0, b"", &mut x), tx, "{b}");
+                assert_eq!(x, &msg[..len], "{b}");
+            }
+        }
+    }
+}
+
+#[test]
+fn ghash_matches_scalar_for_every_length_to_300() {
+    let data = message(300);
+    for key in KEYS {
+        for (b, fast, reference) in engines(key) {
+            for len in 0..=data.len() {
+                let (mut x, mut y) = (0x0123_4567_89ab_cdef_u128 << 40, 0x0123_4567_89ab_cdef_u128 << 40);
+                fast.ghash(&mut x, &data[..len]);
+                reference.ghash(&mut y, &data[..len]);
+                assert_eq!(x, y, "{b}: length {len}");
+            }
+            let (mut x, mut y) = (5u128, 5u128);
+            fast.ghash_block(&mut x, u128::MAX - 3);
+            reference.ghash_block(&mut y, u128::MAX - 3);
+            assert_eq!(x, y, "{b}");
+        }
+    }
+}
+
+#[test]
+fn seal_append_matches_seal_and_sums_the_first_part() {
+    let j0 = u128::from_be_bytes([0x0f; 16]);
+    let backing = message(2000);
+    let extras: [&[u8]; 4] = [&[], &[1, 2, 3, 4, 5, 6, 7], &backing[..130], &backing[..300]];
+    for (b, fast, _) in engines(&[0x99; 32]) {
+        for len in [0usize, 1, 20, 64, 127, 128, 129, 255, 256, 257, 511, 512, 576, 1000, 1420, 1439] {
+            for offset in [0usize, 1, 3] {
+                for extra in extras {
+                    let src = &backing[offset..offset + len];
+                    let mut expect: Vec<u8> = [src, extra].concat();
+                    let tag = fast.seal(j0, b"12345678", &mut expect);
+                    // Unaligned output start too: existing bytes before it.
+                    let mut out = vec![0xEE; offset];
+                    let (got_tag, sum) = fast.seal_append(j0, b"12345678", [src, extra], &mut out);
+                    assert_eq!(&out[..offset], &vec![0xEE; offset][..], "{b}: prefix kept");
+                    assert_eq!(&out[offset..], &expect[..], "{b}: ciphertext, length {len}+{}", extra.len());
+                    assert_eq!(got_tag, tag, "{b}: tag, length {len}+{}", extra.len());
+                    assert_eq!(
+                        crate::ones_complement::fold(sum),
+                        crate::ones_complement::fold(crate::ones_complement::sum_native(src)),
+                        "{b}: sum, length {len}"
+                    );
+                }
+            }
+        }
+    }
+}
