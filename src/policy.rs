@@ -159,7 +159,13 @@ impl Backend {
                 "the fastest available backend on this CPU (VAES without AVX-512): 8 blocks per 256-bit batch"
             }
             Backend::AesNi => "the fastest available backend on this CPU (no VAES): 8 blocks per 128-bit batch",
-            Backend::Scalar => "the only available backend (this CPU has no AES-NI, or the others are disabled)",
+            Backend::Armv8 => {
+                "the fastest available backend on this CPU (ARMv8 AES and PMULL): 8 blocks per 128-bit batch"
+            }
+            Backend::Scalar => {
+                "the only available backend (this CPU has no AES-NI or ARMv8 AES instructions, or the others are \
+                 disabled)"
+            }
         }
     }
 }

@@ -20,7 +20,7 @@ fn check_passes_and_reports_every_backend_and_the_known_answer_counts() {
     let out = espgcm(&["check"], &[]);
     let text = stdout(&out);
     assert!(out.status.success(), "check failed:\n{text}");
-    for name in ["scalar", "aesni", "vaes256", "vaes512"] {
+    for name in ["scalar", "aesni", "vaes256", "vaes512", "armv8"] {
         assert!(text.lines().any(|l| l.trim_start().starts_with(name)), "no line for {name}:\n{text}");
     }
     // All 47,250 NIST cases (23,625 decrypt cases of which 11,908 are forgeries).
@@ -66,7 +66,7 @@ fn bad_override_names_are_warned_about_not_fatal() {
 
 #[test]
 fn disabling_every_backend_falls_back_to_scalar_with_a_warning() {
-    let out = espgcm(&["check"], &[("ESPGCM_DISABLE", "scalar,aesni,vaes256,vaes512")]);
+    let out = espgcm(&["check"], &[("ESPGCM_DISABLE", "scalar,aesni,vaes256,vaes512,armv8")]);
     let text = stdout(&out);
     assert!(out.status.success(), "{text}");
     assert!(text.contains("rules out every supported backend; the scalar backend is used"), "{text}");

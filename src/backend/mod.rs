@@ -11,13 +11,15 @@
 
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod aesni;
-#[cfg(target_arch = "x86_64")]
+#[cfg(target_arch = "aarch64")]
+pub(crate) mod armv8;
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 mod bulk;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod multi512;
 pub(crate) mod scalar;
 mod sink;
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 mod stitched;
 mod tsc;
 #[cfg(target_arch = "x86_64")]
@@ -56,20 +58,26 @@ pub enum Backend {
     Vaes256,
     /// VAES and VPCLMULQDQ on 512-bit registers (AVX-512 F/BW/VL).
     Vaes512,
+    /// The ARMv8 Cryptography Extension's AES and PMULL instructions on
+    /// 128-bit NEON registers (AArch64).
+    Armv8,
 }
 
 impl Backend {
     /// Every backend, from most to least preferred when several are available.
-    pub const ALL: [Backend; 4] = [Backend::Vaes512, Backend::Vaes256, Backend::AesNi, Backend::Scalar];
+    /// (No CPU runs both the x86-64 and the AArch64 ones.)
+    pub const ALL: [Backend; 5] = [Backend::Vaes512, Backend::Vaes256, Backend::AesNi, Backend::Armv8, Backend::Scalar];
 
     /// The name used on the command line, in `ESPGCM_BACKEND`/`ESPGCM_DISABLE`
-    /// and by [`FromStr`]: `"scalar"`, `"aesni"`, `"vaes256"` or `"vaes512"`.
+    /// and by [`FromStr`]: `"scalar"`, `"aesni"`, `"vaes256"`, `"vaes512"` or
+    /// `"armv8"`.
     pub fn name(self) -> &'static str {
         match self {
             Backend::Scalar => "scalar",
             Backend::AesNi => "aesni",
             Backend::Vaes256 => "vaes256",
             Backend::Vaes512 => "vaes512",
+            Backend::Armv8 => "armv8",
         }
     }
 
@@ -98,6 +106,14 @@ impl Backend {
                 Some(false) => Some("this CPU lacks VAES, VPCLMULQDQ, AVX-512 F/BW/VL or AES-NI"),
                 None => Some("not an x86-64 CPU"),
             },
+            Backend::Armv8 => match cpu::has_armv8() {
+                Some(true) => None,
+                Some(false) if cfg!(target_endian = "big") => {
+                    Some("a big-endian build (the backend assumes little-endian)")
+                }
+                Some(false) => Some("this CPU lacks the ARMv8 AES or PMULL instructions"),
+                None => Some("not an AArch64 CPU"),
+            },
         }
     }
 }
@@ -114,7 +130,7 @@ pub struct UnknownBackend(pub String);
 
 impl fmt::Display for UnknownBackend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "unknown backend {:?}: expected one of scalar, aesni, vaes256, vaes512", self.0)
+        write!(f, "unknown backend {:?}: expected one of scalar, aesni, vaes256, vaes512, armv8", self.0)
     }
 }
 
@@ -181,14 +197,21 @@ pub mod cpu {
         }
     }
 
-    /// `(feature, present)` for the x86 features the backends care about;
-    /// empty on other architectures.
+    /// `(feature, present)` for the CPU features the backends care about
+    /// (x86 or AArch64); empty on other architectures.
     pub fn features() -> Vec<(&'static str, bool)> {
         #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
         {
             detect::features()
         }
-        #[cfg(not(any(target_arch = "x86", target_arch = "x86_64")))]
+        #[cfg(target_arch = "aarch64")]
+        {
+            vec![
+                ("aes", std::arch::is_aarch64_feature_detected!("aes")),
+                ("pmull", std::arch::is_aarch64_feature_detected!("pmull")),
+            ]
+        }
+        #[cfg(not(any(target_arch = "x86", target_arch = "x86_64", target_arch = "aarch64")))]
         {
             Vec::new()
         }
@@ -223,6 +246,23 @@ pub mod cpu {
             Some(detect::has_vaes512())
         }
         #[cfg(not(target_arch = "x86_64"))]
+        {
+            None
+        }
+    }
+
+    /// `Some(has)` on AArch64 (the AES and PMULL instructions, on a
+    /// little-endian build), `None` elsewhere.
+    pub(crate) fn has_armv8() -> Option<bool> {
+        #[cfg(target_arch = "aarch64")]
+        {
+            Some(
+                cfg!(target_endian = "little")
+                    && std::arch::is_aarch64_feature_detected!("aes")
+                    && std::arch::is_aarch64_feature_detected!("pmull"),
+            )
+        }
+        #[cfg(not(target_arch = "aarch64"))]
         {
             None
         }
@@ -267,6 +307,8 @@ pub(crate) enum Engine {
     Vaes256(Box<vaes256::Vaes256Key>),
     #[cfg(target_arch = "x86_64")]
     Vaes512(Box<vaes512::Vaes512Key>),
+    #[cfg(target_arch = "aarch64")]
+    Armv8(Box<armv8::Armv8Key>),
 }
 
 impl Engine {
@@ -282,6 +324,10 @@ impl Engine {
             Backend::Vaes512 => vaes512::Vaes512Key::new(key).map(|k| Engine::Vaes512(Box::new(k))),
             #[cfg(not(target_arch = "x86_64"))]
             Backend::AesNi | Backend::Vaes256 | Backend::Vaes512 => None,
+            #[cfg(target_arch = "aarch64")]
+            Backend::Armv8 => armv8::Armv8Key::new(key).map(|k| Engine::Armv8(Box::new(k))),
+            #[cfg(not(target_arch = "aarch64"))]
+            Backend::Armv8 => None,
         }
     }
 
@@ -299,6 +345,8 @@ impl Engine {
             Engine::Vaes256(_) => Backend::Vaes256,
             #[cfg(target_arch = "x86_64")]
             Engine::Vaes512(_) => Backend::Vaes512,
+            #[cfg(target_arch = "aarch64")]
+            Engine::Armv8(_) => Backend::Armv8,
         }
     }
 
@@ -311,6 +359,8 @@ impl Engine {
             Engine::Vaes256(k) => k.ghash(acc, data),
             #[cfg(target_arch = "x86_64")]
             Engine::Vaes512(k) => k.ghash(acc, data),
+            #[cfg(target_arch = "aarch64")]
+            Engine::Armv8(k) => k.ghash(acc, data),
         }
     }
 
@@ -323,6 +373,8 @@ impl Engine {
             Engine::Vaes256(k) => k.ghash_block(acc, block),
             #[cfg(target_arch = "x86_64")]
             Engine::Vaes512(k) => k.ghash_block(acc, block),
+            #[cfg(target_arch = "aarch64")]
+            Engine::Armv8(k) => k.ghash_block(acc, block),
         }
     }
 
@@ -339,6 +391,8 @@ impl Engine {
             Engine::Vaes256(k) => k.seal(j0, aad, buf),
             #[cfg(target_arch = "x86_64")]
             Engine::Vaes512(k) => k.seal(j0, aad, buf),
+            #[cfg(target_arch = "aarch64")]
+            Engine::Armv8(k) => k.seal(j0, aad, buf),
         }
     }
 
@@ -373,6 +427,8 @@ impl Engine {
             Engine::Vaes256(k) => seal_append(&**k, j0, aad, parts, out, sink),
             #[cfg(target_arch = "x86_64")]
             Engine::Vaes512(k) => seal_append(&**k, j0, aad, parts, out, sink),
+            #[cfg(target_arch = "aarch64")]
+            Engine::Armv8(k) => seal_append(&**k, j0, aad, parts, out, sink),
         }
     }
 
@@ -386,6 +442,8 @@ impl Engine {
             Engine::Vaes256(k) => k.open(j0, aad, buf),
             #[cfg(target_arch = "x86_64")]
             Engine::Vaes512(k) => k.open(j0, aad, buf),
+            #[cfg(target_arch = "aarch64")]
+            Engine::Armv8(k) => k.open(j0, aad, buf),
         }
     }
 }
@@ -474,6 +532,7 @@ mod tests {
         }
         assert_eq!(" AESNI ".parse::<Backend>(), Ok(Backend::AesNi));
         let err = "aes-ni".parse::<Backend>().unwrap_err();
-        assert!(err.to_string().contains("expected one of scalar, aesni, vaes256, vaes512"), "{err}");
+        assert!(err.to_string().contains("expected one of scalar, aesni, vaes256, vaes512, armv8"), "{err}");
+        assert_eq!("ARMv8".parse::<Backend>(), Ok(Backend::Armv8));
     }
 }

@@ -65,16 +65,22 @@ impl<N: Block> Material<N> {
     }
 
     /// The round keys (zero past the last).
+    // For the x86 four-message kernel (`multi512`).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     pub(crate) fn round_keys(&self) -> &[N; MAX_ROUND_KEYS] {
         &self.round_keys
     }
 
     /// 10, 12 or 14.
+    // For the x86 four-message kernel (`multi512`).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     pub(crate) fn rounds(&self) -> usize {
         self.rounds
     }
 
     /// `H^k * x^-1`, reflected, for `k` in `1..=POWERS`.
+    // For the x86 four-message kernel (`multi512`).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     pub(crate) fn power(&self, k: usize) -> N {
         self.powers[POWERS - k.clamp(1, POWERS)]
     }
@@ -88,7 +94,7 @@ impl<N: Block> Material<N> {
     /// Encrypt one block.
     #[inline(always)]
     pub(super) fn encrypt_block(&self, t: N::Token, block: N) -> N {
-        let mut b = block.xor(self.round_key::<N>(t, 0));
+        let mut b = block.aes_first(self.round_key::<N>(t, 0));
         for i in 1..self.rounds {
             b = b.aes_round(self.round_key::<N>(t, i));
         }
@@ -99,7 +105,7 @@ impl<N: Block> Material<N> {
     /// the broadcast round keys the data path uses; lane 0 is returned.
     #[inline(always)]
     pub(super) fn encrypt<V: Lanes<Narrow = N>, const R: usize>(&self, t: V::Token, block: N) -> N {
-        let mut b = V::splat(t, block).xor(self.round_key::<V>(t, 0));
+        let mut b = V::splat(t, block).aes_first(self.round_key::<V>(t, 0));
         for i in 1..R {
             b = b.aes_round(self.round_key::<V>(t, i));
         }

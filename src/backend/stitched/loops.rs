@@ -34,8 +34,8 @@ impl<V: Lanes> Counters<V> {
         self.t
     }
 
-    /// Fill `out` with the next registers of counter blocks, round key 0
-    /// added; moves on past them.
+    /// Fill `out` with the next registers of counter blocks, through AES's
+    /// first step ([`Lanes::aes_first`], round key 0); moves on past them.
     #[inline(always)]
     pub(super) fn fill(&mut self, rk0: V, out: &mut [V]) {
         let per_reg = V::BLOCKS as u32;
@@ -43,12 +43,12 @@ impl<V: Lanes> Counters<V> {
         if self.low + n - 1 <= 0xff {
             // The last byte is the top byte of each lane's fourth dword.
             for (g, o) in out.iter_mut().enumerate() {
-                *o = self.mem.add32(V::dwords(self.t, 3, (g as u32 * per_reg) << 24, 0)).xor(rk0);
+                *o = self.mem.add32(V::dwords(self.t, 3, (g as u32 * per_reg) << 24, 0)).aes_first(rk0);
             }
         } else {
             let reflected = self.mem.byte_reverse();
             for (g, o) in out.iter_mut().enumerate() {
-                *o = reflected.add32(V::dwords(self.t, 0, g as u32 * per_reg, 0)).byte_reverse().xor(rk0);
+                *o = reflected.add32(V::dwords(self.t, 0, g as u32 * per_reg, 0)).byte_reverse().aes_first(rk0);
             }
         }
         // The last lane holds `low + per_reg - 1`: after the step it must

@@ -1,10 +1,11 @@
 //! Stitched AES-GCM, written once for every SIMD register width.
 //!
-//! The three SIMD backends (`aesni`, `vaes256`, `vaes512`) run the same
-//! algorithm on registers of one, two or four 16-byte blocks. This module is
-//! that algorithm; each backend supplies its register type (a [`Lanes`]:
-//! loads and stores, AES rounds, carry-less multiplies, shuffles) and its
-//! shape (registers per batch, batches per reduction), and nothing else.
+//! The SIMD backends (`aesni`, `vaes256`, `vaes512` on x86-64, `armv8` on
+//! AArch64) run the same algorithm on registers of one, two or four 16-byte
+//! blocks. This module is that algorithm; each backend supplies its
+//! register type (a [`Lanes`]: loads and stores, AES rounds, carry-less
+//! multiplies, shuffles) and its shape (registers per batch, batches per
+//! reduction), and nothing else.
 //!
 //! # Field representation
 //!
@@ -162,9 +163,21 @@ pub(crate) trait Lanes: Copy {
     fn add32(self, other: Self) -> Self;
     /// Reverse the bytes of each lane.
     fn byte_reverse(self) -> Self;
-    /// One AES round on each lane.
+    /// AES's first step on each lane, with round key 0. The skeleton runs
+    /// AES as `aes_first(k0)`, `aes_round(k1)` .. `aes_round(k(R-1))`,
+    /// `aes_last(kR)`, and looks at nothing in between, so a backend may
+    /// cut the rounds where its instructions do. x86's `AESENC` finishes a
+    /// round with the key XOR, so there this step is that XOR alone (the
+    /// default); ARMv8's `AESE` starts one with it, so there this step is
+    /// `AESE` with round key 0, each `aes_round` is `AESMC` then `AESE`, and
+    /// `aes_last` is the XOR with the last key.
+    #[inline(always)]
+    fn aes_first(self, round_key: Self) -> Self {
+        self.xor(round_key)
+    }
+    /// One AES round on each lane (see [`aes_first`](Self::aes_first)).
     fn aes_round(self, round_key: Self) -> Self;
-    /// The last AES round on each lane.
+    /// The last AES round on each lane (see [`aes_first`](Self::aes_first)).
     fn aes_last(self, round_key: Self) -> Self;
     /// Carry-less multiply of one 64-bit half of each lane by one of
     /// `other`'s: `IMM` 0x00 low by low, 0x11 high by high, 0x01 high of

@@ -5,13 +5,14 @@
 use crate::backend::{Backend, Engine, KeyBytes};
 
 const KEYS: [&[u8]; 3] = [&[0x11; 16], &[0x22; 24], &[0x33; 32]];
-const SIMD: [Backend; 3] = [Backend::AesNi, Backend::Vaes256, Backend::Vaes512];
 
 /// Every supported SIMD backend's engine for `key`, with the scalar one;
 /// unsupported backends are reported as skipped.
 fn engines(key: &[u8]) -> Vec<(Backend, Engine, Engine)> {
     let kb = KeyBytes::new(key).unwrap();
-    SIMD.into_iter()
+    Backend::ALL
+        .into_iter()
+        .filter(|b| *b != Backend::Scalar)
         .filter_map(|b| match b.unsupported_reason() {
             Some(why) => {
                 eprintln!("skipped {b}: {why}");

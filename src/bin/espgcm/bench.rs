@@ -51,7 +51,7 @@ Examples:
   cargo run --release --features peers -- bench    with ring, aws-lc-rs and RustCrypto")]
 pub struct BenchArgs {
     /// Implementations to time, comma-separated: backend names (scalar,
-    /// aesni, vaes256, vaes512) and, with the `peers` feature, ring,
+    /// aesni, vaes256, vaes512, armv8) and, with the `peers` feature, ring,
     /// aws-lc-rs and rustcrypto. Default: every supported one.
     #[arg(long, value_delimiter = ',', value_name = "NAME,...")]
     backend: Vec<String>,

@@ -16,8 +16,8 @@ pub(crate) struct BurninArgs {
     /// How long to run, in seconds.
     #[arg(long, default_value_t = 10, value_name = "N")]
     seconds: u64,
-    /// Test only this backend (aesni, vaes256, vaes512); default: every
-    /// SIMD backend this CPU supports.
+    /// Test only this backend (aesni, vaes256, vaes512, armv8); default:
+    /// every SIMD backend this CPU supports.
     #[arg(long, value_name = "NAME")]
     backend: Option<Backend>,
     /// Message size in bytes; default: cycle through 16384, 1420, 577 and 64.
