@@ -37,12 +37,14 @@
 //! batch, as on AES-NI. Products are Karatsuba's (three `PMULL`s per block,
 //! the key's table of half-sums supplying `h_lo + h_hi`), which saves a
 //! multiply for an `EXT` and two `EOR`s. Thirty-two vector registers hold
-//! the eight counters, the hash's three running sums and its operands with
-//! room to spare. A partial block is read with at most two 8-byte loads
+//! the eight counters, the hash's running sums and operands, and most round
+//! keys and powers of H, so the loop loads little besides its data.
+//!
+//! A partial block of 1 to 15 bytes is read with at most two 8-byte loads
 //! (or two 4-byte, or three 1-byte ones), the second ending where the bytes
-//! end and shifted into place, and written with at most two overlapping
-//! stores, the second's bytes picked with `TBL`; never a byte loop, and
-//! nothing outside the buffer is touched.
+//! end and shifted into place, and written the same way with overlapping
+//! stores (for 9 to 15 bytes the second store's bytes picked with `TBL`):
+//! never a byte loop, and nothing outside the buffer is touched.
 //!
 //! # Key expansion
 //!
@@ -188,8 +190,8 @@ impl Lanes for X {
     }
     #[inline(always)]
     unsafe fn load_partial(t: Armv8Token, src: *const u8, n: usize) -> X {
-        // SAFETY (every read below): it lies inside `src..src + n`, which
-        // is readable (caller); `t` proves the features.
+        // SAFETY: every read below lies inside `src..src + n`, which is
+        // readable (caller); `t` proves the features.
         unsafe {
             match n {
                 0 => X::zero(t),
@@ -217,17 +219,18 @@ impl Lanes for X {
     }
     #[inline(always)]
     unsafe fn store_partial(self, dst: *mut u8, n: usize) {
-        // SAFETY (every write below): it lies inside `dst..dst + n`, which
-        // is writable and not otherwise borrowed (caller); `IOTA` has the
-        // 8 bytes from `n - 8 <= 7`; `self` proves the features.
+        // SAFETY: every write below lies inside `dst..dst + n`, which is
+        // writable and not otherwise borrowed (caller); `IOTA` has the 8
+        // bytes from `n - 8 <= 7`; `self` proves the features.
         unsafe {
             match n {
                 0 => {}
                 1..=3 => {
+                    // First, middle and last byte (some the same).
                     let w = self.low_u64();
-                    for at in [0, n / 2, n - 1] {
-                        dst.add(at).write((w >> (8 * at)) as u8);
-                    }
+                    dst.write(w as u8);
+                    dst.add(n / 2).write((w >> (8 * (n / 2))) as u8);
+                    dst.add(n - 1).write((w >> (8 * (n - 1))) as u8);
                 }
                 4..=7 => {
                     let w = self.low_u64();
