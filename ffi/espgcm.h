@@ -237,6 +237,34 @@
 #define ESPGCM_ERR_ESP_NO_POLICY 121
 
 /**
+ * ESP: the SA's configured sequence-number limit is reached
+ * (`Outbound::set_sequence_limit` in Rust): nothing was sent; re-key.
+ */
+#define ESPGCM_ERR_ESP_SEQUENCE_LIMIT 122
+
+/**
+ * ESP: the SA crossed a hard lifetime limit and is stopped: nothing was
+ * sent or delivered; re-key.
+ */
+#define ESPGCM_ERR_ESP_LIFETIME_EXPIRED 123
+
+/**
+ * ESP: the SA table already holds an SA with this SPI and these
+ * addresses (delete it first, or use another SPI).
+ */
+#define ESPGCM_ERR_ESP_SA_EXISTS 124
+
+/**
+ * ESP: the SA table holds no SA with this SPI and these addresses.
+ */
+#define ESPGCM_ERR_ESP_NO_SUCH_SA 125
+
+/**
+ * ESP: the SA table holds no policy with this id.
+ */
+#define ESPGCM_ERR_ESP_NO_SUCH_POLICY 126
+
+/**
  * ESP: another error this version of the bindings does not name.
  */
 #define ESPGCM_ERR_ESP_OTHER 199
@@ -1246,8 +1274,9 @@ void espgcm_sa_table_free(struct espgcm_sa_table *table);
  * its SPI and, when given, the packet's destination (and source). `*out`
  * receives a handle to the SA (for its counters; free it with
  * `espgcm_inbound_free`), or NULL on error; pass NULL for `out` if you do
- * not want one. `ESPGCM_ERR_ESP_INVALID` if an SA with the same SPI
- * and addresses is already installed, or for a bad setting.
+ * not want one. `ESPGCM_ERR_ESP_SA_EXISTS` if an SA with the same SPI
+ * and addresses is already installed, `ESPGCM_ERR_ESP_INVALID` for a bad
+ * setting.
  *
  * # Safety
  * `table` and `cfg` must be live; `dst` and `src` NULL or valid; `out` NULL
