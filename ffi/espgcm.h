@@ -97,7 +97,8 @@
 /**
  * The tag (or the ESP ICV) does not verify: the data is damaged or forged,
  * or the key, IV or AAD is wrong. Nothing was released: the buffer was
- * zeroed (AES-GCM) or left as it arrived (ESP).
+ * zeroed (AES-GCM; in an ESP burst, the packet's ESP payload, decrypted in
+ * place) or not written (a single ESP open).
  */
 #define ESPGCM_ERR_AUTH 14
 
@@ -1053,10 +1054,12 @@ int espgcm_outbound_seal_burst(const struct espgcm_outbound *sa,
 
 /**
  * Open `n` packets where they lie, each in its own frame; `start` and `len`
- * are updated to the opened packet, each packet's `result` set. A refused
- * packet's frame holds the packet as it arrived (nothing decrypted is left
- * in it). Each packet is judged alone; of two copies of one packet, the
- * second is refused as a replay.
+ * are updated to the opened packet, each packet's `result` set. A packet
+ * refused before decryption is left as it arrived; one refused at its ICV
+ * or after was decrypted in place, so its ESP payload is zeroed (nothing
+ * decrypted is left in it) and its headers are left as they arrived. Each
+ * packet is judged alone; of two copies of one packet, the second is
+ * refused as a replay.
  *
  * Returns as `espgcm_outbound_seal_burst`.
  *

@@ -35,7 +35,8 @@ pub const ESPGCM_ERR_TOO_LONG: c_int = 12;
 pub const ESPGCM_ERR_TAG_LENGTH: c_int = 13;
 /// The tag (or the ESP ICV) does not verify: the data is damaged or forged,
 /// or the key, IV or AAD is wrong. Nothing was released: the buffer was
-/// zeroed (AES-GCM) or left as it arrived (ESP).
+/// zeroed (AES-GCM; in an ESP burst, the packet's ESP payload, decrypted in
+/// place) or not written (a single ESP open).
 pub const ESPGCM_ERR_AUTH: c_int = 14;
 /// The requested backend cannot run on this CPU or in this build.
 pub const ESPGCM_ERR_UNSUPPORTED_BACKEND: c_int = 15;
