@@ -369,45 +369,52 @@ impl RoundKeys {
     }
 
     /// Encrypt one sliced state (`BLOCKS` blocks) in place.
+    ///
+    /// The middle rounds run as a loop over groups of four (one of each
+    /// MixColumns variant) that stops after the last middle round, so the
+    /// code holds exactly four round bodies whatever the key size: small
+    /// enough to stay in the instruction cache beside GHASH.
     #[inline(always)]
-    pub(crate) fn encrypt_sliced(&self, s: &mut State) {
-        let k = &self.keys;
-        add_round_key(s, &k[0]);
-        let mut i = 1;
-        // Rounds 1..rounds-1 in groups of four (one of each MixColumns variant).
-        while i + 3 < self.rounds {
-            round::<1>(s, &k[i]);
-            round::<2>(s, &k[i + 1]);
-            round::<3>(s, &k[i + 2]);
-            round::<0>(s, &k[i + 3]);
-            i += 4;
-        }
-        // AES-128: rounds 9; AES-192: 9, 10, 11; AES-256: 13.
-        while i < self.rounds {
-            match i % 4 {
-                1 => round::<1>(s, &k[i]),
-                2 => round::<2>(s, &k[i]),
-                3 => round::<3>(s, &k[i]),
-                _ => round::<0>(s, &k[i]),
-            }
-            i += 1;
+    fn encrypt_sliced(&self, s: &mut State) {
+        let last = self.rounds;
+        add_round_key(s, &self.keys[0]);
+        let mut keys = self.keys[1..last].iter();
+        loop {
+            let Some(k) = keys.next() else { break };
+            round::<1>(s, k);
+            let Some(k) = keys.next() else { break };
+            round::<2>(s, k);
+            let Some(k) = keys.next() else { break };
+            round::<3>(s, k);
+            let Some(k) = keys.next() else { break };
+            round::<0>(s, k);
         }
         sub_bytes(s);
-        add_round_key(s, &k[self.rounds]);
-        if self.rounds % 4 == 2 {
+        add_round_key(s, &self.keys[last]);
+        if last % 4 == 2 {
             shift_rows_twice(s);
         }
     }
 
-    /// Encrypt blocks in place, four per sliced pass (key setup and tests;
-    /// the GCM loop packs counters itself).
+    /// Encrypt four blocks in place: one sliced pass.
+    ///
+    /// Never inlined, in every build profile: the pass is the unit the
+    /// callers loop over, and keeping it one out-of-line function keeps the
+    /// hot loop small and its register allocation the same whatever
+    /// codegen-units or LTO the user builds with.
+    #[inline(never)]
+    pub(crate) fn encrypt4(&self, blocks: &mut [[u8; 16]; BLOCKS]) {
+        let mut s = pack4(blocks);
+        self.encrypt_sliced(&mut s);
+        unpack4(&s, blocks);
+    }
+
+    /// Encrypt blocks in place, four per sliced pass.
     pub(crate) fn encrypt_blocks(&self, blocks: &mut [[u8; 16]]) {
         for chunk in blocks.chunks_mut(BLOCKS) {
             let mut tmp = [[0u8; 16]; BLOCKS];
             tmp[..chunk.len()].copy_from_slice(chunk);
-            let mut s = pack4(&tmp);
-            self.encrypt_sliced(&mut s);
-            unpack4(&s, &mut tmp);
+            self.encrypt4(&mut tmp);
             chunk.copy_from_slice(&tmp[..chunk.len()]);
         }
     }

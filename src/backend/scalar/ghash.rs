@@ -194,7 +194,9 @@ impl GhashKey {
     }
 
     /// Absorb eight whole blocks: `acc = (acc ^ X1) H^8 ^ X2 H^7 ^ ... ^ X8 H`.
-    #[inline(always)]
+    ///
+    /// Never inlined, like the AES pass (see `RoundKeys::encrypt4`).
+    #[inline(never)]
     pub(crate) fn update8(&self, acc: &mut u128, chunk: &[u8; 16 * AGGREGATE]) {
         let mut blocks = [0u128; AGGREGATE];
         for (b, bytes) in blocks.iter_mut().zip(chunk.chunks_exact(16)) {

@@ -17,7 +17,7 @@ pub(crate) mod aes;
 pub(crate) mod ghash;
 
 use crate::backend::KeyBytes;
-use aes::{RoundKeys, pack4, unpack4};
+use aes::RoundKeys;
 use ghash::{AGGREGATE, GhashKey};
 
 /// Blocks per sliced AES pass, and per GHASH reduction.
@@ -130,9 +130,7 @@ impl ScalarKey {
     #[inline(always)]
     fn encrypt_first(&self, blocks: &mut [[u8; 16]; BATCH], count: usize) {
         for half in blocks.as_chunks_mut::<{ aes::BLOCKS }>().0.iter_mut().take(count.div_ceil(aes::BLOCKS)) {
-            let mut s = pack4(half);
-            self.aes.encrypt_sliced(&mut s);
-            unpack4(&s, half);
+            self.aes.encrypt4(half);
         }
     }
 }
