@@ -6,9 +6,11 @@
 //! how a tag is checked: in constant time, possibly truncated, and with the
 //! buffer wiped before an authentication failure is returned.
 
+use crate::backend::Backend;
 use crate::backend::KeyBytes;
 use crate::engine::Engine;
-use crate::{Backend, Error, VerifyPolicy};
+use crate::error::Error;
+use crate::verify::VerifyPolicy;
 use crate::{policy, verify};
 use aead::array::Array;
 use aead::consts::{U12, U16, U24, U32};

@@ -9,8 +9,9 @@
 //! decides what "a correct packet" means on both sides.
 
 use super::{ChecksumPolicy, EspError};
-use crate::net::checksum::{self, Mismatch, Sum, UpperCheck, pseudo_header_of};
+use crate::net::checksum::{self, Mismatch, Sum, pseudo_header_of};
 use crate::net::ip::{Datagram, Upper};
+use crate::net::upper::UpperCheck;
 use crate::net::{ipv4, protocol, tcp, udp};
 
 /// Where a failed checksum was found, to build the right error.

@@ -17,9 +17,10 @@ use super::super::wire as esp;
 use super::super::{ChecksumPolicy, EspError, Mode};
 use super::Outbound;
 use super::outer::{Outer, Template};
-use crate::net::checksum::{Sum, UpperCheck};
+use crate::net::checksum::Sum;
 use crate::net::ip::{Datagram, IpHeader, Upper};
 use crate::net::ipv6::ChainPos;
+use crate::net::upper::UpperCheck;
 use crate::net::{ipv4, ipv6, protocol};
 
 /// How the header in front of ESP is made.
