@@ -14,7 +14,7 @@ use std::hint::black_box;
 
 const JOBS: usize = 32;
 const ROUNDS: usize = 30;
-const SIZES: [usize; 3] = [64, 576, 1420];
+const SIZES: [usize; 6] = [64, 128, 256, 576, 768, 1420];
 
 fn main() {
     let filter: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();

@@ -97,7 +97,8 @@
 /**
  * The tag (or the ESP ICV) does not verify: the data is damaged or forged,
  * or the key, IV or AAD is wrong. Nothing was released: the buffer was
- * zeroed (AES-GCM) or left as it arrived (ESP).
+ * zeroed (AES-GCM; in an ESP burst, the packet's ESP payload, decrypted in
+ * place) or not written (a single ESP open).
  */
 #define ESPGCM_ERR_AUTH 14
 
@@ -235,6 +236,34 @@
  * ESP: no policy in the SA table covers the packet (RFC 4301: discard it).
  */
 #define ESPGCM_ERR_ESP_NO_POLICY 121
+
+/**
+ * ESP: the SA's configured sequence-number limit is reached
+ * (`Outbound::set_sequence_limit` in Rust): nothing was sent; re-key.
+ */
+#define ESPGCM_ERR_ESP_SEQUENCE_LIMIT 122
+
+/**
+ * ESP: the SA crossed a hard lifetime limit and is stopped: nothing was
+ * sent or delivered; re-key.
+ */
+#define ESPGCM_ERR_ESP_LIFETIME_EXPIRED 123
+
+/**
+ * ESP: the SA table already holds an SA with this SPI and these
+ * addresses (delete it first, or use another SPI).
+ */
+#define ESPGCM_ERR_ESP_SA_EXISTS 124
+
+/**
+ * ESP: the SA table holds no SA with this SPI and these addresses.
+ */
+#define ESPGCM_ERR_ESP_NO_SUCH_SA 125
+
+/**
+ * ESP: the SA table holds no policy with this id.
+ */
+#define ESPGCM_ERR_ESP_NO_SUCH_POLICY 126
 
 /**
  * ESP: another error this version of the bindings does not name.
@@ -1025,10 +1054,12 @@ int espgcm_outbound_seal_burst(const struct espgcm_outbound *sa,
 
 /**
  * Open `n` packets where they lie, each in its own frame; `start` and `len`
- * are updated to the opened packet, each packet's `result` set. A refused
- * packet's frame holds the packet as it arrived (nothing decrypted is left
- * in it). Each packet is judged alone; of two copies of one packet, the
- * second is refused as a replay.
+ * are updated to the opened packet, each packet's `result` set. A packet
+ * refused before decryption is left as it arrived; one refused at its ICV
+ * or after was decrypted in place, so its ESP payload is zeroed (nothing
+ * decrypted is left in it) and its headers are left as they arrived. Each
+ * packet is judged alone; of two copies of one packet, the second is
+ * refused as a replay.
  *
  * Returns as `espgcm_outbound_seal_burst`.
  *
@@ -1246,8 +1277,9 @@ void espgcm_sa_table_free(struct espgcm_sa_table *table);
  * its SPI and, when given, the packet's destination (and source). `*out`
  * receives a handle to the SA (for its counters; free it with
  * `espgcm_inbound_free`), or NULL on error; pass NULL for `out` if you do
- * not want one. `ESPGCM_ERR_ESP_INVALID` if an SA with the same SPI
- * and addresses is already installed, or for a bad setting.
+ * not want one. `ESPGCM_ERR_ESP_SA_EXISTS` if an SA with the same SPI
+ * and addresses is already installed, `ESPGCM_ERR_ESP_INVALID` for a bad
+ * setting.
  *
  * # Safety
  * `table` and `cfg` must be live; `dst` and `src` NULL or valid; `out` NULL

@@ -8,13 +8,20 @@
 //! job that fails to decrypt has its data zeroed, exactly as a single
 //! [`Gcm::decrypt`] would.
 //!
-//! On the 512-bit VAES backend, short messages of one shape (the same
-//! number of blocks, up to 16, and of AAD blocks, 0 or 1) run four at a
-//! time through a kernel that holds one message per 128-bit lane
-//! (`backend::multi512`); everything else runs one by one. The results are
+//! Every SIMD backend has a kernel that runs eight short messages (at most
+//! 16 bytes of AAD, ESP's case) at once, one per 128-bit lane
+//! (`backend::stitched::multi`). A batch hands it the messages its backend
+//! runs faster that way than one by one, as measured by `benches/batch.rs`
+//! (today: sealing messages of up to 64 bytes on the 512-bit VAES backend;
+//! the single-message code, whose per-call work overlaps well on this
+//! generation of CPUs, is as fast or faster elsewhere): jobs are sorted by
+//! length within windows of 64, and up to eight of similar length form a
+//! group. Everything else, jobs the verify policy picks, and leftovers too
+//! few for a group run one by one, as single calls would. The results are
 //! those of single calls, byte for byte and tag for tag.
 
 use crate::Error;
+use crate::backend::group::{self, GROUP, Message};
 use crate::engine::Engine;
 use crate::gcm::{Gcm, MIN_TAG_LEN, check_lengths, tags_match};
 use zeroize::Zeroize;
@@ -86,16 +93,14 @@ impl Gcm {
         self.run_batch::<true>(jobs);
     }
 
-    /// Jobs that the verify policy picks, and jobs the four-message kernel
-    /// cannot take, run one by one; the rest wait in a bucket per shape
-    /// until four are there, and run together. What is left in the buckets
-    /// at the end runs one by one.
+    /// Jobs that the verify policy picks, and jobs no group takes, run one
+    /// by one; the rest wait in a window, and each full window (and the
+    /// last) is sorted by length and cut into groups.
     fn run_batch<const DECRYPT: bool>(&self, jobs: &mut [Job<'_>]) {
         let engine = self.active();
-        #[cfg(target_arch = "x86_64")]
-        let group_key = self.group_key(engine);
-        #[cfg(target_arch = "x86_64")]
-        let mut buckets = Buckets::default();
+        let group_blocks = engine.group_blocks::<DECRYPT>();
+        let mut window = [(0usize, 0usize); WINDOW];
+        let mut waiting = 0;
         for i in 0..jobs.len() {
             let Some(job) = jobs.get_mut(i) else { continue };
             if let Err(e) = self.admit::<DECRYPT>(job) {
@@ -103,22 +108,48 @@ impl Gcm {
                 continue;
             }
             let reference = self.reference_for(engine);
-            #[cfg(target_arch = "x86_64")]
-            if let (Some(key), None, Some(shape)) =
-                (group_key, reference, crate::backend::multi512::shape(job.aad.len(), job.data.len()))
+            if let (None, true, Some(slot)) =
+                (reference, group::fits(job.aad.len(), job.data.len(), group_blocks), window.get_mut(waiting))
             {
-                if let Some(group) = buckets.add(shape, i) {
-                    self.run_group::<DECRYPT>(engine, key, jobs, group);
+                *slot = (job.data.len().div_ceil(16), i);
+                waiting += 1;
+                if waiting == WINDOW {
+                    self.run_window::<DECRYPT>(engine, jobs, &mut window);
+                    waiting = 0;
                 }
                 continue;
             }
             self.run_one::<DECRYPT>(engine, reference, job);
         }
-        #[cfg(target_arch = "x86_64")]
-        for i in buckets.left() {
-            if let Some(job) = jobs.get_mut(i) {
-                self.run_one::<DECRYPT>(engine, None, job);
+        self.run_window::<DECRYPT>(engine, jobs, window.get_mut(..waiting).unwrap_or_default());
+    }
+
+    /// Waiting jobs `(blocks, index)`: sorted by length, then groups of up
+    /// to [`GROUP`] whose lengths are close (a group costs what its longest
+    /// message costs in every lane); groups of fewer than half run one by
+    /// one.
+    fn run_window<const DECRYPT: bool>(&self, engine: &Engine, jobs: &mut [Job<'_>], waiting: &mut [(usize, usize)]) {
+        // A burst of one packet size comes in sorted already.
+        if !waiting.is_sorted() {
+            waiting.sort_unstable();
+        }
+        let mut at = 0;
+        while let Some(&(shortest, _)) = waiting.get(at) {
+            let longest = shortest + shortest / 4 + 1;
+            let len =
+                waiting.get(at..).unwrap_or_default().iter().take(GROUP).take_while(|(b, _)| *b <= longest).count();
+            let members = waiting.get_mut(at..at + len).unwrap_or_default();
+            if len >= GROUP / 2 {
+                members.sort_unstable_by_key(|&(_, i)| i);
+                self.run_group::<DECRYPT>(engine, jobs, members);
+            } else {
+                for &(_, i) in members.iter() {
+                    if let Some(job) = jobs.get_mut(i) {
+                        self.run_one::<DECRYPT>(engine, None, job);
+                    }
+                }
             }
+            at += len.max(1);
         }
     }
 
@@ -141,38 +172,48 @@ impl Gcm {
         }
     }
 
-    /// Four jobs of one shape through the kernel.
-    #[cfg(target_arch = "x86_64")]
-    fn run_group<const DECRYPT: bool>(
-        &self,
-        engine: &Engine,
-        key: &crate::backend::multi512::MultiKey,
-        jobs: &mut [Job<'_>],
-        group: [usize; 4],
-    ) {
-        use crate::backend::multi512::Lane;
-        let Ok(four) = jobs.get_disjoint_mut(group) else {
-            // Not reachable (a bucket holds distinct indices); each job
-            // still gets its answer.
-            for i in group {
-                if let Some(job) = jobs.get_mut(i) {
-                    self.run_one::<DECRYPT>(engine, None, job);
+    /// The jobs at `members` (indices in ascending order, at most
+    /// [`GROUP`]) through the group kernel.
+    fn run_group<const DECRYPT: bool>(&self, engine: &Engine, jobs: &mut [Job<'_>], members: &[(usize, usize)]) {
+        if let Some(indices) = <&[(usize, usize); GROUP]>::try_from(members).ok().map(|m| m.map(|(_, i)| i))
+            && let Ok(all) = jobs.get_disjoint_mut(indices)
+        {
+            return self.run_chosen::<DECRYPT>(engine, all.map(Some), GROUP);
+        }
+        let mut chosen: [Option<&mut Job<'_>>; GROUP] = Default::default();
+        let mut count = 0;
+        let mut wanted = members.iter().map(|&(_, i)| i).peekable();
+        for (i, job) in jobs.iter_mut().enumerate() {
+            if wanted.peek() == Some(&i) {
+                wanted.next();
+                if let Some(slot) = chosen.get_mut(count) {
+                    *slot = Some(job);
+                    count += 1;
                 }
             }
-            return;
-        };
-        let [a, b, c, d] = four;
-        let tags = {
-            let mut lanes =
-                [&mut *a, &mut *b, &mut *c, &mut *d].map(|j| Lane { iv: j.iv, aad: j.aad, data: &mut *j.data });
-            if DECRYPT {
-                crate::engine::open_group(engine, key, &mut lanes)
-            } else {
-                crate::engine::seal_group(engine, key, &mut lanes)
+        }
+        self.run_chosen::<DECRYPT>(engine, chosen, count);
+    }
+
+    /// The first `count` of `chosen` through the group kernel.
+    fn run_chosen<const DECRYPT: bool>(
+        &self,
+        engine: &Engine,
+        mut chosen: [Option<&mut Job<'_>>; GROUP],
+        count: usize,
+    ) {
+        let mut tags = [[0u8; 16]; GROUP];
+        let ran = {
+            let mut msgs: [Message<'_>; GROUP] = core::array::from_fn(|_| Message { j0: 0, aad: &[], data: &mut [] });
+            for (msg, job) in msgs.iter_mut().zip(chosen.iter_mut().flatten()) {
+                *msg = Message { j0: j0_of(&job.iv), aad: job.aad, data: &mut *job.data };
             }
+            engine.crypt_group::<DECRYPT>(msgs.get_mut(..count).unwrap_or_default(), &mut tags)
         };
-        for (job, tag) in [a, b, c, d].into_iter().zip(tags) {
-            if DECRYPT {
+        for (job, tag) in chosen.into_iter().flatten().zip(tags) {
+            if !ran {
+                self.run_one::<DECRYPT>(engine, None, job);
+            } else if DECRYPT {
                 job.result = settle(tag, job);
             } else {
                 job.tag = tag;
@@ -180,6 +221,17 @@ impl Gcm {
             }
         }
     }
+}
+
+/// Jobs that wait to be sorted into groups at a time.
+const WINDOW: usize = 64;
+
+/// `J0` for a 96-bit IV: `IV || 0^31 || 1`, as a big-endian integer.
+fn j0_of(iv: &[u8; 12]) -> u128 {
+    let mut block = [0u8; 16];
+    block[..12].copy_from_slice(iv);
+    block[15] = 1;
+    u128::from_be_bytes(block)
 }
 
 /// A decrypted job's verdict: its tag against the computed one; a job that
@@ -190,46 +242,6 @@ fn settle(computed: [u8; 16], job: &mut Job<'_>) -> Result<(), Error> {
     } else {
         job.data.zeroize();
         Err(Error::Auth)
-    }
-}
-
-/// Jobs waiting for three more of their shape: one bucket per (AAD blocks,
-/// data blocks).
-#[cfg(target_arch = "x86_64")]
-struct Buckets {
-    waiting: [[usize; 3]; 2 * crate::backend::multi512::MAX_BLOCKS],
-    count: [u8; 2 * crate::backend::multi512::MAX_BLOCKS],
-}
-
-#[cfg(target_arch = "x86_64")]
-impl Default for Buckets {
-    fn default() -> Buckets {
-        Buckets {
-            waiting: [[0; 3]; 2 * crate::backend::multi512::MAX_BLOCKS],
-            count: [0; 2 * crate::backend::multi512::MAX_BLOCKS],
-        }
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-impl Buckets {
-    /// Add job `i` of `shape`; a full group of four when this completes one.
-    fn add(&mut self, (aad_blocks, blocks): (usize, usize), i: usize) -> Option<[usize; 4]> {
-        let s = aad_blocks * crate::backend::multi512::MAX_BLOCKS + blocks - 1;
-        let (waiting, count) = (self.waiting.get_mut(s)?, self.count.get_mut(s)?);
-        if *count == 3 {
-            *count = 0;
-            Some([waiting[0], waiting[1], waiting[2], i])
-        } else {
-            waiting[usize::from(*count)] = i;
-            *count += 1;
-            None
-        }
-    }
-
-    /// The jobs still waiting.
-    fn left(&self) -> impl Iterator<Item = usize> + '_ {
-        self.waiting.iter().zip(&self.count).flat_map(|(w, &n)| w.iter().copied().take(usize::from(n)))
     }
 }
 

@@ -102,34 +102,28 @@ impl Engine {
         corrupt_opened(&self.0, buf);
         tag
     }
-}
 
-/// The 512-bit four-message kernel's output, corrupted like the engine's.
-#[cfg(target_arch = "x86_64")]
-pub(crate) fn seal_group(
-    engine: &Engine,
-    key: &crate::backend::multi512::MultiKey,
-    lanes: &mut [crate::backend::multi512::Lane<'_>; 4],
-) -> [[u8; 16]; 4] {
-    let mut tags = key.seal(lanes);
-    for (lane, tag) in lanes.iter_mut().zip(tags.iter_mut()) {
-        corrupt_sealed(&engine.0, lane.data, tag);
+    pub(crate) fn group_blocks<const DECRYPT: bool>(&self) -> usize {
+        self.0.group_blocks::<DECRYPT>()
     }
-    tags
-}
 
-/// The decrypting side of [`seal_group`].
-#[cfg(target_arch = "x86_64")]
-pub(crate) fn open_group(
-    engine: &Engine,
-    key: &crate::backend::multi512::MultiKey,
-    lanes: &mut [crate::backend::multi512::Lane<'_>; 4],
-) -> [[u8; 16]; 4] {
-    let tags = key.open(lanes);
-    for lane in lanes.iter_mut() {
-        corrupt_opened(&engine.0, lane.data);
+    pub(crate) fn crypt_group<const DECRYPT: bool>(
+        &self,
+        msgs: &mut [backend::group::Message<'_>],
+        tags: &mut [[u8; 16]],
+    ) -> bool {
+        if !self.0.crypt_group::<DECRYPT>(msgs, tags) {
+            return false;
+        }
+        for (msg, tag) in msgs.iter_mut().zip(tags.iter_mut()) {
+            if DECRYPT {
+                corrupt_opened(&self.0, msg.data);
+            } else {
+                corrupt_sealed(&self.0, msg.data, tag);
+            }
+        }
+        true
     }
-    tags
 }
 
 /// Which blocks of each message a plan corrupts.

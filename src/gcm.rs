@@ -6,9 +6,11 @@
 //! how a tag is checked: in constant time, possibly truncated, and with the
 //! buffer wiped before an authentication failure is returned.
 
+use crate::backend::Backend;
 use crate::backend::KeyBytes;
 use crate::engine::Engine;
-use crate::{Backend, Error, VerifyPolicy};
+use crate::error::Error;
+use crate::verify::VerifyPolicy;
 use crate::{policy, verify};
 use aead::array::Array;
 use aead::consts::{U12, U16, U24, U32};
@@ -96,10 +98,6 @@ pub struct Gcm {
     /// engines' own key schedules are).
     key: StoredKey,
     verify: VerifyPolicy,
-    /// The four-message kernel's key material, built at the first batch on
-    /// a backend that has it (`None` inside: this CPU or build has none).
-    #[cfg(target_arch = "x86_64")]
-    group: OnceLock<Option<Box<crate::backend::multi512::MultiKey>>>,
 }
 
 /// A copy of the AES key, wiped when dropped.
@@ -166,14 +164,7 @@ impl Gcm {
     }
 
     fn from_engine(engine: Engine, key: KeyBytes<'_>) -> Gcm {
-        Gcm {
-            engine,
-            others: Default::default(),
-            key: StoredKey::new(key),
-            verify: VerifyPolicy::Off,
-            #[cfg(target_arch = "x86_64")]
-            group: OnceLock::new(),
-        }
+        Gcm { engine, others: Default::default(), key: StoredKey::new(key), verify: VerifyPolicy::Off }
     }
 
     /// The backend this key runs on: the one it was set up on, or, if that
@@ -319,16 +310,6 @@ impl Gcm {
             Some(r) => verify::open_checked(engine, r, j0(r, iv), aad, buf),
             None => engine.open(j0(engine, iv), aad, buf),
         }
-    }
-
-    /// The four-message kernel for `engine`, if it runs on a backend that
-    /// has one (the 512-bit VAES backend).
-    #[cfg(target_arch = "x86_64")]
-    pub(crate) fn group_key(&self, engine: &Engine) -> Option<&crate::backend::multi512::MultiKey> {
-        if engine.backend() != Backend::Vaes512 {
-            return None;
-        }
-        self.group.get_or_init(|| crate::backend::multi512::MultiKey::new(self.key.get()).map(Box::new)).as_deref()
     }
 
     /// Encrypt `parts[0] || parts[1]` (a 12-byte-or-other IV as in

@@ -2,7 +2,7 @@
 //! messages, fault reports, their subscribers, and the [`health`] snapshot.
 //! Recording a fault quarantines its backend (through [`crate::policy`]).
 
-use crate::Backend;
+use crate::backend::Backend;
 use crate::policy;
 use core::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};

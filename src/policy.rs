@@ -14,7 +14,7 @@
 //! The backends know nothing of this: policy sits above them and below
 //! the layers that choose (`Gcm`, verify mode, the health record).
 
-use crate::Backend;
+use crate::backend::Backend;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 

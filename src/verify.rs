@@ -30,7 +30,7 @@
 //! message once each thread has seen its largest message. After a checked
 //! decryption the plaintext left in it is wiped.
 
-use crate::Backend;
+use crate::backend::Backend;
 use crate::engine::Engine;
 use crate::health::{self, FaultKind, FaultReport};
 use std::cell::Cell;

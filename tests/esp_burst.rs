@@ -111,10 +111,18 @@ fn each_packet_of_a_burst_is_judged_alone() {
     for i in [1, 2, 3, 5, 7] {
         assert_eq!(results[i], Ok(()), "packet {i}");
     }
-    for (i, b) in burst.iter().enumerate() {
-        if results[i].is_err() {
-            assert_eq!(b.data(), arriving[i].as_slice(), "refused packet {i} is left as it arrived");
-        }
+    // Refused before decryption (the replay from before): as it arrived.
+    // Refused at the ICV or after (the forgery, the second copy, which was
+    // decrypted before the window refused it): the ESP payload is zeroed,
+    // the headers in front of it and the ICV are as they arrived.
+    assert_eq!(burst[0].data(), arriving[0].as_slice(), "refused before decryption: left as it arrived");
+    for i in [4, 6] {
+        let (got, arrived) = (burst[i].data(), arriving[i]);
+        assert_eq!(got.len(), arrived.len(), "packet {i}");
+        let (body, icv) = (20 + 16..arrived.len() - 16, arrived.len() - 16..);
+        assert_eq!(got[..body.start], arrived[..body.start], "packet {i}: headers as they arrived");
+        assert!(got[body.clone()].iter().all(|&b| b == 0), "packet {i}: nothing decrypted is left");
+        assert_eq!(got[icv.clone()], arrived[icv], "packet {i}: the ICV as it arrived");
     }
     assert_eq!(burst[1].data(), inputs[1].as_slice());
     assert_eq!(burst[7].data(), inputs[7].as_slice());

@@ -905,10 +905,12 @@ pub unsafe extern "C" fn espgcm_outbound_seal_burst(
 }
 
 /// Open `n` packets where they lie, each in its own frame; `start` and `len`
-/// are updated to the opened packet, each packet's `result` set. A refused
-/// packet's frame holds the packet as it arrived (nothing decrypted is left
-/// in it). Each packet is judged alone; of two copies of one packet, the
-/// second is refused as a replay.
+/// are updated to the opened packet, each packet's `result` set. A packet
+/// refused before decryption is left as it arrived; one refused at its ICV
+/// or after was decrypted in place, so its ESP payload is zeroed (nothing
+/// decrypted is left in it) and its headers are left as they arrived. Each
+/// packet is judged alone; of two copies of one packet, the second is
+/// refused as a replay.
 ///
 /// Returns as `espgcm_outbound_seal_burst`.
 ///

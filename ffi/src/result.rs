@@ -35,7 +35,8 @@ pub const ESPGCM_ERR_TOO_LONG: c_int = 12;
 pub const ESPGCM_ERR_TAG_LENGTH: c_int = 13;
 /// The tag (or the ESP ICV) does not verify: the data is damaged or forged,
 /// or the key, IV or AAD is wrong. Nothing was released: the buffer was
-/// zeroed (AES-GCM) or left as it arrived (ESP).
+/// zeroed (AES-GCM; in an ESP burst, the packet's ESP payload, decrypted in
+/// place) or not written (a single ESP open).
 pub const ESPGCM_ERR_AUTH: c_int = 14;
 /// The requested backend cannot run on this CPU or in this build.
 pub const ESPGCM_ERR_UNSUPPORTED_BACKEND: c_int = 15;
@@ -98,6 +99,19 @@ pub const ESPGCM_ERR_ESP_INVALID: c_int = 119;
 pub const ESPGCM_ERR_ESP_KEY_IN_USE: c_int = 120;
 /// ESP: no policy in the SA table covers the packet (RFC 4301: discard it).
 pub const ESPGCM_ERR_ESP_NO_POLICY: c_int = 121;
+/// ESP: the SA's configured sequence-number limit is reached
+/// (`Outbound::set_sequence_limit` in Rust): nothing was sent; re-key.
+pub const ESPGCM_ERR_ESP_SEQUENCE_LIMIT: c_int = 122;
+/// ESP: the SA crossed a hard lifetime limit and is stopped: nothing was
+/// sent or delivered; re-key.
+pub const ESPGCM_ERR_ESP_LIFETIME_EXPIRED: c_int = 123;
+/// ESP: the SA table already holds an SA with this SPI and these
+/// addresses (delete it first, or use another SPI).
+pub const ESPGCM_ERR_ESP_SA_EXISTS: c_int = 124;
+/// ESP: the SA table holds no SA with this SPI and these addresses.
+pub const ESPGCM_ERR_ESP_NO_SUCH_SA: c_int = 125;
+/// ESP: the SA table holds no policy with this id.
+pub const ESPGCM_ERR_ESP_NO_SUCH_POLICY: c_int = 126;
 /// ESP: another error this version of the bindings does not name.
 pub const ESPGCM_ERR_ESP_OTHER: c_int = 199;
 
@@ -165,6 +179,13 @@ fn message(result: c_int) -> &'static core::ffi::CStr {
             c"ESP: another live outbound SA already sends under this key and salt; share it instead of making a second one"
         }
         ESPGCM_ERR_ESP_NO_POLICY => c"ESP: no policy covers the packet: discard it (RFC 4301)",
+        ESPGCM_ERR_ESP_SEQUENCE_LIMIT => c"ESP: the SA's sequence-number limit is reached: re-key; nothing was sent",
+        ESPGCM_ERR_ESP_LIFETIME_EXPIRED => {
+            c"ESP: the SA crossed a hard lifetime limit and is stopped: re-key; nothing was sent or delivered"
+        }
+        ESPGCM_ERR_ESP_SA_EXISTS => c"ESP: the SA table already holds an SA with this SPI and these addresses",
+        ESPGCM_ERR_ESP_NO_SUCH_SA => c"ESP: the SA table holds no SA with this SPI and these addresses",
+        ESPGCM_ERR_ESP_NO_SUCH_POLICY => c"ESP: the SA table holds no policy with this id",
         ESPGCM_ERR_ESP_OTHER => c"ESP: error",
         _ => c"unknown espgcm result code",
     }
@@ -209,6 +230,11 @@ pub(crate) fn esp_code(e: &EspError) -> c_int {
         EspError::Invalid { .. } => ESPGCM_ERR_ESP_INVALID,
         EspError::Crypto(e) => gcm_code(*e),
         EspError::KeyInUse { .. } => ESPGCM_ERR_ESP_KEY_IN_USE,
+        EspError::SequenceLimit { .. } => ESPGCM_ERR_ESP_SEQUENCE_LIMIT,
+        EspError::LifetimeExpired { .. } => ESPGCM_ERR_ESP_LIFETIME_EXPIRED,
+        EspError::SaExists { .. } => ESPGCM_ERR_ESP_SA_EXISTS,
+        EspError::NoSuchSa { .. } => ESPGCM_ERR_ESP_NO_SUCH_SA,
+        EspError::NoSuchPolicy { .. } => ESPGCM_ERR_ESP_NO_SUCH_POLICY,
         _ => ESPGCM_ERR_ESP_OTHER,
     }
 }
@@ -255,7 +281,7 @@ mod tests {
         messages.sort();
         messages.dedup();
         assert_eq!(messages.len(), codes.len(), "two codes share a message");
-        assert_eq!(codes.len(), 37);
+        assert_eq!(codes.len(), 42);
         assert_eq!(message(-1), c"unknown espgcm result code");
     }
 
@@ -266,5 +292,6 @@ mod tests {
         assert_eq!(esp_code(&EspError::Replay { seq: 3 }), ESPGCM_ERR_ESP_REPLAY);
         assert_eq!(esp_code(&EspError::Crypto(Error::TooLong)), ESPGCM_ERR_TOO_LONG);
         assert_eq!(esp_code(&EspError::NoSa { spi: 0x1000 }), ESPGCM_ERR_ESP_NO_SA);
+        assert_eq!(esp_code(&EspError::SequenceLimit { limit: 5 }), ESPGCM_ERR_ESP_SEQUENCE_LIMIT);
     }
 }

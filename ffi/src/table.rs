@@ -72,8 +72,9 @@ pub unsafe extern "C" fn espgcm_sa_table_free(table: *mut espgcm_sa_table) {
 /// its SPI and, when given, the packet's destination (and source). `*out`
 /// receives a handle to the SA (for its counters; free it with
 /// `espgcm_inbound_free`), or NULL on error; pass NULL for `out` if you do
-/// not want one. `ESPGCM_ERR_ESP_INVALID` if an SA with the same SPI
-/// and addresses is already installed, or for a bad setting.
+/// not want one. `ESPGCM_ERR_ESP_SA_EXISTS` if an SA with the same SPI
+/// and addresses is already installed, `ESPGCM_ERR_ESP_INVALID` for a bad
+/// setting.
 ///
 /// # Safety
 /// `table` and `cfg` must be live; `dst` and `src` NULL or valid; `out` NULL

@@ -15,8 +15,7 @@ pub(crate) mod aesni;
 pub(crate) mod armv8;
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 mod bulk;
-#[cfg(target_arch = "x86_64")]
-pub(crate) mod multi512;
+pub(crate) mod group;
 pub(crate) mod scalar;
 mod sink;
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
@@ -429,6 +428,61 @@ impl Engine {
             Engine::Vaes512(k) => seal_append(&**k, j0, aad, parts, out, sink),
             #[cfg(target_arch = "aarch64")]
             Engine::Armv8(k) => seal_append(&**k, j0, aad, parts, out, sink),
+        }
+    }
+
+    /// The longest message (in blocks) worth handing to
+    /// [`crypt_group`](Self::crypt_group) when sealing or opening (0: none,
+    /// run them one by one).
+    pub(crate) fn group_blocks<const DECRYPT: bool>(&self) -> usize {
+        match self {
+            Engine::Scalar(_) => 0,
+            #[cfg(target_arch = "x86_64")]
+            Engine::AesNi(k) => k.group_blocks::<DECRYPT>(),
+            #[cfg(target_arch = "x86_64")]
+            Engine::Vaes256(k) => k.group_blocks::<DECRYPT>(),
+            #[cfg(target_arch = "x86_64")]
+            Engine::Vaes512(k) => k.group_blocks::<DECRYPT>(),
+            #[cfg(target_arch = "aarch64")]
+            Engine::Armv8(k) => k.group_blocks::<DECRYPT>(),
+        }
+    }
+
+    /// Up to [`group::GROUP`] messages that [`group::fits`] allows, at
+    /// once: `tags[i]` gets message `i`'s tag (computed over the ciphertext
+    /// when opening). `false` (nothing done) on a backend without such a
+    /// kernel: the caller runs the messages one by one.
+    #[inline]
+    pub(crate) fn crypt_group<const DECRYPT: bool>(
+        &self,
+        msgs: &mut [group::Message<'_>],
+        tags: &mut [[u8; 16]],
+    ) -> bool {
+        match self {
+            Engine::Scalar(_) => {
+                let _ = (msgs, tags);
+                false
+            }
+            #[cfg(target_arch = "x86_64")]
+            Engine::AesNi(k) => {
+                k.crypt_group::<DECRYPT>(msgs, tags);
+                true
+            }
+            #[cfg(target_arch = "x86_64")]
+            Engine::Vaes256(k) => {
+                k.crypt_group::<DECRYPT>(msgs, tags);
+                true
+            }
+            #[cfg(target_arch = "x86_64")]
+            Engine::Vaes512(k) => {
+                k.crypt_group::<DECRYPT>(msgs, tags);
+                true
+            }
+            #[cfg(target_arch = "aarch64")]
+            Engine::Armv8(k) => {
+                k.crypt_group::<DECRYPT>(msgs, tags);
+                true
+            }
         }
     }
 

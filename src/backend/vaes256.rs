@@ -35,9 +35,9 @@ use super::stitched::{self, Lanes, Shape};
 use core::arch::x86_64::{
     __m256i, _mm_set_epi8, _mm_xor_si128, _mm256_add_epi32, _mm256_aesenc_epi128, _mm256_aesenclast_epi128,
     _mm256_and_si256, _mm256_broadcastsi128_si256, _mm256_bslli_epi128, _mm256_bsrli_epi128, _mm256_castsi256_si128,
-    _mm256_clmulepi64_epi128, _mm256_extracti128_si256, _mm256_loadu_si256, _mm256_set_epi32, _mm256_set_m128i,
-    _mm256_set1_epi64x, _mm256_setzero_si256, _mm256_shuffle_epi8, _mm256_shuffle_epi32, _mm256_storeu_si256,
-    _mm256_xor_si256, _mm256_zextsi128_si256,
+    _mm256_clmulepi64_epi128, _mm256_extracti128_si256, _mm256_loadu_si256, _mm256_set_epi32, _mm256_set_epi64x,
+    _mm256_set_m128i, _mm256_set1_epi64x, _mm256_setzero_si256, _mm256_shuffle_epi8, _mm256_shuffle_epi32,
+    _mm256_storeu_si256, _mm256_xor_si256, _mm256_zextsi128_si256,
 };
 
 /// Proof that this CPU has VAES, VPCLMULQDQ, AVX2 and AES-NI (with SSSE3
@@ -83,6 +83,7 @@ impl Lanes for Y {
     type Narrow = X;
     const BLOCKS: usize = 2;
     const KARATSUBA: bool = false;
+    const GROUP_BLOCKS: [usize; 2] = [0, 0];
     const SHORT: usize = 17;
 
     #[inline(always)]
@@ -210,6 +211,54 @@ impl Lanes for Y {
     fn fold_lanes(self) -> X {
         y!(X::from_raw(_mm_xor_si128(_mm256_castsi256_si128(self.0), _mm256_extracti128_si256::<1>(self.0))))
     }
+    #[inline(always)]
+    fn from_lanes(_: Vaes256Token, lanes: [X; 4]) -> Y {
+        Y(y!(_mm256_set_m128i(lanes[1].raw(), lanes[0].raw())))
+    }
+    #[inline(always)]
+    fn lane(self, i: usize) -> X {
+        if i == 0 { self.lane0() } else { y!(X::from_raw(_mm256_extracti128_si256::<1>(self.0))) }
+    }
+    #[inline(always)]
+    unsafe fn gather(t: Vaes256Token, lanes: [(*const u8, usize); 4]) -> Y {
+        let x = Y::narrow(t);
+        // SAFETY: each lane's bytes are readable (caller).
+        let (lo, hi) = unsafe { (X::gather(x, [lanes[0]; 4]), X::gather(x, [lanes[1]; 4])) };
+        Y::from_lanes(t, [lo, hi, lo, hi])
+    }
+    #[inline(always)]
+    unsafe fn scatter(self, lanes: [(*mut u8, usize); 4]) {
+        // SAFETY: each lane's bytes are writable (caller).
+        unsafe {
+            self.lane(0).scatter([lanes[0]; 4]);
+            self.lane(1).scatter([lanes[1]; 4]);
+        }
+    }
+    #[inline(always)]
+    unsafe fn gather_full(t: Vaes256Token, lanes: [*const u8; 4]) -> Y {
+        let x = Y::narrow(t);
+        // SAFETY: 16 readable bytes at each pointer (caller).
+        let (lo, hi) = unsafe { (X::load(x, lanes[0]), X::load(x, lanes[1])) };
+        Y(y!(_mm256_set_m128i(hi.raw(), lo.raw())))
+    }
+    #[inline(always)]
+    unsafe fn scatter_full(self, lanes: [*mut u8; 4]) {
+        // SAFETY: 16 writable bytes at each pointer (caller).
+        unsafe {
+            self.lane(0).store(lanes[0]);
+            self.lane(1).store(lanes[1]);
+        }
+    }
+    #[inline(always)]
+    fn keep_lanes(self, n: [usize; 4]) -> Y {
+        let (lo, hi) = (self.lane(0).keep(n[0]), self.lane(1).keep(n[1]));
+        Y(y!(_mm256_set_m128i(hi.raw(), lo.raw())))
+    }
+    #[inline(always)]
+    fn select_lanes(self, lanes: u32) -> Y {
+        let all = |bit: u32| if lanes & bit != 0 { -1i64 } else { 0 };
+        Y(y!(_mm256_and_si256(self.0, _mm256_set_epi64x(all(2), all(2), all(1), all(1)))))
+    }
 }
 
 /// The 256-bit backend's shape: four registers per batch, one batch per
@@ -223,7 +272,7 @@ impl Shape for Vaes256 {
     type Narrow = super::aesni::AesNi;
 }
 
-stitched::kernel!(Vaes256, "vaes,vpclmulqdq,avx2,avx,aes,pclmulqdq,ssse3,sse4.1");
+stitched::kernel!(Vaes256, "vaes,vpclmulqdq,avx2,avx,aes,pclmulqdq,ssse3,sse4.1", multi = (2, 2));
 
 /// A key of this backend.
 pub(crate) type Vaes256Key = stitched::Key<Vaes256>;

@@ -35,11 +35,12 @@ use super::KeyBytes;
 use super::aesni::{AesNiToken, X};
 use super::stitched::{self, Lanes, Shape};
 use core::arch::x86_64::{
-    __m512i, _MM_PERM_BADC, _mm_set_epi8, _mm_xor_si128, _mm256_castsi256_si128, _mm256_extracti128_si256,
-    _mm256_xor_si256, _mm512_add_epi32, _mm512_aesenc_epi128, _mm512_aesenclast_epi128, _mm512_broadcast_i32x4,
-    _mm512_bslli_epi128, _mm512_bsrli_epi128, _mm512_castsi512_si128, _mm512_castsi512_si256, _mm512_clmulepi64_epi128,
-    _mm512_extracti64x4_epi64, _mm512_loadu_si512, _mm512_mask_storeu_epi8, _mm512_maskz_loadu_epi8,
-    _mm512_maskz_mov_epi8, _mm512_set_epi32, _mm512_set1_epi64, _mm512_setzero_si512, _mm512_shuffle_epi8,
+    __m512i, _MM_PERM_BADC, _mm_mask_storeu_epi8, _mm_maskz_loadu_epi8, _mm_set_epi8, _mm_xor_si128,
+    _mm256_castsi256_si128, _mm256_extracti128_si256, _mm256_xor_si256, _mm512_add_epi32, _mm512_aesenc_epi128,
+    _mm512_aesenclast_epi128, _mm512_broadcast_i32x4, _mm512_bslli_epi128, _mm512_bsrli_epi128, _mm512_castsi512_si128,
+    _mm512_castsi512_si256, _mm512_clmulepi64_epi128, _mm512_extracti32x4_epi32, _mm512_extracti64x4_epi64,
+    _mm512_inserti32x4, _mm512_loadu_si512, _mm512_mask_storeu_epi8, _mm512_maskz_loadu_epi8, _mm512_maskz_mov_epi8,
+    _mm512_maskz_mov_epi64, _mm512_set_epi32, _mm512_set1_epi64, _mm512_setzero_si512, _mm512_shuffle_epi8,
     _mm512_shuffle_epi32, _mm512_storeu_si512, _mm512_ternarylogic_epi64, _mm512_xor_si512, _mm512_zextsi128_si512,
 };
 
@@ -70,6 +71,24 @@ macro_rules! z {
     };
 }
 
+/// One lane's `n` (0..=16) bytes, zeros after them.
+///
+/// # Safety
+/// The `n` bytes at the pointer must be readable, and the CPU must have
+/// AVX-512 BW/VL (a caller holding a `Z` token).
+#[inline(always)]
+unsafe fn load_lane((src, n): (*const u8, usize)) -> X {
+    // SAFETY: the mask covers the lane's `n` readable bytes (caller) and no
+    // others; masked-off bytes are neither read nor faulted on.
+    unsafe { X::from_raw(_mm_maskz_loadu_epi8(lane_bytes(n), src.cast())) }
+}
+
+/// The byte mask of the first `n` (0..=16) bytes of a lane.
+#[inline(always)]
+fn lane_bytes(n: usize) -> u16 {
+    u16::MAX.checked_shr(16 - n.min(16) as u32).unwrap_or(0)
+}
+
 /// The byte mask of the first `n` (0..=64) bytes of a register.
 #[inline(always)]
 fn first_bytes(n: usize) -> u64 {
@@ -81,6 +100,7 @@ impl Lanes for Z {
     type Narrow = X;
     const BLOCKS: usize = 4;
     const KARATSUBA: bool = false;
+    const GROUP_BLOCKS: [usize; 2] = [4, 0];
     const SHORT: usize = 17;
 
     #[inline(always)]
@@ -199,6 +219,64 @@ impl Lanes for Z {
         z!(X::from_raw(_mm512_castsi512_si128(self.0)))
     }
     #[inline(always)]
+    fn from_lanes(_: Vaes512Token, lanes: [X; 4]) -> Z {
+        let z = z!(_mm512_zextsi128_si512(lanes[0].raw()));
+        let z = z!(_mm512_inserti32x4::<1>(z, lanes[1].raw()));
+        let z = z!(_mm512_inserti32x4::<2>(z, lanes[2].raw()));
+        Z(z!(_mm512_inserti32x4::<3>(z, lanes[3].raw())))
+    }
+    #[inline(always)]
+    fn lane(self, i: usize) -> X {
+        z!(X::from_raw(match i {
+            0 => _mm512_castsi512_si128(self.0),
+            1 => _mm512_extracti32x4_epi32::<1>(self.0),
+            2 => _mm512_extracti32x4_epi32::<2>(self.0),
+            _ => _mm512_extracti32x4_epi32::<3>(self.0),
+        }))
+    }
+    #[inline(always)]
+    unsafe fn gather(t: Vaes512Token, lanes: [(*const u8, usize); 4]) -> Z {
+        // SAFETY: each lane's bytes are readable (caller).
+        let l = unsafe { [load_lane(lanes[0]), load_lane(lanes[1]), load_lane(lanes[2]), load_lane(lanes[3])] };
+        Z::from_lanes(t, l)
+    }
+    #[inline(always)]
+    unsafe fn scatter(self, lanes: [(*mut u8, usize); 4]) {
+        for (i, (dst, n)) in lanes.into_iter().enumerate() {
+            // SAFETY: the mask covers the lane's `n` writable bytes (caller)
+            // and no others.
+            unsafe { _mm_mask_storeu_epi8(dst.cast(), lane_bytes(n), self.lane(i).raw()) };
+        }
+    }
+    #[inline(always)]
+    unsafe fn gather_full(t: Vaes512Token, lanes: [*const u8; 4]) -> Z {
+        let x = Z::narrow(t);
+        // SAFETY: 16 readable bytes at each pointer (caller).
+        let l = unsafe { [X::load(x, lanes[0]), X::load(x, lanes[1]), X::load(x, lanes[2]), X::load(x, lanes[3])] };
+        Z::from_lanes(t, l)
+    }
+    #[inline(always)]
+    unsafe fn scatter_full(self, lanes: [*mut u8; 4]) {
+        // SAFETY: 16 writable bytes at each pointer (caller).
+        unsafe {
+            self.lane(0).store(lanes[0]);
+            self.lane(1).store(lanes[1]);
+            self.lane(2).store(lanes[2]);
+            self.lane(3).store(lanes[3]);
+        }
+    }
+    #[inline(always)]
+    fn keep_lanes(self, n: [usize; 4]) -> Z {
+        let mask = n.iter().enumerate().fold(0u64, |m, (i, &n)| m | (u64::from(lane_bytes(n)) << (16 * i)));
+        Z(z!(_mm512_maskz_mov_epi8(mask, self.0)))
+    }
+    #[inline(always)]
+    fn select_lanes(self, lanes: u32) -> Z {
+        // Two 64-bit elements per lane.
+        let mask = (0..4).fold(0u8, |m, i| if lanes & (1 << i) != 0 { m | (3 << (2 * i)) } else { m });
+        Z(z!(_mm512_maskz_mov_epi64(mask, self.0)))
+    }
+    #[inline(always)]
     fn fold_lanes(self) -> X {
         let half = z!(_mm256_xor_si256(_mm512_castsi512_si256(self.0), _mm512_extracti64x4_epi64::<1>(self.0)));
         z!(X::from_raw(_mm_xor_si128(_mm256_castsi256_si128(half), _mm256_extracti128_si256::<1>(half))))
@@ -216,7 +294,7 @@ impl Shape for Vaes512 {
     type Narrow = super::aesni::AesNi;
 }
 
-stitched::kernel!(Vaes512, "vaes,vpclmulqdq,avx512f,avx512bw,avx512vl,aes,pclmulqdq,ssse3,sse4.1");
+stitched::kernel!(Vaes512, "vaes,vpclmulqdq,avx512f,avx512bw,avx512vl,aes,pclmulqdq,ssse3,sse4.1", multi = (1, 4));
 
 /// A key of this backend.
 pub(crate) type Vaes512Key = stitched::Key<Vaes512>;

@@ -137,7 +137,42 @@ impl SaCipher {
         if self.gmac && self.esn { esp::HEADER_LEN + 4 + esp::IV_LEN } else { 0 }
     }
 
-    fn nonce(&self, iv: [u8; 8]) -> [u8; 12] {
+    /// The key, for batches.
+    pub(crate) fn gcm(&self) -> &Gcm {
+        &self.gcm
+    }
+
+    /// AES-GMAC (RFC 4543): nothing is encrypted, everything is AAD.
+    pub(crate) fn is_gmac(&self) -> bool {
+        self.gmac
+    }
+
+    /// Extended sequence numbers: the high half enters the AAD.
+    pub(crate) fn esn(&self) -> bool {
+        self.esn
+    }
+
+    /// GCM's AAD for (SPI, seq) written to the start of `buf`; returns its
+    /// length (8, or 12 with ESN).
+    #[inline]
+    pub(crate) fn write_aad(&self, spi: u32, seq: u64, buf: &mut [u8; 12]) -> usize {
+        match self.aad(spi, seq) {
+            Aad::Sequence(bytes) => {
+                if let Some(head) = buf.first_chunk_mut::<8>() {
+                    *head = bytes;
+                }
+                8
+            }
+            Aad::Extended(bytes) => {
+                *buf = bytes;
+                12
+            }
+        }
+    }
+
+    /// The 12-byte nonce: salt || `iv`.
+    #[inline]
+    pub(crate) fn nonce(&self, iv: [u8; 8]) -> [u8; 12] {
         let mut nonce = [0u8; 12];
         let (salt, rest) = nonce.split_at_mut(4);
         salt.copy_from_slice(&self.salt);

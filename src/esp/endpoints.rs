@@ -103,6 +103,14 @@ impl EndpointCell {
         if generation == 0 { configured } else { self.load_changed(generation) }
     }
 
+    /// The endpoints now if they were ever changed, `None` while they are
+    /// as configured (one load).
+    #[inline]
+    pub(crate) fn changed(&self) -> Option<Endpoints> {
+        let generation = self.generation.load(Ordering::Acquire);
+        if generation == 0 { None } else { Some(self.load_changed(generation)) }
+    }
+
     #[cold]
     fn load_changed(&self, mut generation: u64) -> Endpoints {
         loop {

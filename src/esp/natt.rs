@@ -17,9 +17,10 @@
 //! this crate was built after, and is never taken.
 
 use super::{EspError, Field};
-use crate::net::checksum::{Sum, pseudo_header_checksum_offset};
+use crate::net::checksum::Sum;
 use crate::net::ip::Addresses;
 use crate::net::protocol;
+use crate::net::upper::pseudo_header_checksum_offset;
 
 /// The NAT keepalive payload (RFC 3948 §2.3).
 pub const KEEPALIVE: u8 = 0xff;

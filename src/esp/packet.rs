@@ -9,8 +9,10 @@
 //! decides what "a correct packet" means on both sides.
 
 use super::{ChecksumPolicy, EspError};
-use crate::net::checksum::{self, Mismatch, UpperCheck};
+use crate::net::checksum::{self, Mismatch, Sum, pseudo_header_of};
 use crate::net::ip::{Datagram, Upper};
+use crate::net::upper::UpperCheck;
+use crate::net::{ipv4, protocol, tcp, udp};
 
 /// Where a failed checksum was found, to build the right error.
 #[derive(Clone, Copy, Debug)]
@@ -106,5 +108,94 @@ pub(crate) fn extend_header(out: &mut Vec<u8>, bytes: &[u8]) {
         out.extend_from_slice(header);
     } else {
         out.extend_from_slice(bytes);
+    }
+}
+
+/// What the common case (TCP or UDP, read without the views) must check of
+/// an upper-layer `segment` of protocol `proto` carried by an IP header
+/// with `addresses` (IPv4 if `v4`): `None` if the segment is not of that
+/// shape (another protocol, a length that does not add up, UDP over IPv6
+/// without a checksum), so that the general path, which says exactly what
+/// is wrong, takes it; `Some(None)` if there is no checksum to verify (UDP
+/// over IPv4 sent without one); `Some(Some(pseudo))` if the segment's sum
+/// and `pseudo` must fold to all ones.
+#[inline(always)]
+pub(crate) fn common_upper(addresses: &[u8], v4: bool, proto: u8, segment: &[u8]) -> Option<Option<Sum>> {
+    let checked = match proto {
+        protocol::TCP => {
+            // The TCP view's checks: a data offset of at least 5 words
+            // that fits the segment (which then holds the whole header).
+            let data_offset = usize::from(segment.get(12)? >> 4) * 4;
+            if data_offset < tcp::HEADER_LEN || data_offset > segment.len() {
+                return None;
+            }
+            true
+        }
+        protocol::UDP => {
+            // The UDP view's checks: a length field equal to the segment's.
+            let [_, _, _, _, len_hi, len_lo, ck_hi, ck_lo] = *segment.first_chunk::<{ udp::HEADER_LEN }>()?;
+            if usize::from(u16::from_be_bytes([len_hi, len_lo])) != segment.len() {
+                return None;
+            }
+            match (ck_hi | ck_lo, v4) {
+                (0, true) => false,
+                (0, false) => return None,
+                _ => true,
+            }
+        }
+        _ => return None,
+    };
+    Some(checked.then(|| pseudo_header_of(addresses, proto, segment.len() as u32)))
+}
+
+/// An IPv4 header without options with a new total length and protocol,
+/// its checksum updated for the two changed words (RFC 1624 eqn. 3: the
+/// old checksum, which the caller has verified, minus the old words plus
+/// the new ones), built in registers to be stored in one piece.
+#[inline(always)]
+pub(crate) fn rewrite_v4(mut header: [u8; ipv4::HEADER_LEN], total: u16, protocol: u8) -> [u8; ipv4::HEADER_LEN] {
+    let [_, _, len_hi, len_lo, _, _, _, _, ttl, proto, ck_hi, ck_lo, ..] = &mut header;
+    let old_len = u16::from_be_bytes([*len_hi, *len_lo]);
+    let old_ttl_proto = u16::from_be_bytes([*ttl, *proto]);
+    let new_ttl_proto = u16::from_be_bytes([*ttl, protocol]);
+    let old_checksum = u16::from_be_bytes([*ck_hi, *ck_lo]);
+    let checksum = Sum::ZERO
+        .add_u16(!old_checksum)
+        .add_u16(!old_len)
+        .add_u16(total)
+        .add_u16(!old_ttl_proto)
+        .add_u16(new_ttl_proto)
+        .checksum();
+    [*len_hi, *len_lo] = total.to_be_bytes();
+    *proto = protocol;
+    [*ck_hi, *ck_lo] = checksum.to_be_bytes();
+    header
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+    use crate::net::Ipv4Packet;
+
+    #[test]
+    fn a_rewritten_header_has_the_checksum_a_full_sum_gives() {
+        let mut x = 0x1234_5678_9abc_def0u64;
+        for _ in 0..2000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let mut header = [0u8; 20];
+            for (i, b) in header.iter_mut().enumerate() {
+                *b = (x >> ((i * 3) % 56)) as u8 ^ i as u8;
+            }
+            header[0] = 0x45;
+            Ipv4Packet::new_unchecked(&mut header[..]).fill_checksum();
+            let (total, proto) = ((x >> 20) as u16, (x >> 40) as u8);
+            let fast = rewrite_v4(header, total, proto);
+            let mut full = header;
+            Ipv4Packet::new_unchecked(&mut full[..]).set_total_len_protocol_and_checksum(total, proto);
+            assert_eq!(fast, full, "{header:02x?}");
+        }
     }
 }

@@ -147,6 +147,18 @@ impl Trailer {
         }
     }
 
+    /// The trailer's bytes followed by zeros to 8 bytes: for writing it
+    /// with one store where at least 8 bytes are free (the ICV follows).
+    #[inline]
+    pub(crate) fn padded8(&self) -> [u8; 8] {
+        match *self {
+            Trailer::Pad0([a, b]) => [a, b, 0, 0, 0, 0, 0, 0],
+            Trailer::Pad1([a, b, c]) => [a, b, c, 0, 0, 0, 0, 0],
+            Trailer::Pad2([a, b, c, d]) => [a, b, c, d, 0, 0, 0, 0],
+            Trailer::Pad3([a, b, c, d, e]) => [a, b, c, d, e, 0, 0, 0],
+        }
+    }
+
     /// The trailer's bytes.
     #[inline]
     pub(crate) fn as_bytes(&self) -> &[u8] {
@@ -198,6 +210,31 @@ pub fn parse_trailer(plaintext: &[u8]) -> Result<(usize, u8), TrailerError> {
     Ok((payload_len, next_header))
 }
 
+/// GMAC with ESN authenticates SPI || high half || low half || IV || body,
+/// but the packet holds SPI || low half || IV || body: the SPI goes into
+/// the 4 bytes in front of the ESP header at `esp_at` of `memory` (the end of the IP
+/// or UDP header, saved and returned) and the high half where the SPI was,
+/// until the tag is checked.
+pub(crate) fn borrow_for_esn(memory: &mut [u8], esp_at: usize, spi: u32, seq: u64) -> Option<[u8; 4]> {
+    let at = esp_at.checked_sub(4)?;
+    let place = memory.get_mut(at..)?.first_chunk_mut::<8>()?;
+    let saved = place.first_chunk::<4>().copied()?;
+    let [s0, s1, s2, s3] = spi.to_be_bytes();
+    let [h0, h1, h2, h3] = ((seq >> 32) as u32).to_be_bytes();
+    *place = [s0, s1, s2, s3, h0, h1, h2, h3];
+    Some(saved)
+}
+
+/// Undo [`borrow_for_esn`]: the saved bytes back, the SPI back.
+pub(crate) fn give_back(memory: &mut [u8], esp_at: usize, spi: u32, saved: [u8; 4]) {
+    let place = esp_at.checked_sub(4).and_then(|at| memory.get_mut(at..)).and_then(<[u8]>::first_chunk_mut::<8>);
+    if let Some(place) = place {
+        let [a, b, c, d] = saved;
+        let [s0, s1, s2, s3] = spi.to_be_bytes();
+        *place = [a, b, c, d, s0, s1, s2, s3];
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::indexing_slicing, clippy::unwrap_used)]
 mod tests {
@@ -217,6 +254,16 @@ mod tests {
             assert_eq!(out.len() % 4, 0, "len {len}");
             assert_eq!(&out[len..len + pad], &PADDING[..pad]);
             assert_eq!(parse_trailer(&out), Ok((len, 6)), "len {len}");
+        }
+    }
+
+    #[test]
+    fn the_trailer_padded_to_8_bytes_starts_with_the_trailer() {
+        for pad in 0..4 {
+            let t = Trailer::new(pad, 41);
+            let padded = t.padded8();
+            assert_eq!(&padded[..t.as_bytes().len()], t.as_bytes());
+            assert!(padded[t.as_bytes().len()..].iter().all(|&b| b == 0));
         }
     }
 

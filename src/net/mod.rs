@@ -52,6 +52,7 @@ pub mod ipv4;
 pub mod ipv6;
 pub mod tcp;
 pub mod udp;
+pub(crate) mod upper;
 
 pub use checksum::ChecksumKind;
 pub use error::{Field, Header, WireError};

@@ -81,9 +81,13 @@ static void packet_loop(const espgcm_outbound *tx, const espgcm_inbound *rx, uin
         for (size_t i = 0; i < BURST; i++) {
             if (round == 3 && i == 5) {
                 CHECK_RC(pkts[i].result, ESPGCM_ERR_AUTH);
-                /* Left as it arrived: nothing decrypted is released. */
+                /* Nothing decrypted is released: the ESP payload, decrypted in place, is zeroed
+                 * (the ICV takes 8 to 16 of the last 16 bytes); the outer IPv4 header, SPI,
+                 * sequence number and IV (36 bytes) and the ICV are left as they arrived. */
                 CHECK(pkts[i].len == damaged_len);
-                CHECK(memcmp(frames[i] + pkts[i].start, damaged, damaged_len) == 0);
+                CHECK(memcmp(frames[i] + pkts[i].start, damaged, 36) == 0);
+                CHECK(all_zero(frames[i] + pkts[i].start + 36, damaged_len - 36 - 16));
+                CHECK(memcmp(frames[i] + pkts[i].start + damaged_len - 8, damaged + damaged_len - 8, 8) == 0);
                 continue;
             }
             CHECK_RC(pkts[i].result, ESPGCM_OK);

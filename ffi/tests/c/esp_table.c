@@ -44,7 +44,7 @@ int main(void) {
     CHECK(rx_a != NULL && rx_b != NULL);
     /* The same SPI and addresses twice: refused. */
     espgcm_inbound *dup = (espgcm_inbound *)(uintptr_t)1;
-    CHECK_RC(espgcm_sa_table_add_inbound(table, cfg_a, NULL, NULL, &dup), ESPGCM_ERR_ESP_INVALID);
+    CHECK_RC(espgcm_sa_table_add_inbound(table, cfg_a, NULL, NULL, &dup), ESPGCM_ERR_ESP_SA_EXISTS);
     CHECK(dup == NULL);
     espgcm_ip bad_ip = {.family = 0};
     CHECK_RC(espgcm_sa_table_add_inbound(table, cfg_a, &bad_ip, NULL, NULL), ESPGCM_ERR_INVALID_ARGUMENT);

@@ -64,25 +64,14 @@ impl<N: Block> Material<N> {
         m
     }
 
-    /// The round keys (zero past the last).
-    // For the x86 four-message kernel (`multi512`).
-    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
-    pub(crate) fn round_keys(&self) -> &[N; MAX_ROUND_KEYS] {
-        &self.round_keys
-    }
-
-    /// 10, 12 or 14.
-    // For the x86 four-message kernel (`multi512`).
-    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
-    pub(crate) fn rounds(&self) -> usize {
-        self.rounds
-    }
-
-    /// `H^k * x^-1`, reflected, for `k` in `1..=POWERS`.
-    // For the x86 four-message kernel (`multi512`).
-    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
-    pub(crate) fn power(&self, k: usize) -> N {
-        self.powers[POWERS - k.clamp(1, POWERS)]
+    /// `H^k` and its half-sum in every lane of a `V` (`k` in
+    /// `1..=POWERS`; zeros for 0).
+    #[inline(always)]
+    pub(super) fn power_splat<V: Lanes<Narrow = N>>(&self, t: V::Token, k: usize) -> (V, V) {
+        let i = POWERS.wrapping_sub(k);
+        let h = self.powers.get(i).copied().unwrap_or(N::zero(V::narrow(t)));
+        let hk = if V::KARATSUBA { self.half_sums.get(i).copied().unwrap_or(N::zero(V::narrow(t))) } else { h };
+        (V::splat(t, h), V::splat(t, hk))
     }
 
     /// Round key `i` in every lane of a `V`.
@@ -219,10 +208,16 @@ impl<V: Lanes> Wide<V> {
     /// Reduce every lane and add the lanes: the reflected 128-bit hash.
     #[inline(always)]
     pub(super) fn reduce(self) -> V::Narrow {
+        self.reduce_lanes().fold_lanes()
+    }
+
+    /// Reduce every lane on its own (lanes that hold different messages).
+    #[inline(always)]
+    pub(super) fn reduce_lanes(self) -> V {
         let mid = if V::KARATSUBA { self.mid.xor3(self.lo, self.hi) } else { self.mid };
         let lo = self.lo.xor(mid.shift_up8());
         let hi = self.hi.xor(mid.shift_down8());
-        fold(self.t, lo, hi).fold_lanes()
+        fold(self.t, lo, hi)
     }
 }
 

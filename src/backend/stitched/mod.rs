@@ -86,6 +86,7 @@
 
 mod ghash;
 mod loops;
+pub(crate) mod multi;
 mod tail;
 #[cfg(test)]
 mod tests;
@@ -118,6 +119,11 @@ pub(crate) trait Lanes: Copy {
     const KARATSUBA: bool;
     /// Messages shorter than this run on [`Lanes::Narrow`]'s code.
     const SHORT: usize;
+    /// The longest messages, in blocks, that a batch runs through the group
+    /// kernel (`multi`) rather than one by one, sealing and opening: where
+    /// the group kernel measured faster than single calls on this width
+    /// (`benches/batch.rs`); 0 where it never did.
+    const GROUP_BLOCKS: [usize; 2];
 
     /// The token of the 128-bit register (every SIMD backend has it).
     fn narrow(t: Self::Token) -> <Self::Narrow as Lanes>::Token;
@@ -193,6 +199,39 @@ pub(crate) trait Lanes: Copy {
     fn fold_lanes(self) -> Self::Narrow;
     /// Lane 0.
     fn lane0(self) -> Self::Narrow;
+
+    // Several messages at once, one per lane (`multi`): each of the first
+    // `BLOCKS` entries of these arrays is a lane's.
+
+    /// A register of one block per lane.
+    fn from_lanes(t: Self::Token, lanes: [Self::Narrow; 4]) -> Self;
+    /// Lane `i` (`i < BLOCKS`).
+    fn lane(self, i: usize) -> Self::Narrow;
+    /// Lane `i` from the `n` (0..=16) bytes at its pointer, zeros after
+    /// them; a lane with `n` 0 touches no memory.
+    ///
+    /// # Safety
+    /// Each lane's `n` bytes must be readable.
+    unsafe fn gather(t: Self::Token, lanes: [(*const u8, usize); 4]) -> Self;
+    /// Lane `i` from the 16 bytes at its pointer.
+    ///
+    /// # Safety
+    /// Each lane's 16 bytes must be readable.
+    unsafe fn gather_full(t: Self::Token, lanes: [*const u8; 4]) -> Self;
+    /// Write lane `i` to the 16 bytes at its pointer.
+    ///
+    /// # Safety
+    /// Each lane's 16 bytes must be writable.
+    unsafe fn scatter_full(self, lanes: [*mut u8; 4]);
+    /// Write the first `n` (0..=16) bytes of lane `i` to its pointer.
+    ///
+    /// # Safety
+    /// Each lane's `n` bytes must be writable.
+    unsafe fn scatter(self, lanes: [(*mut u8, usize); 4]);
+    /// The first `n` (0..=16) bytes of lane `i` kept, the rest zeroed.
+    fn keep_lanes(self, n: [usize; 4]) -> Self;
+    /// The lanes whose bit is set in `lanes` kept, the others zeroed.
+    fn select_lanes(self, lanes: u32) -> Self;
 }
 
 /// The 128-bit register: what key setup and per-call work need beyond
@@ -294,6 +333,13 @@ pub(crate) unsafe trait Kernel: Shape {
         sink: &mut S,
         rest: &mut [u8],
     ) -> [u8; 16];
+    /// [`multi::run`]: up to `group::GROUP` short messages at once.
+    unsafe fn multi<const DECRYPT: bool>(
+        t: TokenOf<Self>,
+        m: &MaterialOf<Self>,
+        msgs: &mut [super::group::Message<'_>],
+        tags: &mut [[u8; 16]],
+    );
     /// Key setup ([`Material::new`]).
     unsafe fn setup(t: TokenOf<Self>, key: KeyBytes<'_>) -> MaterialOf<Self>;
     /// [`ghash`] (for J0 from long IVs).
@@ -303,7 +349,7 @@ pub(crate) unsafe trait Kernel: Shape {
 /// Implement [`Kernel`] for a [`Shape`], every entry point with the
 /// `#[target_feature]` list given (the one place a backend names it).
 macro_rules! kernel {
-    ($shape:ty, $features:literal) => {
+    ($shape:ty, $features:literal, multi = ($sets:literal, $chunk:literal)) => {
         // SAFETY: every entry point runs the skeleton with the token or key
         // material (made with the token) it is handed.
         unsafe impl $crate::backend::stitched::Kernel for $shape {
@@ -332,6 +378,16 @@ macro_rules! kernel {
                 rest: &mut [u8],
             ) -> [u8; 16] {
                 $crate::backend::stitched::crypt_long::<Self, DECRYPT, R, S>(t, m, j0, aad, first, sink, rest)
+            }
+
+            #[target_feature(enable = $features)]
+            unsafe fn multi<const DECRYPT: bool>(
+                t: $crate::backend::stitched::TokenOf<Self>,
+                m: &$crate::backend::stitched::MaterialOf<Self>,
+                msgs: &mut [$crate::backend::group::Message<'_>],
+                tags: &mut [[u8; 16]],
+            ) {
+                $crate::backend::stitched::multi::run::<Self, $sets, $chunk, DECRYPT>(t, m, msgs, tags)
             }
 
             #[target_feature(enable = $features)]
@@ -414,6 +470,25 @@ impl<K: Kernel> Key<K> {
 }
 
 impl<K: Kernel> Key<K> {
+    /// The longest message (in blocks) a batch should hand to
+    /// [`crypt_group`](Self::crypt_group) when sealing or opening.
+    pub(crate) fn group_blocks<const DECRYPT: bool>(&self) -> usize {
+        K::V::GROUP_BLOCKS[usize::from(DECRYPT)]
+    }
+
+    /// Up to `group::GROUP` messages that `group::fits` allows, at
+    /// once; `tags[i]` gets message `i`'s tag (computed over the
+    /// ciphertext when opening).
+    #[inline]
+    pub(crate) fn crypt_group<const DECRYPT: bool>(
+        &self,
+        msgs: &mut [super::group::Message<'_>],
+        tags: &mut [[u8; 16]],
+    ) {
+        // SAFETY: holding the token proves the features.
+        unsafe { K::multi::<DECRYPT>(self.token, &self.material, msgs, tags) }
+    }
+
     /// A short message on the 128-bit code of the same key, which sets up
     /// faster.
     #[inline]

@@ -1,20 +1,23 @@
 //! The receiving side of an SA: `open`, in the order RFC 4303 §3.4 and the
 //! project's checklist give.
 
+mod burst;
+mod plan;
+
 use super::cipher::SaCipher;
 use super::counters::SharedCounters;
 use super::lifetime::{LifeState, Totals};
-use super::natt::{self, UdpPayload};
-use super::outbound::{LIFETIME_CHECK_EVERY, put_back, with_scratch};
-use super::packet::{self, Stage, Verified};
+use super::outbound::LIFETIME_CHECK_EVERY;
+use super::packet;
 use super::packet_buf::{PacketBuf, PacketBuffer};
 use super::replay::ReplayWindow;
 use super::selector;
-use super::wire::{self as esp, EspPacket};
-use super::{Counters, Encap, EspError, Field, Header, LifetimeStatus, Limitation, Mode, SaConfig};
+use super::wire as esp;
+use super::{Counters, EspError, Field, Header, LifetimeStatus, Limitation, Mode, SaConfig};
 use crate::Backend;
-use crate::net::ip::{Addresses, Datagram, IpHeader, Upper};
-use crate::net::{Header as WireHeader, Ipv4Packet, Ipv6Chain, Ipv6Packet, UdpPacket, WireError, ipv4, ipv6, protocol};
+use crate::net::ip::{Addresses, Datagram};
+use crate::net::{Ipv6Chain, protocol};
+use burst::CHUNK;
 use std::time::Instant;
 use zeroize::Zeroize;
 
@@ -94,18 +97,6 @@ pub struct Inbound {
     /// Soft and hard lifetime limits, and which were crossed.
     life: LifeState,
     counters: SharedCounters,
-}
-
-/// Where the ESP packet sits in the received IP packet.
-struct Located<'a> {
-    /// The bytes before the UDP/ESP header (IP header and the IPv6
-    /// extension headers in front of ESP).
-    prefix: &'a [u8],
-    version: u8,
-    /// The byte naming the ESP (or UDP) header.
-    next_header_at: usize,
-    /// SPI through ICV.
-    esp: &'a [u8],
 }
 
 impl Inbound {
@@ -217,12 +208,21 @@ impl Inbound {
     }
 
     /// Open a burst of packets where they lie, each in its own buffer:
-    /// `results[i]` says what became of `pkts[i]`. Each packet is judged
-    /// alone (a damaged, replayed or duplicated one never fails its
-    /// neighbours; of two copies of one packet in a burst the first is
-    /// delivered and the second refused as a replay). A refused packet's
-    /// buffer is left holding the packet as it arrived; nothing decrypted is
-    /// left in it.
+    /// `results[i]` says what became of `pkts[i]`. The AES-GCM work of the
+    /// burst goes to [`Gcm::decrypt_batch`](crate::Gcm::decrypt_batch) in
+    /// one call, each packet's payload decrypted in place; the inner packet
+    /// (tunnel mode) or the restored packet (transport mode, its IP header
+    /// moved forward onto the payload) is left where it lies, and each
+    /// buffer's start and length say where.
+    ///
+    /// Each packet is judged alone (a damaged, replayed or duplicated one
+    /// never fails its neighbours; of two copies of one packet in a burst
+    /// the first is delivered and the second refused as a replay). A packet
+    /// refused before decryption (format, SPI, replay window; NAT-T
+    /// keepalives and IKE packets) is left as it arrived. One refused at its
+    /// ICV or after it was decrypted in place: its ESP payload is zeroed, so
+    /// nothing decrypted is left in it (its headers are left as they
+    /// arrived).
     ///
     /// Only the first `min(pkts.len(), results.len())` packets are opened.
     /// See [`Outbound::seal_burst`](super::Outbound::seal_burst) for an
@@ -234,228 +234,61 @@ impl Inbound {
     /// [`open_burst`](Self::open_burst) on any [`PacketBuffer`]: a data
     /// plane's own packet memory ([`PacketSlice`](super::PacketSlice)).
     pub fn open_burst_in<B: PacketBuffer>(&self, pkts: &mut [B], results: &mut [Result<(), EspError>]) {
+        let n = pkts.len().min(results.len());
+        let (Some(pkts), Some(results)) = (pkts.get_mut(..n), results.get_mut(..n)) else {
+            return;
+        };
         let mut tally = Counters::default();
         if let Err(e) = self.admit() {
-            for result in results.iter_mut().take(pkts.len()) {
+            for result in results.iter_mut() {
                 tally.record(&e);
                 *result = Err(e.clone());
             }
             self.counters.add(&tally);
             return;
         }
-        with_scratch(|scratch| {
-            for (pkt, result) in pkts.iter_mut().zip(results.iter_mut()) {
-                *result = self.open_counted(pkt.data(), scratch, &mut tally).and_then(|()| put_back(pkt, scratch));
-            }
-        });
+        for (pkts, results) in pkts.chunks_mut(CHUNK).zip(results.chunks_mut(CHUNK)) {
+            self.open_chunk(pkts, results, &mut tally);
+        }
         self.counters.add(&tally);
         if self.life.is_checked() {
             self.check_lifetime(Instant::now);
         }
     }
 
-    /// [`open`](Self::open) with the outcome counted in `tally`.
-    fn open_counted(&self, ip_packet: &[u8], out: &mut Vec<u8>, tally: &mut Counters) -> Result<(), EspError> {
-        out.clear();
-        let result = self.open_packet(ip_packet, out);
-        match &result {
-            Ok(unverifiable) => {
-                if *unverifiable {
-                    tally.unverifiable_fragments += 1;
-                }
-                tally.record_packet(out.len());
-            }
-            Err(e) => {
-                out.fill(0);
-                out.clear();
-                tally.record(e);
-            }
-        }
-        result.map(|_| ())
-    }
-
-    /// Returns whether the packet is a tunnelled fragment whose upper-layer
-    /// checksum could not be verified.
+    /// [`open`](Self::open)'s work: the checks before decryption, the
+    /// ciphertext decrypted into `out` (behind the kept header in
+    /// transport mode), then the checks after. Returns whether the packet
+    /// is a tunnelled fragment whose upper-layer checksum could not be
+    /// verified.
     fn open_packet(&self, ip_packet: &[u8], out: &mut Vec<u8>) -> Result<bool, EspError> {
-        // 1. Format and lengths.
-        let located = self.locate(ip_packet)?;
-        let esp_bytes = located.esp;
-        let (header, ciphertext_len) = self.check_esp(esp_bytes)?;
-
-        // 2. Replay pre-check.
-        let seq = if self.cfg.esn { self.window.estimate_esn(header.sequence())? } else { header.sequence().into() };
-        self.window.check(seq)?;
+        // 1, 2. Format and lengths, replay pre-check.
+        let plan = self.plan(ip_packet)?;
+        let available = ip_packet.len();
+        let truncated = || EspError::Truncated { header: Header::Esp, needed: plan.esp_at + plan.esp_len, available };
+        let esp_bytes = ip_packet.get(plan.esp_at..plan.esp_at + plan.esp_len).ok_or_else(truncated)?;
 
         // 3. AEAD open into `out`, behind the kept header in transport mode.
         let transport = matches!(self.cfg.mode, Mode::Transport);
-        let prefix_len = if transport { located.prefix.len() } else { 0 };
-        out.reserve(prefix_len + ciphertext_len + self.cipher.open_room());
+        let prefix_len = if transport { plan.prefix_len } else { 0 };
+        out.reserve(prefix_len + plan.esp_len + self.cipher.open_room());
         if transport {
-            packet::extend_header(out, located.prefix);
+            packet::extend_header(out, ip_packet.get(..prefix_len).ok_or_else(truncated)?);
         }
-        self.cipher.open(esp_bytes, seq, out)?;
+        self.cipher.open(esp_bytes, plan.seq, out)?;
 
-        // 4. The packet is authentic: update the window.
-        self.window.accept(seq)?;
-
-        // 5. Padding.
-        let plaintext = out.get(prefix_len..).ok_or(EspError::Truncated {
-            header: Header::EspTrailer,
-            needed: prefix_len + esp::TRAILER_LEN,
-            available: out.len(),
-        })?;
-        let (payload_len, next_header) = esp::parse_trailer(plaintext).map_err(|e| match e {
-            esp::TrailerError::Truncated => {
-                EspError::Truncated { header: Header::EspTrailer, needed: 2, available: ciphertext_len }
-            }
-            esp::TrailerError::BadPadding(pad_len) => EspError::BadPadding { seq, pad_len },
-        })?;
+        // 4 to 6. Window, padding, dummy.
+        let (payload_len, next_header) = self.after_icv(plan.seq, out.get(prefix_len..).unwrap_or_default())?;
         out.truncate(prefix_len + payload_len);
-
-        // 6. Dummy packets.
-        if next_header == protocol::NO_NEXT_HEADER {
-            return Err(EspError::Dummy { seq });
-        }
 
         // 7. Rebuild or unwrap, then the checksums.
         if transport {
-            self.restore_transport(&located, next_header, seq, out).map(|()| false)
+            self.restore_transport(plan.version, plan.next_header_at, next_header, plan.seq, out).map(|()| false)
         } else {
-            self.unwrap_tunnel(next_header, seq, out)
+            let (inner_len, unverifiable) = self.unwrap_tunnel(next_header, plan.seq, out)?;
+            out.truncate(inner_len);
+            Ok(unverifiable)
         }
-    }
-
-    /// The checks on a bare ESP packet (SPI through ICV) before anything is
-    /// decrypted: room for the header, IV, the shortest ciphertext (4 bytes:
-    /// the trailer padded to alignment) and the ICV; a ciphertext length that
-    /// is a multiple of 4; this SA's SPI. Returns the header view and the
-    /// ciphertext length.
-    fn check_esp<'a>(&self, esp_bytes: &'a [u8]) -> Result<(EspPacket<&'a [u8]>, usize), EspError> {
-        let header = EspPacket::new_checked(esp_bytes)?;
-        let icv_len = self.cipher.icv_len();
-        let minimum = esp::HEADER_LEN + esp::IV_LEN + 4 + icv_len;
-        if esp_bytes.len() < minimum {
-            return Err(EspError::Truncated { header: Header::Esp, needed: minimum, available: esp_bytes.len() });
-        }
-        let ciphertext_len = esp_bytes.len() - esp::HEADER_LEN - esp::IV_LEN - icv_len;
-        if !ciphertext_len.is_multiple_of(4) {
-            return Err(EspError::Malformed { field: Field::EspCiphertextLength, value: ciphertext_len as u64 });
-        }
-        if header.spi() != self.cfg.spi {
-            return Err(EspError::UnknownSpi { spi: header.spi(), expected: self.cfg.spi });
-        }
-        Ok((header, ciphertext_len))
-    }
-
-    /// Find the ESP packet: IP header checks, fragments, protocol, UDP
-    /// encapsulation.
-    fn locate<'a>(&self, ip_packet: &'a [u8]) -> Result<Located<'a>, EspError> {
-        let encapsulated = matches!(self.cfg.encap, Encap::Udp { .. });
-        let want = if encapsulated { protocol::UDP } else { protocol::ESP };
-        let ip = IpHeader::parse(ip_packet)?;
-        let (prefix, next_header_at, payload) = if ip.version == 4 {
-            let header = Ipv4Packet::new_unchecked(ip_packet);
-            if !header.verify_checksum() {
-                return Err(EspError::Malformed { field: Field::Ipv4HeaderChecksum, value: header.checksum().into() });
-            }
-            if ip.ipv4_fragment {
-                return Err(EspError::Fragment);
-            }
-            if ip.protocol != want {
-                return Err(EspError::Malformed { field: Field::Protocol, value: ip.protocol.into() });
-            }
-            let (prefix, payload) = ip.split_ipv4_header(ip_packet);
-            (prefix, ipv4::PROTOCOL_OFFSET, payload)
-        } else {
-            let chain = find_esp_v6(ip.ipv6_chain(ip_packet), want)?;
-            let (prefix, payload) = chain.split();
-            (prefix, chain.pos().next_header_at, payload)
-        };
-        let esp = if encapsulated {
-            // The UDP checksum is accepted either way (RFC 3948 §2.1): the ICV
-            // protects what it covered.
-            match natt::classify(UdpPacket::new_checked(payload)?.into_payload())? {
-                UdpPayload::Esp(esp) => esp,
-                UdpPayload::Keepalive => return Err(EspError::NatKeepalive),
-                UdpPayload::NonEsp => return Err(EspError::NonEsp),
-            }
-        } else {
-            payload
-        };
-        Ok(Located { prefix, version: ip.version, next_header_at, esp })
-    }
-
-    /// Transport mode: put the IP header back in front of the payload with
-    /// the right protocol and lengths, apply the NAT-T fix-up, verify.
-    fn restore_transport(
-        &self,
-        located: &Located<'_>,
-        next_header: u8,
-        seq: u64,
-        out: &mut [u8],
-    ) -> Result<(), EspError> {
-        let len = out.len();
-        if located.version == 4 {
-            Ipv4Packet::new_unchecked(&mut *out).set_total_len_protocol_and_checksum(len as u16, next_header);
-        } else {
-            let mut ip = Ipv6Packet::new_unchecked(&mut *out);
-            ip.set_payload_len((len - ipv6::HEADER_LEN) as u16);
-            ip.set_next_header_at(located.next_header_at, next_header);
-        }
-        let d = Datagram::parse(out)?;
-        let protocol = match d.upper {
-            Upper::Fragment => return Err(EspError::Fragment),
-            Upper::At { protocol, .. } => protocol,
-        };
-        // What is delivered is judged by the upper layer it carries: in IPv6
-        // the extension headers inside ESP (destination options, routing)
-        // lead to it.
-        if !self.delivers(protocol) {
-            return Err(EspError::UnexpectedNextHeader { seq, next_header: protocol });
-        }
-        self.check_selectors(&d, out, seq)?;
-        if let (Encap::Udp { .. }, Some(original), Upper::At { protocol, .. }) =
-            (self.cfg.encap, &self.nat_original, d.upper)
-        {
-            if original.is_ipv4() != (d.ip.version == 4) {
-                return Err(EspError::Unsupported(Limitation::NatOriginalFamily));
-            }
-            let received = d.ip.addresses(out);
-            if let Some(segment) = d.upper_segment_mut(out) {
-                natt::fix_up_checksum(segment, protocol, original, &received);
-            }
-        }
-        packet::verify(&d, out, self.cfg.checksums, Stage::AfterDecrypt { seq })?;
-        Ok(())
-    }
-
-    /// Tunnel mode: the payload is an IP packet whose version matches the
-    /// next header; drop TFC padding after it and verify it.
-    fn unwrap_tunnel(&self, next_header: u8, seq: u64, out: &mut Vec<u8>) -> Result<bool, EspError> {
-        let expected_version = match next_header {
-            protocol::IPV4 => 4,
-            protocol::IPV6 => 6,
-            other => return Err(EspError::Malformed { field: Field::NextHeader, value: other.into() }),
-        };
-        let version = out.first().map_or(0, |b| b >> 4);
-        if version != expected_version {
-            return Err(EspError::Malformed { field: Field::NextHeader, value: next_header.into() });
-        }
-        if !self.delivers(next_header) {
-            return Err(EspError::UnexpectedNextHeader { seq, next_header });
-        }
-        let d = Datagram::parse(out).map_err(|e| match e {
-            WireError::Truncated { needed, available, header: WireHeader::Ipv4 | WireHeader::Ipv6 }
-                if needed > available =>
-            {
-                EspError::Malformed { field: Field::InnerLength, value: needed as u64 }
-            }
-            other => other.into(),
-        })?;
-        out.truncate(d.ip.len);
-        self.check_selectors(&d, out, seq)?;
-        let verified = packet::verify(&d, out, self.cfg.checksums, Stage::AfterDecrypt { seq })?;
-        Ok(verified == Verified::UnverifiableFragment)
     }
 
     /// RFC 4301 §5.2: the decrypted packet must be one the SA's selectors
@@ -488,7 +321,8 @@ impl Inbound {
     /// [`EspError::Truncated`], [`EspError::Malformed`] (ciphertext length),
     /// [`EspError::UnknownSpi`], [`EspError::Auth`], [`EspError::BadPadding`].
     pub fn open_payload_at(&self, seq_high: u32, esp_bytes: &[u8]) -> Result<(Vec<u8>, u8), EspError> {
-        let (header, ciphertext_len) = self.check_esp(esp_bytes)?;
+        let header = self.check_esp(esp_bytes)?;
+        let ciphertext_len = esp_bytes.len() - esp::HEADER_LEN - esp::IV_LEN - self.cipher.icv_len();
         let low = u64::from(header.sequence());
         let seq = if self.cfg.esn { (u64::from(seq_high) << 32) | low } else { low };
         let mut out = Vec::with_capacity(ciphertext_len + self.cipher.open_room());

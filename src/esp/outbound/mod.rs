@@ -1,13 +1,17 @@
-//! The sending side of an SA: `seal`.
+//! The sending side of an SA: `seal`, and bursts sealed where they lie.
+
+mod build;
+mod burst;
+mod outer;
+mod plan;
 
 use super::cipher::{HeaderFields, SaCipher};
 use super::counters::SharedCounters;
 use super::endpoints::{EndpointCell, Endpoints};
 use super::key_claims::KeyClaim;
 use super::lifetime::{LifeState, Totals};
-use super::packet::{self, Stage, UpperPlan, Verified};
+use super::packet;
 use super::packet_buf::{PacketBuf, PacketBuffer};
-use super::selector;
 use super::sequence::{NO_LIMIT, Sequence, Stop};
 use super::wire::{self as esp, EspRepr, Trailer};
 use super::{
@@ -15,9 +19,10 @@ use super::{
 };
 use crate::Backend;
 use crate::net::checksum::{self, RegionSum};
-use crate::net::ip::{Addresses, Datagram, IpHeader, Upper};
-use crate::net::ipv6::ChainPos;
-use crate::net::{Ipv4Packet, Ipv4Repr, Ipv6Packet, Ipv6Repr, UdpRepr, ipv4, ipv6, protocol, udp};
+use build::Kept;
+use burst::CHUNK;
+use outer::{Outer, Template};
+use std::borrow::Cow;
 use std::net::IpAddr;
 use std::time::Instant;
 
@@ -96,82 +101,11 @@ pub struct Outbound {
     /// The outer addresses and UDP ports, as changed since `cfg` (NAT
     /// rebinding).
     endpoints: EndpointCell,
+    /// The headers in front of ESP for the configured endpoints, made once.
+    outer: Outer,
     /// The sequence numbers (IVs) handed out.
     sequence: Sequence,
     counters: SharedCounters,
-}
-
-/// Where a packet's sequence number comes from.
-#[derive(Clone, Copy)]
-enum SequenceNumber {
-    /// Reserve the next one when the packet is built (a packet refused
-    /// before that leaves it for the next).
-    Next,
-    /// One reserved with a burst.
-    Given(u64),
-}
-
-/// Run `f` with this thread's scratch buffer for bursts (kept, so that a
-/// burst allocates nothing once the thread has seen its largest packet).
-pub(super) fn with_scratch<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
-    thread_local! {
-        static SCRATCH: core::cell::Cell<Vec<u8>> = const { core::cell::Cell::new(Vec::new()) };
-    }
-    let mut buf = SCRATCH.try_with(core::cell::Cell::take).unwrap_or_default();
-    let r = f(&mut buf);
-    buf.fill(0);
-    buf.clear();
-    let _ = SCRATCH.try_with(|s| s.set(buf));
-    r
-}
-
-/// Make `result` the packet in `pkt`: where it began when it shrank, ending
-/// where it ended when it grew (into the headroom), or from the start of
-/// the buffer when the headroom is too small; [`EspError::TooLarge`] if the
-/// buffer cannot hold it at all.
-pub(super) fn put_back<B: PacketBuffer>(pkt: &mut B, result: &[u8]) -> Result<(), EspError> {
-    let (memory, start, len) = pkt.room();
-    let room = memory.len();
-    let new_start = match result.len().checked_sub(*len) {
-        None | Some(0) => *start,
-        Some(growth) => start.checked_sub(growth).unwrap_or(0),
-    };
-    match memory.get_mut(new_start..new_start + result.len()) {
-        Some(place) => {
-            place.copy_from_slice(result);
-            *start = new_start;
-            *len = result.len();
-            Ok(())
-        }
-        None => Err(EspError::TooLarge { len: result.len(), max: room }),
-    }
-}
-
-/// The header in front of ESP.
-enum OuterHeader<'a> {
-    /// Transport mode: the packet's own IPv4 header (options included).
-    KeptV4 { prefix: &'a [u8] },
-    /// Transport mode: the packet's IPv6 header and the extension headers
-    /// that stay in front of ESP; `next_header_at` names the protected part.
-    KeptV6 { prefix: &'a [u8], next_header_at: usize },
-    /// A new header (tunnel mode, or a transport-mode dummy).
-    New { src: IpAddr, dst: IpAddr, ds_field: u8, dont_frag: bool },
-}
-
-/// What goes inside ESP.
-enum Protected<'a> {
-    Bytes(&'a [u8]),
-    /// A dummy packet's payload: this many zero bytes.
-    Zeros(usize),
-}
-
-impl Protected<'_> {
-    fn len(&self) -> usize {
-        match self {
-            Protected::Bytes(b) => b.len(),
-            Protected::Zeros(n) => *n,
-        }
-    }
 }
 
 impl Outbound {
@@ -190,12 +124,14 @@ impl Outbound {
         let sequence = Sequence::new(end, cfg.lifetime.hard_packets);
         // Without ESN the end of the space comes within reach: warn ahead.
         let life = LifeState::new(cfg.lifetime, (!cfg.esn).then(|| end - SEQUENCE_SOFT_MARGIN));
+        let outer = Outer::new(Endpoints { mode: cfg.mode, encap: cfg.encap }, cfg.tunnel_ttl)?;
         Ok(Outbound {
             cfg,
             cipher,
             _claim: claim,
             life,
             endpoints: EndpointCell::default(),
+            outer,
             sequence,
             counters: SharedCounters::default(),
         })
@@ -444,14 +380,27 @@ impl Outbound {
         self.life.age(Instant::now())
     }
 
+    /// The headers this SA puts in front of ESP now: made when the SA was,
+    /// and again per call only after a NAT rebinding changed the endpoints.
+    #[inline]
+    fn outer(&self) -> Cow<'_, Outer> {
+        match self.endpoints.changed() {
+            None => Cow::Borrowed(&self.outer),
+            // Endpoints stored by `set_endpoints` passed its checks, so this
+            // cannot fail; should it, the configured headers stand.
+            Some(e) => Outer::new(e, self.cfg.tunnel_ttl).map_or(Cow::Borrowed(&self.outer), Cow::Owned),
+        }
+    }
+
     /// Seal one IPv4 or IPv6 packet. `out` is cleared and receives the IP
     /// packet carrying ESP (in UDP with NAT-T).
     ///
     /// Before anything is encrypted, the packet's lengths and its IPv4
     /// header checksum are checked. Its TCP, UDP, ICMP or ICMPv6 checksum
     /// (unless the SA skips them) is verified over the bytes exactly as the
-    /// cipher read them: the cipher sums them in the pass that encrypts
-    /// them, and the ciphertext is released only if the sum verifies, so a
+    /// cipher read them: the cipher reads the payload from `ip_packet`,
+    /// writes the ciphertext into `out` and sums the plaintext in that one
+    /// pass, and the ciphertext is released only if the sum verifies, so a
     /// packet damaged before ESP is never sent, and the data is read once.
     /// Transport mode needs whole datagrams; tunnel mode carries fragments
     /// too (their upper-layer checksum covers the reassembled datagram and is
@@ -478,9 +427,9 @@ impl Outbound {
     /// lifetime limit crossed), [`EspError::Unsupported`].
     pub fn seal(&self, ip_packet: &[u8], out: &mut Vec<u8>) -> Result<(), EspError> {
         out.clear();
-        match self.admit().and_then(|()| self.seal_packet(ip_packet, SequenceNumber::Next, out)) {
-            Ok(verified) => {
-                let n = self.counters.record_packet(ip_packet.len(), verified == Verified::UnverifiableFragment);
+        match self.admit().and_then(|()| self.seal_into(ip_packet, out)) {
+            Ok(fragment) => {
+                let n = self.counters.record_packet(ip_packet.len(), fragment);
                 if n.is_multiple_of(LIFETIME_CHECK_EVERY) && self.life.is_checked() {
                     self.check_lifetime(Instant::now);
                 }
@@ -494,15 +443,77 @@ impl Outbound {
         }
     }
 
-    /// Seal a burst of packets where they lie, each into its own buffer:
-    /// `results[i]` says what became of `pkts[i]` (a packet refused is left
-    /// as it was). Each packet is judged alone, so one bad packet never
-    /// fails its neighbours. The burst's sequence numbers are reserved at
-    /// once and assigned in order; a packet refused after that leaves its
-    /// number unused (a gap, which receivers take in their stride: a number
-    /// is never given out twice). Packets past the end of the sequence
-    /// space get [`EspError::SequenceExhausted`], and those at or past the
-    /// [sequence limit](Self::set_sequence_limit) [`EspError::SequenceLimit`].
+    /// [`seal`](Self::seal)'s work: plan, sequence number, headers, then
+    /// the payload encrypted from where it is into `out` with its sum
+    /// taken in the same pass. Returns whether the packet is a tunnelled
+    /// fragment (its upper-layer checksum unverifiable).
+    fn seal_into(&self, ip_packet: &[u8], out: &mut Vec<u8>) -> Result<bool, EspError> {
+        let outer = self.outer();
+        let plan = self.plan(ip_packet, &outer)?;
+        let seq = self.sequence.reserve(1).map_err(|stop| self.stopped(stop))?.first;
+        let datagram =
+            ip_packet.get(..plan.datagram_len).ok_or(build::short(Header::Ip, plan.datagram_len, ip_packet.len()))?;
+        let (kept, protected) = datagram.split_at_checked(plan.protected_at).ok_or(build::short(
+            Header::Ip,
+            plan.protected_at,
+            datagram.len(),
+        ))?;
+        out.reserve(plan.total + self.cipher.scratch_len());
+        let header = Kept::read(&plan, datagram);
+        if matches!(header, Kept::InPlace) {
+            packet::extend_header(out, kept);
+        }
+        out.resize(plan.body_at(), 0);
+        self.write_front(&plan, header, &outer, seq, out)?;
+        let trailer = Trailer::new(plan.pad, plan.next_header);
+        let fields = HeaderFields { spi: self.cfg.spi, seq, iv: seq.to_be_bytes() };
+        let sum = self.cipher.seal(out, plan.esp_at(), fields, protected, trailer.as_bytes())?;
+        if let Some(check) = &plan.check {
+            // The cipher summed the protected bytes; the segment ends where
+            // they end (ESP goes in front of the upper-layer header, never
+            // after it), so they are the segment and the headers before it.
+            let in_protected = check.segment_at - plan.protected_at;
+            let segment_sum = if check.has_pseudo_header() {
+                RegionSum::new(sum).remove_prefix(protected, in_protected).value()
+            } else {
+                // ICMPv4: without a pseudo-header, an all-zero message sums
+                // to +0, which a sum with bytes taken away cannot tell from
+                // -0 (it would pass). It is short: sum it.
+                checksum::sum(protected.get(in_protected..).unwrap_or_default())
+            };
+            if let Err(e) = check.verify(datagram, segment_sum) {
+                // Nothing is sent. The sequence number stays used: its IV
+                // encrypted these bytes, and an IV is never used twice.
+                out.fill(0);
+                return Err(e);
+            }
+        }
+        self.fill_udp_checksum(&outer, plan.v4, plan.udp_at(), out)?;
+        Ok(plan.fragment)
+    }
+
+    /// Seal a burst of packets where they lie, each in its own buffer:
+    /// `results[i]` says what became of `pkts[i]`. The headers go into the
+    /// headroom (in transport mode the packet's own IP header moves forward
+    /// to make way for ESP's), the trailer and ICV into the tailroom, and
+    /// the payload is encrypted where it is; the AES-GCM work of the burst
+    /// goes to [`Gcm::encrypt_batch`](crate::Gcm::encrypt_batch) in one
+    /// call. [`PacketBuf`] always has the room ([`HEADROOM`](super::HEADROOM),
+    /// [`TAILROOM`](super::TAILROOM)); a buffer with too little on one side
+    /// but enough in all has its packet moved within it first, and one too
+    /// small for the sealed packet gets [`EspError::TooLarge`].
+    ///
+    /// Each packet is judged alone, so one bad packet never fails its
+    /// neighbours, and a packet refused is left as it was. Its upper-layer
+    /// checksum is verified over the bytes where they lie, just before they
+    /// are encrypted there (nothing writes to them in between); a packet
+    /// that fails it is not encrypted. The burst's sequence numbers are
+    /// reserved at once and assigned in order; a packet refused after that
+    /// leaves its number unused (a gap, which receivers take in their
+    /// stride: a number is never given out twice). Packets past the end of
+    /// the sequence space get [`EspError::SequenceExhausted`], and those at
+    /// or past the [sequence limit](Self::set_sequence_limit)
+    /// [`EspError::SequenceLimit`].
     ///
     /// Only the first `min(pkts.len(), results.len())` packets are sealed.
     ///
@@ -543,9 +554,12 @@ impl Outbound {
     /// plane's own packet memory ([`PacketSlice`](super::PacketSlice)).
     pub fn seal_burst_in<B: PacketBuffer>(&self, pkts: &mut [B], results: &mut [Result<(), EspError>]) {
         let n = pkts.len().min(results.len());
+        let (Some(pkts), Some(results)) = (pkts.get_mut(..n), results.get_mut(..n)) else {
+            return;
+        };
         let mut tally = Counters::default();
         if let Err(e) = self.admit() {
-            for result in results.iter_mut().take(n) {
+            for result in results.iter_mut() {
                 tally.record(&e);
                 *result = Err(e.clone());
             }
@@ -556,111 +570,22 @@ impl Outbound {
             Ok(r) => (r.first, r.count, r.short),
             Err(stop) => (0, 0, Some(stop)),
         };
-        with_scratch(|scratch| {
-            for (i, (pkt, result)) in pkts.iter_mut().zip(results.iter_mut()).enumerate() {
-                *result = if (i as u64) < count {
-                    let r = self.seal_counted(pkt.data(), SequenceNumber::Given(first + i as u64), scratch, &mut tally);
-                    r.and_then(|()| put_back(pkt, scratch))
+        let outer = self.outer();
+        for (c, (pkts, results)) in pkts.chunks_mut(CHUNK).zip(results.chunks_mut(CHUNK)).enumerate() {
+            let base = (c * CHUNK) as u64;
+            let seq = |i: usize| {
+                let k = base + i as u64;
+                if k < count {
+                    Ok(first + k)
                 } else {
-                    let e = self.stopped(short.unwrap_or(Stop::Limit { limit: NO_LIMIT }));
-                    tally.record(&e);
-                    Err(e)
-                };
-            }
-        });
+                    Err(self.stopped(short.unwrap_or(Stop::Limit { limit: NO_LIMIT })))
+                }
+            };
+            self.seal_chunk(pkts, results, seq, &outer, &mut tally);
+        }
         self.counters.add(&tally);
         if self.life.is_checked() {
             self.check_lifetime(Instant::now);
-        }
-    }
-
-    /// [`seal`](Self::seal) with the outcome counted in `tally`.
-    fn seal_counted(
-        &self,
-        ip_packet: &[u8],
-        seq: SequenceNumber,
-        out: &mut Vec<u8>,
-        tally: &mut Counters,
-    ) -> Result<(), EspError> {
-        out.clear();
-        let result = self.seal_packet(ip_packet, seq, out);
-        match &result {
-            Ok(verified) => {
-                if *verified == Verified::UnverifiableFragment {
-                    tally.unverifiable_fragments += 1;
-                }
-                tally.record_packet(ip_packet.len());
-            }
-            Err(e) => {
-                out.clear();
-                tally.record(e);
-            }
-        }
-        result.map(|_| ())
-    }
-
-    fn seal_packet(&self, ip_packet: &[u8], seq: SequenceNumber, out: &mut Vec<u8>) -> Result<Verified, EspError> {
-        let d = Datagram::parse(ip_packet)?;
-        let datagram = d.ip.datagram(ip_packet);
-        if matches!(self.cfg.mode, Mode::Transport) && d.upper == Upper::Fragment {
-            return Err(EspError::Fragment);
-        }
-        // Before encryption: the IPv4 header checksum and the length of the
-        // upper-layer header. The upper-layer checksum is verified over the
-        // sum the cipher takes of the bytes it encrypts (below), so what is
-        // checked is exactly what was encrypted, and the data is read once.
-        packet::verify_ip_header(&d, datagram, Stage::BeforeEncrypt)?;
-        if !self.cfg.selectors.is_empty() {
-            let (addrs, protocol, ports) = selector::flow(&d, datagram);
-            if !selector::covered(&self.cfg.selectors, false, addrs, protocol, ports) {
-                return Err(EspError::NotCovered { seq: None });
-            }
-        }
-        let plan = packet::upper_check(&d, datagram, self.cfg.checksums)?;
-        let peer = self.current_endpoints();
-        // The header in front of ESP, and where the protected part starts.
-        let (header, protected, next_header) = match peer.mode {
-            Mode::Transport if d.ip.version == 4 => {
-                let (prefix, protected) = d.ip.split_ipv4_header(datagram);
-                (OuterHeader::KeptV4 { prefix }, protected, d.ip.protocol)
-            }
-            Mode::Transport => {
-                let (prefix, protected, pos) = esp_insertion_v6(&d.ip, datagram)?;
-                (OuterHeader::KeptV6 { prefix, next_header_at: pos.next_header_at }, protected, pos.next_header)
-            }
-            Mode::Tunnel { src, dst } => {
-                let header = OuterHeader::New { src, dst, ds_field: d.ip.ds_field, dont_frag: d.ip.dont_frag };
-                (header, datagram, if d.ip.version == 4 { protocol::IPV4 } else { protocol::IPV6 })
-            }
-        };
-        // IPv6 packets are never fragmented on the way; IPv4 ones when DF says so.
-        let dont_fragment = d.ip.version == 6 || d.ip.dont_frag;
-        let sealed =
-            self.emit(header, peer.encap, Protected::Bytes(protected), next_header, dont_fragment, seq, out)?;
-        match plan {
-            UpperPlan::Fragment => Ok(Verified::UnverifiableFragment),
-            UpperPlan::Nothing => Ok(Verified::Whole),
-            UpperPlan::Check { check, segment } => {
-                // The cipher summed the protected bytes; the segment ends
-                // where they end (ESP goes in front of the upper-layer
-                // header, never after it), so they are the segment and the
-                // headers before it.
-                let segment_sum = if check.has_pseudo_header() {
-                    RegionSum::new(sealed).remove_prefix(protected, protected.len() - segment.len()).value()
-                } else {
-                    // ICMPv4: without a pseudo-header, an all-zero message
-                    // sums to +0, which a sum with bytes taken away cannot
-                    // tell from -0 (it would pass). It is short: sum it.
-                    checksum::sum(segment)
-                };
-                if let Err(m) = check.verify(segment_sum) {
-                    // Nothing is sent. The sequence number stays used: its IV
-                    // encrypted these bytes, and an IV is never used twice.
-                    out.fill(0);
-                    return Err(Stage::BeforeEncrypt.error(m));
-                }
-                Ok(Verified::Whole)
-            }
         }
     }
 
@@ -680,27 +605,7 @@ impl Outbound {
         out: &mut Vec<u8>,
     ) -> Result<(), EspError> {
         out.clear();
-        if let Err(e) = self.admit() {
-            self.counters.record(&e);
-            return Err(e);
-        }
-        let peer = self.current_endpoints();
-        let (src, dst) = match (peer.mode, endpoints) {
-            (Mode::Tunnel { src, dst }, _) => (src, dst),
-            (Mode::Transport, Some(pair)) => pair,
-            (Mode::Transport, None) => {
-                let e = EspError::Unsupported(Limitation::DummyNeedsAddresses);
-                self.counters.record(&e);
-                return Err(e);
-            }
-        };
-        let result = if src.is_ipv4() != dst.is_ipv4() {
-            Err(EspError::Invalid { parameter: "endpoints", reason: "source and destination must be of one family" })
-        } else {
-            let header = OuterHeader::New { src, dst, ds_field: 0, dont_frag: false };
-            let (zeros, seq) = (Protected::Zeros(len), SequenceNumber::Next);
-            self.emit(header, peer.encap, zeros, protocol::NO_NEXT_HEADER, false, seq, out).map(|_| ())
-        };
+        let result = self.admit().and_then(|()| self.seal_dummy_into(endpoints, len, out));
         let mut tally = Counters::default();
         match &result {
             Ok(()) => tally.dummies += 1,
@@ -713,146 +618,40 @@ impl Outbound {
         result
     }
 
-    /// Build the packet into `out`: header, UDP (NAT-T), ESP header and IV,
-    /// the protected bytes, padding, trailer, then encrypt and append the ICV.
-    /// Returns the one's complement sum of the protected bytes, taken while
-    /// they were encrypted (0 for a dummy).
-    #[allow(clippy::too_many_arguments)]
-    fn emit(
+    fn seal_dummy_into(
         &self,
-        header: OuterHeader<'_>,
-        encap: Encap,
-        protected: Protected<'_>,
-        next_header: u8,
-        dont_fragment: bool,
-        seq: SequenceNumber,
+        endpoints: Option<(IpAddr, IpAddr)>,
+        len: usize,
         out: &mut Vec<u8>,
-    ) -> Result<u64, EspError> {
-        let icv_len = self.cipher.icv_len();
-        let pad = esp::pad_len(protected.len());
-        let esp_len = esp::HEADER_LEN + esp::IV_LEN + protected.len() + pad + esp::TRAILER_LEN + icv_len;
-        let udp_len = if matches!(encap, Encap::Udp { .. }) { udp::HEADER_LEN } else { 0 };
-        let (header_len, is_v4) = match &header {
-            OuterHeader::KeptV4 { prefix } => (prefix.len(), true),
-            OuterHeader::KeptV6 { prefix, .. } => (prefix.len(), false),
-            OuterHeader::New { src, .. } => {
-                if src.is_ipv4() {
-                    (ipv4::HEADER_LEN, true)
-                } else {
-                    (ipv6::HEADER_LEN, false)
+    ) -> Result<(), EspError> {
+        let outer = self.outer();
+        let dummy_outer = match (&outer.tunnel, endpoints) {
+            (Some(_), _) => outer.into_owned(),
+            (None, Some((src, dst))) => {
+                if src.is_ipv4() != dst.is_ipv4() {
+                    return Err(EspError::Invalid {
+                        parameter: "endpoints",
+                        reason: "source and destination must be of one family",
+                    });
                 }
+                let tunnel = Template::new(src, dst, outer.carried(), self.cfg.tunnel_ttl)?;
+                Outer { tunnel: Some(tunnel), udp: outer.udp }
             }
+            (None, None) => return Err(EspError::Unsupported(Limitation::DummyNeedsAddresses)),
         };
-        let total = header_len + udp_len + esp_len;
-        if let Some(mtu) = self.cfg.path_mtu.map(usize::from)
-            && dont_fragment
-            && total > mtu
-        {
-            // What the framing adds, with the most padding any length needs
-            // (3), taken off the path MTU: the size the sender should be
-            // told (ICMP "fragmentation needed", ICMPv6 "packet too big"),
-            // which is the caller's to send. Every packet up to it fits.
-            let inner = protected.len() + if matches!(header, OuterHeader::New { .. }) { 0 } else { header_len };
-            let overhead = total - inner - pad + 3;
-            return Err(EspError::PacketTooBig { len: total, mtu: mtu.saturating_sub(overhead) });
-        }
-        // IPv4 total length or IPv6 payload length must fit 16 bits.
-        let length_field = if is_v4 { total } else { total - ipv6::HEADER_LEN };
-        let length16 = u16::try_from(length_field)
-            .map_err(|_| EspError::TooLarge { len: length_field, max: usize::from(u16::MAX) })?;
-        let carried = if udp_len > 0 { protocol::UDP } else { protocol::ESP };
-
-        let seq = match seq {
-            SequenceNumber::Next => self.sequence.reserve(1).map_err(|stop| self.stopped(stop))?.first,
-            SequenceNumber::Given(seq) => seq,
+        let Some(template) = &dummy_outer.tunnel else {
+            return Err(EspError::Unsupported(Limitation::DummyNeedsAddresses));
         };
-
-        out.reserve(total + self.cipher.scratch_len());
-        match header {
-            OuterHeader::KeptV4 { prefix } => {
-                packet::extend_header(out, prefix);
-                Ipv4Packet::new_unchecked(out.as_mut_slice()).set_total_len_protocol_and_checksum(length16, carried);
-            }
-            OuterHeader::KeptV6 { prefix, next_header_at } => {
-                packet::extend_header(out, prefix);
-                let mut ip = Ipv6Packet::new_unchecked(out.as_mut_slice());
-                ip.set_payload_len(length16);
-                ip.set_next_header_at(next_header_at, carried);
-            }
-            OuterHeader::New { src, dst, ds_field, dont_frag } => {
-                out.resize(header_len, 0);
-                match (src, dst) {
-                    (IpAddr::V4(src_addr), IpAddr::V4(dst_addr)) => Ipv4Repr {
-                        src_addr,
-                        dst_addr,
-                        protocol: carried,
-                        payload_len: total - header_len,
-                        ttl: self.cfg.tunnel_ttl,
-                        dscp_ecn: ds_field,
-                        ident: seq as u16,
-                        dont_frag,
-                    }
-                    .emit(out)?,
-                    (IpAddr::V6(src_addr), IpAddr::V6(dst_addr)) => Ipv6Repr {
-                        src_addr,
-                        dst_addr,
-                        next_header: carried,
-                        payload_len: total - header_len,
-                        hop_limit: self.cfg.tunnel_ttl,
-                        traffic_class: ds_field,
-                        flow_label: 0,
-                    }
-                    .emit(out)?,
-                    _ => {
-                        return Err(EspError::Invalid {
-                            parameter: "mode",
-                            reason: "the tunnel's outer addresses must be of one family",
-                        });
-                    }
-                }
-            }
-        }
-        let udp_start = out.len();
-        if udp_len > 0 {
-            // Filled in after encryption (its checksum covers the ciphertext).
-            out.extend_from_slice(&[0; udp::HEADER_LEN]);
-        }
-        let esp_start = out.len();
-        // The IV is the 64-bit sequence number: unique per packet under the key.
-        let iv = seq.to_be_bytes();
-        let spi = self.cfg.spi;
-        out.extend_from_slice(&EspRepr { spi, sequence: seq as u32 }.with_iv(iv));
-        let fields = HeaderFields { spi, seq, iv };
-        let sum = match protected {
-            Protected::Bytes(bytes) => {
-                let trailer = Trailer::new(pad, next_header);
-                self.cipher.seal(out, esp_start, fields, bytes, trailer.as_bytes())?
-            }
-            Protected::Zeros(n) => {
-                out.resize(out.len() + n, 0);
-                esp::push_padding_and_trailer(out, pad, next_header);
-                self.cipher.seal_in_place(out, esp_start, fields)?;
-                0
-            }
-        };
-
-        if let Encap::Udp { src_port, dst_port } = encap {
-            // IPv4: checksum 0 (RFC 3948 §2.1). IPv6 requires a real one.
-            let pseudo = if is_v4 {
-                None
-            } else {
-                let ip = Ipv6Packet::new_unchecked(out.as_slice());
-                let addrs = Addresses::v6(ip.src_addr().octets(), ip.dst_addr().octets());
-                Some(addrs.pseudo_header(protocol::UDP, udp_len + esp_len))
-            };
-            // `out` holds the header in front of the UDP header and more;
-            // were it shorter, that would be a bug here, to be reported.
-            let Some(datagram) = out.get_mut(udp_start..) else {
-                return Err(EspError::Truncated { header: Header::Udp, needed: udp_start, available: out.len() });
-            };
-            UdpRepr { src_port, dst_port }.emit(datagram, esp_len, pseudo)?;
-        }
-        Ok(sum)
+        let plan = self.dummy_plan(template, &dummy_outer, len)?;
+        let seq = self.sequence.reserve(1).map_err(|stop| self.stopped(stop))?.first;
+        out.reserve(plan.total + self.cipher.scratch_len());
+        out.resize(plan.body_at(), 0);
+        self.write_front(&plan, Kept::InPlace, &dummy_outer, seq, out)?;
+        out.resize(out.len() + len, 0);
+        esp::push_padding_and_trailer(out, plan.pad, plan.next_header);
+        let fields = HeaderFields { spi: self.cfg.spi, seq, iv: seq.to_be_bytes() };
+        self.cipher.seal_in_place(out, plan.esp_at(), fields)?;
+        self.fill_udp_checksum(&dummy_outer, plan.v4, plan.udp_at(), out)
     }
 
     /// Bare ESP (SPI || low sequence number || IV || ciphertext || ICV) of
@@ -880,30 +679,4 @@ impl Outbound {
         self.cipher.seal(&mut out, 0, HeaderFields { spi, seq, iv }, payload, trailer.as_bytes())?;
         Ok(out)
     }
-}
-
-/// Where ESP goes in an IPv6 packet in transport mode (RFC 4303 §3.1.1):
-/// after hop-by-hop, routing, and destination options that precede a
-/// routing header; before everything else (later destination options are
-/// protected). A fragment header means the packet is a fragment.
-///
-/// Returns the headers that stay in front of ESP, the protected rest, and
-/// the position ESP takes (the header it names as its next header, and the
-/// byte that will name ESP).
-fn esp_insertion_v6<'a>(ip: &IpHeader, datagram: &'a [u8]) -> Result<(&'a [u8], &'a [u8], ChainPos), EspError> {
-    let mut chain = ip.ipv6_chain(datagram);
-    loop {
-        let before = chain;
-        match chain.next()? {
-            Some(ext) if ext.kind() == protocol::DESTINATION_OPTIONS && ext.next_header() != protocol::ROUTING => {
-                chain = before;
-                break;
-            }
-            Some(_) => {}
-            None if chain.pos().next_header == protocol::FRAGMENT => return Err(EspError::Fragment),
-            None => break,
-        }
-    }
-    let (prefix, protected) = chain.split();
-    Ok((prefix, protected, chain.pos()))
 }

@@ -1,0 +1,25 @@
+//! Several short messages at once (the kernel under `Gcm::encrypt_batch`):
+//! what a group is, independent of the backend that runs it.
+
+/// Messages per group.
+pub(crate) const GROUP: usize = 8;
+/// The longest message a group takes, in blocks; longer ones are better
+/// served by the single-message bulk loop.
+pub(crate) const MAX_BLOCKS: usize = 48;
+/// The most AAD a message of a group may have, in bytes.
+pub(crate) const MAX_AAD: usize = 16;
+
+/// One message of a group: in place, like a single call.
+pub(crate) struct Message<'a> {
+    /// The pre-counter block as a big-endian integer.
+    pub(crate) j0: u128,
+    pub(crate) aad: &'a [u8],
+    pub(crate) data: &'a mut [u8],
+}
+
+/// Whether a message may join a group whose kernel takes up to
+/// `max_blocks` (at most [`MAX_BLOCKS`]) blocks: 1 to `max_blocks` blocks
+/// of data, at most [`MAX_AAD`] bytes of AAD.
+pub(crate) fn fits(aad_len: usize, data_len: usize, max_blocks: usize) -> bool {
+    aad_len <= MAX_AAD && (1..=max_blocks.min(MAX_BLOCKS) * 16).contains(&data_len)
+}

@@ -1,0 +1,383 @@
+//! Several short messages at once, one per 128-bit lane: the kernel under
+//! `Gcm::encrypt_batch` / `decrypt_batch`.
+//!
+//! # Why
+//!
+//! A message of a few blocks is a chain of dependent AES rounds followed by
+//! a short chain of multiplies, so single-message code leaves the AES units
+//! mostly waiting. Here [`GROUP`] messages go through together: each
+//! 128-bit lane of a register holds a different message (lane `l` of the
+//! register for block `k` is block `k` of message `l`), one register of a
+//! backend covers `BLOCKS` messages, and `GROUP / BLOCKS` registers (a
+//! *set*) cover them all, so every AES round instruction of a set advances
+//! one block of `GROUP` messages. `CH` blocks per message go through the
+//! rounds together, so `GROUP / BLOCKS * CH` registers are in flight: enough
+//! to fill the AES pipes on every width.
+//!
+//! # Lengths and the hash
+//!
+//! Messages of a group may differ in length: they are lined up at their
+//! *ends*. A group has `B` blocks, its longest message's count; a message of
+//! `b` blocks starts at block `B - b`, and its lanes before that hold
+//! nothing (zero data, never read or written). So block `k` of every lane is
+//! multiplied by the same power of H, `H^(B + 1 - k)` (the length block takes
+//! `H^1`), broadcast from the key's table, and a lane's missing blocks add
+//! zero. Each message's AAD (at most a block) is hashed first, all lanes at
+//! once (`AAD * H`, one reduction per lane), and joins the message's first
+//! data block, where the Horner form of GHASH wants it. Long groups are
+//! hashed in segments of at most 32 blocks (the powers the key keeps), each
+//! reduced lane by lane and joining the next. Counter blocks are built from
+//! each lane's `J0` and its start, one add per register, and `E(K, J0)` for
+//! the tags rides with the first blocks through the rounds.
+//!
+//! The results are those of single calls, byte for byte and tag for tag
+//! (`tests/batch.rs`, and every 96-bit-IV CAVP case through the batch path).
+
+use super::ghash::Wide;
+use super::{Block, Lanes, MaterialOf, NarrowOf, Shape, TokenOf};
+use crate::backend::group::{GROUP, Message};
+
+/// Blocks hashed per reduction when a group is long.
+const SEGMENT: usize = 32;
+
+/// Run up to [`GROUP`] messages that `group::fits` allows; `tags[i]` gets
+/// message `i`'s tag (sealing: the tag to send; opening: the one computed
+/// over the ciphertext, for the caller to compare). The messages go through
+/// in passes of `Q` registers (`Q * BLOCKS` messages) in lockstep, `CH`
+/// blocks of each at a time: enough in flight to keep the AES pipes busy
+/// and few enough to stay in registers. Inlined into the backend's entry
+/// point.
+#[inline(always)]
+pub(crate) fn run<K: Shape, const Q: usize, const CH: usize, const DECRYPT: bool>(
+    t: TokenOf<K>,
+    m: &MaterialOf<K>,
+    msgs: &mut [Message<'_>],
+    tags: &mut [[u8; 16]],
+) {
+    match m.rounds {
+        10 => run_rounds::<K, Q, CH, DECRYPT, 10>(t, m, msgs, tags),
+        12 => run_rounds::<K, Q, CH, DECRYPT, 12>(t, m, msgs, tags),
+        _ => run_rounds::<K, Q, CH, DECRYPT, 14>(t, m, msgs, tags),
+    }
+}
+
+/// What the kernel knows about one lane.
+#[derive(Clone, Copy)]
+struct LaneInfo {
+    /// Where group block 0 would be: the data less 16 bytes per block
+    /// before the message's start (never dereferenced below the data).
+    base: *mut u8,
+    /// The group block at which the message starts (`usize::MAX`: an empty
+    /// lane).
+    start: usize,
+    /// Bytes in its last block (the group's last, `1..=16`).
+    tail: usize,
+}
+
+const EMPTY: LaneInfo = LaneInfo { base: core::ptr::null_mut(), start: usize::MAX, tail: 0 };
+
+/// One register's messages through a pass: their lanes and running state.
+#[derive(Clone, Copy)]
+struct Set<V: Lanes> {
+    lanes: [LaneInfo; 4],
+    /// Each lane's counter for group block 0.
+    ctr: V,
+    /// `E(K, J0)` per lane (in the rounds until the first chunk is done).
+    tag_mask: V,
+    /// Each lane's `AAD * H`: it joins the message's first data block.
+    aad_hash: V,
+    /// The hash of the segments before (zero in lanes not started yet).
+    carry: V,
+    /// Products of the current segment.
+    wide: Wide<V>,
+    /// Each lane's length block.
+    lengths: V,
+}
+
+#[inline(always)]
+fn run_rounds<K: Shape, const Q: usize, const CH: usize, const DECRYPT: bool, const R: usize>(
+    t: TokenOf<K>,
+    m: &MaterialOf<K>,
+    msgs: &mut [Message<'_>],
+    tags: &mut [[u8; 16]],
+) {
+    let count = msgs.len().min(GROUP).min(tags.len());
+    let blocks = msgs.iter().take(count).map(|msg| msg.data.len().div_ceil(16)).max().unwrap_or(0);
+    if blocks == 0 {
+        return;
+    }
+    // Rounded up to whole chunks: blocks past `blocks` are empty in every
+    // lane (zero data, zero powers).
+    let chunks = blocks.div_ceil(CH);
+    let per_pass = Q * K::V::BLOCKS;
+    let mut first = 0;
+    while first < count {
+        let pass = msgs.get_mut(first..count.min(first + per_pass)).unwrap_or_default();
+        // (A loop, not `array::from_fn`: a closure would not be inlined
+        // into the entry point, and its instructions would become calls.)
+        // Every lane full and starting at block 0 (messages of one block
+        // count): whole blocks need no masks.
+        let uniform = pass.len() == per_pass && pass.iter().all(|msg| msg.data.len().div_ceil(16) == blocks);
+        let mut sets = [set_up::<K>(t, m, &mut [], blocks, false); Q];
+        for (q, set) in sets.iter_mut().enumerate() {
+            *set = set_up::<K>(t, m, pass.get_mut(q * K::V::BLOCKS..).unwrap_or_default(), blocks, uniform);
+        }
+        for chunk in 0..chunks {
+            match (chunk, uniform) {
+                (0, true) => run_chunk::<K, Q, CH, DECRYPT, R, true, true>(t, m, &mut sets, blocks, 0),
+                (0, false) => run_chunk::<K, Q, CH, DECRYPT, R, true, false>(t, m, &mut sets, blocks, 0),
+                (_, true) => run_chunk::<K, Q, CH, DECRYPT, R, false, true>(t, m, &mut sets, blocks, chunk * CH),
+                (_, false) => run_chunk::<K, Q, CH, DECRYPT, R, false, false>(t, m, &mut sets, blocks, chunk * CH),
+            }
+        }
+        let (h1, hk1) = m.power_splat::<K::V>(t, 1);
+        for (q, set) in sets.iter_mut().enumerate() {
+            set.wide.mul_add(set.lengths, h1, hk1);
+            let hash = set.wide.reduce_lanes().byte_reverse().xor(set.tag_mask);
+            for i in 0..K::V::BLOCKS {
+                let at = first + q * K::V::BLOCKS + i;
+                if let Some(tag) = tags.get_mut(at).filter(|_| at < count) {
+                    *tag = hash.lane(i).to_bytes();
+                }
+            }
+        }
+        first += per_pass;
+    }
+}
+
+/// A register's worth of messages (`BLOCKS` of `msgs`, or fewer: empty
+/// lanes) ready for the chunks: lanes, counters, `E(K, J0)` started, the
+/// AAD hashed (`uniform`: all start at block 0, so the AAD is block -1 of
+/// every lane, at one power of H, in the first segment's sum).
+#[inline(always)]
+fn set_up<K: Shape>(
+    t: TokenOf<K>,
+    m: &MaterialOf<K>,
+    msgs: &mut [Message<'_>],
+    blocks: usize,
+    uniform: bool,
+) -> Set<K::V> {
+    let n = K::V::narrow(t);
+    let zero = NarrowOf::<K>::zero(n);
+    let mut lanes = [EMPTY; 4];
+    let (mut j0, mut first, mut aad, mut lengths) = ([zero; 4], [zero; 4], [zero; 4], [zero; 4]);
+    for (l, msg) in msgs.iter_mut().take(K::V::BLOCKS).enumerate() {
+        let start = blocks - msg.data.len().div_ceil(16);
+        let tail = msg.data.len() - 16 * (blocks - 1 - start);
+        lanes[l] = LaneInfo { base: msg.data.as_mut_ptr().wrapping_sub(16 * start), start, tail };
+        j0[l] = NarrowOf::<K>::from_u128(n, msg.j0);
+        // Its counter for group block k is inc32(J0) + 1 + (k - start).
+        first[l] = j0[l].add32(NarrowOf::<K>::dwords(n, 0, 1u32.wrapping_sub(start as u32), 0));
+        aad[l] = NarrowOf::<K>::from_partial(n, msg.aad).byte_reverse();
+        let bits = (u128::from(msg.aad.len() as u64 * 8) << 64) | u128::from(msg.data.len() as u64 * 8);
+        lengths[l] = NarrowOf::<K>::from_u128(n, bits);
+    }
+    let rk0 = m.round_key::<K::V>(t, 0);
+    let aad = K::V::from_lanes(t, aad);
+    let (mut aad_hash, mut sum) = (K::V::zero(t), Wide::<K::V>::new(t));
+    if uniform && blocks + 2 <= super::POWERS {
+        let (h, hk) = m.power_splat::<K::V>(t, blocks + 2);
+        sum.mul_add(aad, h, hk);
+    } else {
+        let (h1, hk1) = m.power_splat::<K::V>(t, 1);
+        let mut wide = Wide::<K::V>::new(t);
+        wide.mul_add(aad, h1, hk1);
+        aad_hash = wide.reduce_lanes();
+    }
+    Set {
+        lanes,
+        ctr: K::V::from_lanes(t, first),
+        // E(K, J0) starts now; it finishes with the first chunk's rounds.
+        tag_mask: K::V::from_lanes(t, j0).byte_reverse().aes_first(rk0),
+        aad_hash,
+        carry: K::V::zero(t),
+        wide: sum,
+        lengths: K::V::from_lanes(t, lengths),
+    }
+}
+
+/// Group blocks `k0..k0 + CH` of every set: counters through AES (with
+/// `E(K, J0)` when `TAG`), the data in and out, the hash (`UNIFORM`: every
+/// lane full, all messages of the group's length).
+#[inline(always)]
+fn run_chunk<
+    K: Shape,
+    const Q: usize,
+    const CH: usize,
+    const DECRYPT: bool,
+    const R: usize,
+    const TAG: bool,
+    const UNIFORM: bool,
+>(
+    t: TokenOf<K>,
+    m: &MaterialOf<K>,
+    sets: &mut [Set<K::V>; Q],
+    blocks: usize,
+    k0: usize,
+) {
+    let rk0 = m.round_key::<K::V>(t, 0);
+    let mut ks = [[rk0; CH]; Q];
+    for (set, ks) in sets.iter().zip(ks.iter_mut()) {
+        for (c, y) in ks.iter_mut().enumerate() {
+            *y = set.ctr.add32(K::V::dwords(t, 0, (k0 + c) as u32, 0)).byte_reverse().aes_first(rk0);
+        }
+    }
+    for i in 1..R {
+        let k = m.round_key::<K::V>(t, i);
+        for (set, ks) in sets.iter_mut().zip(ks.iter_mut()) {
+            for y in ks.iter_mut() {
+                *y = y.aes_round(k);
+            }
+            if TAG {
+                set.tag_mask = set.tag_mask.aes_round(k);
+            }
+        }
+    }
+    let last = m.round_key::<K::V>(t, R);
+    for (set, ks) in sets.iter_mut().zip(ks.iter_mut()) {
+        for y in ks.iter_mut() {
+            *y = y.aes_last(last);
+        }
+        if TAG {
+            set.tag_mask = set.tag_mask.aes_last(last);
+        }
+    }
+    for (set, ks) in sets.iter_mut().zip(ks.iter()) {
+        for (c, &keystream) in ks.iter().enumerate() {
+            let k = k0 + c;
+            if UNIFORM && k + 1 < blocks {
+                whole_block::<K, DECRYPT>(t, m, set, blocks, k, keystream);
+            } else if UNIFORM && k + 1 == blocks {
+                last_block::<K, DECRYPT>(t, m, set, blocks, k, keystream);
+            } else if k < blocks {
+                block::<K, DECRYPT>(t, m, set, blocks, k, keystream);
+            }
+        }
+    }
+}
+
+/// Group block `k` (not the last) of a set whose lanes all hold a message
+/// that started at block 0: whole blocks in and out, into the hash.
+#[inline(always)]
+fn whole_block<K: Shape, const DECRYPT: bool>(
+    t: TokenOf<K>,
+    m: &MaterialOf<K>,
+    set: &mut Set<K::V>,
+    blocks: usize,
+    k: usize,
+    keystream: K::V,
+) {
+    let mut at = [core::ptr::null_mut::<u8>(); 4];
+    for (a, lane) in at.iter_mut().zip(set.lanes.iter()).take(K::V::BLOCKS) {
+        *a = lane.base.wrapping_add(16 * k);
+    }
+    // SAFETY: every lane's message has more than `k + 1` blocks and starts
+    // at block 0 (the caller's check), so block `k` is 16 bytes inside it.
+    let input = unsafe { K::V::gather_full(t, at.map(<*mut u8>::cast_const)) };
+    let output = input.xor(keystream);
+    // SAFETY: as for the gather.
+    unsafe { output.scatter_full(at) };
+    let hashed = if DECRYPT { input } else { output }.byte_reverse();
+    let hashed = if k == 0 { hashed.xor(set.aad_hash) } else { hashed };
+    hash_block::<K>(t, m, set, blocks, k, hashed);
+}
+
+/// The last group block of a set whose lanes all hold a message that
+/// started at block 0: each lane's `tail` bytes in and out.
+#[inline(always)]
+fn last_block<K: Shape, const DECRYPT: bool>(
+    t: TokenOf<K>,
+    m: &MaterialOf<K>,
+    set: &mut Set<K::V>,
+    blocks: usize,
+    k: usize,
+    keystream: K::V,
+) {
+    let mut inputs = [(core::ptr::null::<u8>(), 0usize); 4];
+    let mut outputs = [(core::ptr::null_mut::<u8>(), 0usize); 4];
+    let mut lens = [0usize; 4];
+    for (i, lane) in set.lanes.iter().enumerate().take(K::V::BLOCKS) {
+        let at = lane.base.wrapping_add(16 * k);
+        (inputs[i], outputs[i], lens[i]) = ((at.cast_const(), lane.tail), (at, lane.tail), lane.tail);
+    }
+    // SAFETY: block `k` is every message's last, with `tail` bytes (the
+    // caller's check that all started at block 0).
+    let input = unsafe { K::V::gather(t, inputs) };
+    let output = input.xor(keystream);
+    // SAFETY: as for the gather.
+    unsafe { output.scatter(outputs) };
+    let hashed = if DECRYPT { input } else { output.keep_lanes(lens) }.byte_reverse();
+    let hashed = if k == 0 { hashed.xor(set.aad_hash) } else { hashed };
+    hash_block::<K>(t, m, set, blocks, k, hashed);
+}
+
+/// Add group block `k` (reflected, with whatever joins it) to the hash.
+#[inline(always)]
+fn hash_block<K: Shape>(t: TokenOf<K>, m: &MaterialOf<K>, set: &mut Set<K::V>, blocks: usize, k: usize, hashed: K::V) {
+    let hashed = if k > 0 && k.is_multiple_of(SEGMENT) { hashed.xor(set.carry) } else { hashed };
+    let segment_end = (k / SEGMENT + 1) * SEGMENT;
+    // The last segment ends with the length block, at H^1.
+    let power = if segment_end >= blocks { (blocks + 1).saturating_sub(k) } else { segment_end - k };
+    let (h, hk) = m.power_splat::<K::V>(t, power);
+    set.wide.mul_add(hashed, h, hk);
+    if k + 1 == segment_end && segment_end < blocks {
+        set.carry = set.wide.reduce_lanes();
+        set.wide = Wide::new(t);
+    }
+}
+
+/// Group block `k` of a set: in and out through the lanes' memory, and into
+/// the hash.
+#[inline(always)]
+fn block<K: Shape, const DECRYPT: bool>(
+    t: TokenOf<K>,
+    m: &MaterialOf<K>,
+    set: &mut Set<K::V>,
+    blocks: usize,
+    k: usize,
+    keystream: K::V,
+) {
+    // Lane i's bytes in this block: none before its start, then whole
+    // blocks, and its last (partial or whole) block is the group's last,
+    // since messages are lined up at their ends.
+    let mut inputs = [(core::ptr::null::<u8>(), 0usize); 4];
+    let mut outputs = [(core::ptr::null_mut::<u8>(), 0usize); 4];
+    let mut lens = [0usize; 4];
+    let (mut active, mut starts) = (0u32, 0u32);
+    for (i, lane) in set.lanes.iter().enumerate().take(K::V::BLOCKS) {
+        let len = if k < lane.start {
+            0
+        } else if k + 1 < blocks {
+            16
+        } else {
+            lane.tail
+        };
+        let at = lane.base.wrapping_add(16 * k);
+        (inputs[i], outputs[i], lens[i]) = ((at.cast_const(), len), (at, len), len);
+        active |= u32::from(len > 0) << i;
+        starts |= u32::from(k == lane.start) << i;
+    }
+    // SAFETY: a lane's bytes at block k (k at or past its start) are block
+    // `k - start` of its message's data, whole before the last block and
+    // `tail` bytes in it; lanes with none touch no memory.
+    let input = unsafe { K::V::gather(t, inputs) };
+    let output = input.xor(keystream);
+    // SAFETY: as for the gather.
+    unsafe { output.scatter(outputs) };
+    // What is hashed is the ciphertext with zeros past each message's end
+    // (and in lanes it has not reached).
+    let hashed = if DECRYPT {
+        input
+    } else if k + 1 == blocks {
+        output.keep_lanes(lens)
+    } else if active != (1 << K::V::BLOCKS) - 1 {
+        output.select_lanes(active)
+    } else {
+        output
+    }
+    .byte_reverse();
+    // Each lane's AAD hash joins its first block; the hash of the segments
+    // before joins the first block of a segment.
+    let hashed = if starts == 0 { hashed } else { hashed.xor(set.aad_hash.select_lanes(starts)) };
+    hash_block::<K>(t, m, set, blocks, k, hashed);
+}

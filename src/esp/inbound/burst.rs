@@ -1,0 +1,304 @@
+//! Opening a burst where its packets lie.
+//!
+//! Each packet is checked alone up to its decryption ([`OpenPlan`]); then
+//! the AES-GCM work of the whole burst goes to
+//! [`Gcm::decrypt_batch`](crate::Gcm::decrypt_batch) in one call, each job
+//! decrypting one packet's payload in place (or, with GMAC, verifying it).
+//! Last, each packet is judged in the receiver's order: window, padding,
+//! next header, and the packet delivered where it lies: the inner packet of
+//! tunnel mode is the decrypted payload itself; in transport mode the kept
+//! IP header moves forward onto the payload, over the ESP header.
+//!
+//! A packet refused before its decryption is left as it arrived. One
+//! refused at its ICV or after has had its payload decrypted in place, so
+//! that payload is zeroed (nothing decrypted is released, and the
+//! ciphertext is gone); its headers are left as they arrived.
+
+use super::super::packet_buf::PacketBuffer;
+use super::super::wire::{borrow_for_esn, give_back};
+use super::super::{Counters, EspError, Mode};
+use super::Inbound;
+use super::plan::{OpenPlan, Restored};
+use crate::Job;
+
+/// Packets whose work goes to one batch call (see the outbound side).
+pub(super) const CHUNK: usize = 32;
+
+/// Most bytes between the kept header and the payload: UDP (8), SPI and
+/// sequence number (8), IV (8).
+const MAX_GAP: usize = 24;
+
+/// A packet checked and waiting for its decryption.
+#[derive(Clone, Copy, Debug)]
+struct Waiting {
+    /// Where the packet starts in its buffer.
+    start: usize,
+    plan: OpenPlan,
+    /// GCM's AAD length (8 or 12).
+    aad_len: usize,
+    /// The ICV as received.
+    icv: [u8; 16],
+    /// GMAC with ESN: the 4 bytes in front of the ESP header, borrowed to
+    /// hold SPI || high half for the AAD while the tag is checked.
+    borrowed: Option<[u8; 4]>,
+}
+
+impl Inbound {
+    /// Open `pkts` (at most [`CHUNK`]) in place, writing each one's
+    /// outcome to `results` and counting it in `tally`.
+    pub(super) fn open_chunk<B: PacketBuffer>(
+        &self,
+        pkts: &mut [B],
+        results: &mut [Result<(), EspError>],
+        tally: &mut Counters,
+    ) {
+        let mut waiting: [Option<Waiting>; CHUNK] = [None; CHUNK];
+        let mut aads = [[0u8; 12]; CHUNK];
+        for ((pkt, result), (slot, aad)) in
+            pkts.iter_mut().zip(results.iter_mut()).zip(waiting.iter_mut().zip(&mut aads))
+        {
+            *result = self.wait(pkt, aad).map(|w| *slot = Some(w));
+        }
+
+        // The burst's AES-GCM work in one call.
+        let mut opened: [Result<(), crate::Error>; CHUNK] = [Ok(()); CHUNK];
+        {
+            let icv_len = self.cipher.icv_len();
+            let mut jobs: [Job<'_>; CHUNK] = core::array::from_fn(|_| Job::new([0; 12], &[], &mut []));
+            let mut owner = [0usize; CHUNK];
+            let mut count = 0;
+            let mut free = jobs.iter_mut().zip(owner.iter_mut());
+            for (i, ((pkt, w), aad)) in pkts.iter_mut().zip(&waiting).zip(&aads).enumerate() {
+                let Some(w) = w else { continue };
+                let (memory, _, _) = pkt.room();
+                let (body_at, body_len) = (w.start + w.plan.body_at(), w.plan.body_len(icv_len));
+                let nonce = self.cipher.nonce(w.plan.iv);
+                let job = if self.cipher.is_gmac() {
+                    // GMAC: the packet from the ESP header (or the SPI moved
+                    // in front of it, with ESN) through the trailer is the
+                    // AAD; nothing is decrypted.
+                    let aad_at = w.start + w.plan.esp_at - if w.borrowed.is_some() { 4 } else { 0 };
+                    memory.get(aad_at..body_at + body_len).map(|aad| Job::new(nonce, aad, &mut []))
+                } else {
+                    let body = memory.get_mut(body_at..body_at + body_len);
+                    body.map(|body| Job::new(nonce, aad.get(..w.aad_len).unwrap_or(aad), body))
+                };
+                if let (Some(mut job), Some((slot, who))) = (job, free.next()) {
+                    job.tag = w.icv;
+                    job.tag_len = icv_len;
+                    *slot = job;
+                    *who = i;
+                    count += 1;
+                }
+            }
+            let jobs = jobs.get_mut(..count).unwrap_or_default();
+            self.cipher.gcm().decrypt_batch(jobs);
+            for (job, &i) in jobs.iter().zip(&owner) {
+                if let Some(r) = opened.get_mut(i) {
+                    *r = job.result;
+                }
+            }
+        }
+
+        for (i, ((pkt, result), w)) in pkts.iter_mut().zip(results.iter_mut()).zip(&waiting).enumerate() {
+            if let Some(w) = w {
+                let crypto = opened.get(i).copied().unwrap_or(Ok(()));
+                *result = match self.deliver(pkt, w, crypto) {
+                    Ok(unverifiable) => {
+                        if unverifiable {
+                            tally.unverifiable_fragments += 1;
+                        }
+                        tally.record_packet(pkt.data().len());
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
+                };
+            }
+            if let Err(e) = result {
+                tally.record(e);
+            }
+        }
+    }
+
+    /// Steps 1 and 2 for `pkt`, and its AAD and ICV for the batch. On error
+    /// the packet is left as it arrived.
+    fn wait<B: PacketBuffer>(&self, pkt: &mut B, aad: &mut [u8; 12]) -> Result<Waiting, EspError> {
+        let plan = self.plan(pkt.data())?;
+        let (memory, start, _) = pkt.room();
+        let start = *start;
+        let icv_len = self.cipher.icv_len();
+        let icv_at = start + plan.esp_at + plan.esp_len - icv_len;
+        let mut icv = [0u8; 16];
+        if let (Some(to), Some(from)) = (icv.get_mut(..icv_len), memory.get(icv_at..icv_at + icv_len)) {
+            to.copy_from_slice(from);
+        }
+        let aad_len = self.cipher.write_aad(self.cfg.spi, plan.seq, aad);
+        let borrowed = if self.cipher.is_gmac() && self.cipher.esn() {
+            borrow_for_esn(memory, start + plan.esp_at, self.cfg.spi, plan.seq)
+        } else {
+            None
+        };
+        Ok(Waiting { start, plan, aad_len, icv, borrowed })
+    }
+
+    /// Steps 3 (its verdict) to 7 for a packet the batch has decrypted:
+    /// deliver it where it lies, or zero its payload. Returns whether it
+    /// is a tunnelled fragment whose checksum could not be verified.
+    fn deliver<B: PacketBuffer>(
+        &self,
+        pkt: &mut B,
+        w: &Waiting,
+        opened: Result<(), crate::Error>,
+    ) -> Result<bool, EspError> {
+        let (memory, start, len) = pkt.room();
+        let seq = w.plan.seq;
+        if let Some(saved) = w.borrowed {
+            give_back(memory, w.start + w.plan.esp_at, self.cfg.spi, saved);
+        }
+        let body_at = w.start + w.plan.body_at();
+        let body_end = body_at + w.plan.body_len(self.cipher.icv_len());
+        let zero_body = |memory: &mut [u8]| {
+            if let Some(body) = memory.get_mut(body_at..body_end) {
+                body.fill(0);
+            }
+        };
+        let result = match opened {
+            Ok(()) => self.deliver_opened(memory, w, body_at, body_end),
+            Err(crate::Error::Auth) => Err(EspError::Auth { seq }),
+            Err(other) => Err(EspError::Crypto(other)),
+        };
+        match result {
+            Ok((new_start, new_len, unverifiable)) => {
+                *start = new_start;
+                *len = new_len;
+                Ok(unverifiable)
+            }
+            Err(e) => {
+                zero_body(memory);
+                Err(e)
+            }
+        }
+    }
+
+    /// [`deliver`](Self::deliver) once the ICV verified: the packet's new
+    /// (start, length), and whether it is an unverifiable fragment.
+    #[inline(always)]
+    fn deliver_opened(
+        &self,
+        memory: &mut [u8],
+        w: &Waiting,
+        body_at: usize,
+        body_end: usize,
+    ) -> Result<(usize, usize, bool), EspError> {
+        let seq = w.plan.seq;
+        let available = memory.len();
+        let truncated = || EspError::Truncated { header: super::super::Header::Esp, needed: body_end, available };
+        let (payload_len, next_header) = self.after_icv(seq, memory.get(body_at..body_end).ok_or_else(truncated)?)?;
+        let payload = body_at..body_at + payload_len;
+        match self.cfg.mode {
+            Mode::Tunnel { .. } => {
+                let inner = memory.get(payload).ok_or_else(truncated)?;
+                match self.unwrap_common(next_header, inner) {
+                    Some(inner_len) => Ok((body_at, inner_len, false)),
+                    None => {
+                        let (inner_len, unverifiable) = self.unwrap_tunnel(next_header, seq, inner)?;
+                        Ok((body_at, inner_len, unverifiable))
+                    }
+                }
+            }
+            Mode::Transport => {
+                let prefix = w.start..w.start + w.plan.prefix_len;
+                let restored = match (memory.get(prefix), memory.get(payload.clone())) {
+                    (Some(prefix), Some(payload)) => self.restore_common(prefix, next_header, payload),
+                    _ => None,
+                };
+                // The common case: every check passed on the bytes where
+                // they are; the restored header goes in front of the
+                // payload, over the ESP header, in one piece.
+                let new_len = w.plan.prefix_len + payload_len;
+                let written = match restored {
+                    Some(Restored::V4(header)) => body_at
+                        .checked_sub(header.len())
+                        .and_then(|at| memory.get_mut(at..))
+                        .and_then(<[u8]>::first_chunk_mut)
+                        .map(|place| *place = header),
+                    Some(Restored::V6(header)) => body_at
+                        .checked_sub(header.len())
+                        .and_then(|at| memory.get_mut(at..))
+                        .and_then(<[u8]>::first_chunk_mut)
+                        .map(|place| *place = header),
+                    None => None,
+                };
+                match written {
+                    Some(()) => Ok((body_at - w.plan.prefix_len, new_len, false)),
+                    None => self.restore_any(memory, w, next_header, payload.end).map(|start| (start, new_len, false)),
+                }
+            }
+        }
+    }
+
+    /// Transport mode off the common path: the kept header moves forward
+    /// onto the payload (which ends at `payload_end`), over the UDP and ESP
+    /// headers and the IV, which are saved (with the header's fields that
+    /// restoring changes) to put the headers back as they arrived should
+    /// the packet be refused. Returns where the restored packet starts.
+    #[inline(never)]
+    fn restore_any(
+        &self,
+        memory: &mut [u8],
+        w: &Waiting,
+        next_header: u8,
+        payload_end: usize,
+    ) -> Result<usize, EspError> {
+        let available = memory.len();
+        let body_at = w.start + w.plan.body_at();
+        let truncated = || EspError::Truncated { header: super::super::Header::Esp, needed: payload_end, available };
+        let prefix_at = w.start;
+        let prefix_len = w.plan.prefix_len;
+        let gap = body_at - (prefix_at + prefix_len);
+        let mut saved_gap = [0u8; MAX_GAP];
+        let gap_bytes = memory.get(prefix_at + prefix_len..body_at).ok_or_else(truncated)?;
+        saved_gap.get_mut(..gap).ok_or_else(truncated)?.copy_from_slice(gap_bytes);
+        let saved_fields = KeptFields::save(memory, prefix_at, w.plan.next_header_at);
+        let whole = memory.get_mut(prefix_at..payload_end).ok_or_else(truncated)?;
+        whole.copy_within(..prefix_len, gap);
+        let restored = whole.get_mut(gap..).unwrap_or_default();
+        match self.restore_transport(w.plan.version, w.plan.next_header_at, next_header, w.plan.seq, restored) {
+            Ok(()) => Ok(prefix_at + gap),
+            Err(e) => {
+                whole.copy_within(gap..gap + prefix_len, 0);
+                if let (Some(to), Some(from)) = (whole.get_mut(prefix_len..prefix_len + gap), saved_gap.get(..gap)) {
+                    to.copy_from_slice(from);
+                }
+                saved_fields.restore(memory, prefix_at, w.plan.next_header_at);
+                Err(e)
+            }
+        }
+    }
+}
+
+/// The fields of a kept IP header that restoring it changes: for IPv4 the
+/// total length, protocol and checksum (bytes 2 to 11), for IPv6 the
+/// payload length (bytes 4 and 5), and the byte that named ESP.
+#[derive(Clone, Copy)]
+struct KeptFields {
+    first: [u8; 12],
+    named: u8,
+}
+
+impl KeptFields {
+    fn save(memory: &[u8], at: usize, next_header_at: usize) -> KeptFields {
+        let first = memory.get(at..).and_then(<[u8]>::first_chunk::<12>).copied().unwrap_or_default();
+        let named = memory.get(at + next_header_at).copied().unwrap_or_default();
+        KeptFields { first, named }
+    }
+
+    fn restore(&self, memory: &mut [u8], at: usize, next_header_at: usize) {
+        if let Some(first) = memory.get_mut(at..).and_then(<[u8]>::first_chunk_mut::<12>) {
+            *first = self.first;
+        }
+        if let Some(named) = memory.get_mut(at + next_header_at) {
+            *named = self.named;
+        }
+    }
+}

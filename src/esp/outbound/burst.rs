@@ -1,0 +1,330 @@
+//! Sealing a burst where its packets lie.
+//!
+//! Each packet is checked and laid out alone ([`SealPlan`]); its headers go
+//! into the buffer's headroom (in transport mode the packet's own header
+//! moves forward to make way for ESP's), its trailer into the tailroom, and
+//! its payload stays where it is. Then the AES-GCM work of the whole burst
+//! goes to [`Gcm::encrypt_batch`](crate::Gcm::encrypt_batch) in one call, so
+//! that the multi-buffer kernels run underneath, each job encrypting one
+//! packet's payload in place. Last, each packet gets its ICV (and over IPv6
+//! its NAT-T UDP checksum) and its new start and length.
+//!
+//! The common case (the plan's fast path) runs inlined from the packet's
+//! bytes to its written headers, so that nothing it works out goes through
+//! memory on the way: a plan stored by small writes and read back at once
+//! by wider loads stalls the processor for longer than the rest of the
+//! work takes.
+
+use super::super::packet_buf::PacketBuffer;
+use super::super::wire::{Trailer, borrow_for_esn, give_back};
+use super::super::{Counters, EspError, Header};
+use super::Outbound;
+use super::build::{Kept, short};
+use super::outer::Outer;
+use super::plan::SealPlan;
+use crate::Job;
+use crate::net::checksum;
+
+/// Packets whose work goes to one batch call: enough for the kernels to
+/// find groups of like messages, few enough for the per-packet state to
+/// stay on the stack.
+pub(super) const CHUNK: usize = 32;
+
+/// A packet laid out in its buffer, waiting for its ciphertext.
+#[derive(Clone, Copy, Debug)]
+struct Placed {
+    /// Where the sealed packet starts in the buffer.
+    start: usize,
+    /// Where the datagram was before its headers moved (the protected part
+    /// is there still), and where it had been before the packet had to move
+    /// within the buffer for room, if it did.
+    datagram_at: usize,
+    moved_from: Option<usize>,
+    /// The plan's numbers the rest needs.
+    datagram_len: usize,
+    protected_at: usize,
+    esp_at: usize,
+    body_at: usize,
+    body_len: usize,
+    total: usize,
+    /// Whether the header in front is IPv4, and where the UDP header is
+    /// (for NAT-T's checksum over IPv6).
+    v4: bool,
+    udp_at: usize,
+    seq: u64,
+    /// GCM's AAD length (8 or 12); GMAC's AAD is the packet itself.
+    aad_len: usize,
+    /// GMAC with ESN: the 4 bytes in front of the ESP header, borrowed to
+    /// hold SPI || high half for the AAD while the tag is computed.
+    borrowed: Option<[u8; 4]>,
+    /// The packet's length as handed in (what the byte counter counts),
+    /// and whether it is a tunnelled fragment (unverifiable).
+    input_len: usize,
+    fragment: bool,
+}
+
+/// Move `len` bytes at `from` to `to` within `memory`, or refuse (before
+/// moving anything) when either range does not lie inside it.
+fn move_bytes(memory: &mut [u8], from: usize, len: usize, to: usize) -> Result<(), EspError> {
+    if from == to || len == 0 {
+        return Ok(());
+    }
+    let low = from.min(to);
+    let available = memory.len();
+    let end = from.max(to) + len;
+    let region = memory.get_mut(low..end).ok_or(short(Header::Esp, end, available))?;
+    region.copy_within(from - low..from - low + len, to - low);
+    Ok(())
+}
+
+impl Outbound {
+    /// Seal `pkts` (at most [`CHUNK`]) in place, the `i`th with sequence
+    /// number `seq(i)` (or the error that says why it has none), writing
+    /// each one's outcome to `results` and counting it in `tally`.
+    pub(super) fn seal_chunk<B: PacketBuffer>(
+        &self,
+        pkts: &mut [B],
+        results: &mut [Result<(), EspError>],
+        seq: impl Fn(usize) -> Result<u64, EspError>,
+        outer: &Outer,
+        tally: &mut Counters,
+    ) {
+        let mut placed: [Option<Placed>; CHUNK] = [None; CHUNK];
+        let mut aads = [[0u8; 12]; CHUNK];
+        for (i, (((pkt, result), slot), aad)) in
+            pkts.iter_mut().zip(results.iter_mut()).zip(placed.iter_mut()).zip(aads.iter_mut()).enumerate()
+        {
+            *result = seq(i).and_then(|seq| self.place(pkt, seq, outer, aad, slot));
+        }
+
+        // The burst's AES-GCM work in one call.
+        let mut tags = [[0u8; 16]; CHUNK];
+        let mut sealed: [Result<(), crate::Error>; CHUNK] = [Ok(()); CHUNK];
+        {
+            let mut jobs: [Job<'_>; CHUNK] = core::array::from_fn(|_| Job::new([0; 12], &[], &mut []));
+            let mut owner = [0usize; CHUNK];
+            let mut count = 0;
+            let mut free = jobs.iter_mut().zip(owner.iter_mut());
+            for (i, ((pkt, p), aad)) in pkts.iter_mut().zip(&placed).zip(&aads).enumerate() {
+                let Some(p) = p else { continue };
+                let (memory, _, _) = pkt.room();
+                let nonce = self.cipher.nonce(p.seq.to_be_bytes());
+                let body = p.start + p.body_at..p.start + p.body_at + p.body_len;
+                let job = if self.cipher.is_gmac() {
+                    // GMAC: the packet from the ESP header (or the SPI moved
+                    // in front of it, with ESN) through the trailer is the
+                    // AAD; nothing is encrypted.
+                    let aad_at = p.start + p.esp_at - if p.borrowed.is_some() { 4 } else { 0 };
+                    memory.get(aad_at..body.end).map(|aad| Job::new(nonce, aad, &mut []))
+                } else {
+                    let aad = aad.get(..p.aad_len).unwrap_or(aad);
+                    memory.get_mut(body).map(|body| Job::new(nonce, aad, body))
+                };
+                if let (Some(job), Some((slot, who))) = (job, free.next()) {
+                    *slot = job;
+                    *who = i;
+                    count += 1;
+                }
+            }
+            let jobs = jobs.get_mut(..count).unwrap_or_default();
+            self.cipher.gcm().encrypt_batch(jobs);
+            for (job, &i) in jobs.iter().zip(&owner) {
+                if let (Some(tag), Some(r)) = (tags.get_mut(i), sealed.get_mut(i)) {
+                    *tag = job.tag;
+                    *r = job.result;
+                }
+            }
+        }
+
+        for (((pkt, result), p), (tag, crypto)) in
+            pkts.iter_mut().zip(results.iter_mut()).zip(&placed).zip(tags.iter().zip(&sealed))
+        {
+            if let Some(p) = p {
+                *result = self.finish_placed(pkt, p, tag, *crypto, outer);
+                if result.is_ok() {
+                    if p.fragment {
+                        tally.unverifiable_fragments += 1;
+                    }
+                    tally.record_packet(p.input_len);
+                }
+            }
+            if let Err(e) = result {
+                tally.record(e);
+            }
+        }
+    }
+
+    /// Check `pkt`, verify its checksum, and lay it out in its buffer for
+    /// sequence number `seq`: everything but the encryption and the ICV,
+    /// described in `slot`. On error the packet is left as it was.
+    #[inline(always)]
+    fn place<B: PacketBuffer>(
+        &self,
+        pkt: &mut B,
+        seq: u64,
+        outer: &Outer,
+        aad: &mut [u8; 12],
+        slot: &mut Option<Placed>,
+    ) -> Result<(), EspError> {
+        match self.plan_common(pkt.data()) {
+            Some(parsed) => {
+                let plan = self.layout(parsed, outer)?;
+                self.place_planned(pkt, &plan, seq, outer, aad, slot)
+            }
+            None => self.place_any(pkt, seq, outer, aad, slot),
+        }
+    }
+
+    /// [`place`](Self::place) for packets off the fast path.
+    #[inline(never)]
+    fn place_any<B: PacketBuffer>(
+        &self,
+        pkt: &mut B,
+        seq: u64,
+        outer: &Outer,
+        aad: &mut [u8; 12],
+        slot: &mut Option<Placed>,
+    ) -> Result<(), EspError> {
+        let parsed = self.plan_any(pkt.data())?;
+        let plan = self.layout(parsed, outer)?;
+        self.place_planned(pkt, &plan, seq, outer, aad, slot)
+    }
+
+    /// [`place`](Self::place) once the packet is planned.
+    #[inline(always)]
+    fn place_planned<B: PacketBuffer>(
+        &self,
+        pkt: &mut B,
+        plan: &SealPlan,
+        seq: u64,
+        outer: &Outer,
+        aad: &mut [u8; 12],
+        slot: &mut Option<Placed>,
+    ) -> Result<(), EspError> {
+        let input_len = pkt.data().len();
+        let (memory, start, _) = pkt.room();
+        let in_front = plan.growth_in_front();
+        let fits = |at: usize| at >= in_front && at + plan.datagram_len + plan.growth_behind() <= memory.len();
+        // Room: headers in front, trailer and ICV behind. A buffer with too
+        // little on one side but enough in all has the packet moved within
+        // it first (and back, should it then be refused).
+        let (datagram_at, moved_from) = if fits(*start) {
+            (*start, None)
+        } else if fits(in_front) {
+            move_bytes(memory, *start, plan.datagram_len, in_front)?;
+            (in_front, Some(*start))
+        } else {
+            return Err(EspError::TooLarge { len: plan.total, max: memory.len() });
+        };
+        let available = memory.len();
+        let Some(datagram) = memory.get(datagram_at..datagram_at + plan.datagram_len) else {
+            return Err(short(Header::Esp, datagram_at + plan.datagram_len, available));
+        };
+
+        // The upper-layer checksum, summed where the bytes lie, just before
+        // they are encrypted there. Nothing writes to them in between: this
+        // call holds the buffer (`&mut`) until the batch has encrypted
+        // them, and every write before that (the moved header, the new
+        // headers, the trailer) lands outside the protected bytes, which
+        // the segment lies within. So the bytes summed are the bytes
+        // encrypted; a packet whose checksum fails is never encrypted, and
+        // its sequence number is left unused.
+        if let Some(check) = &plan.check
+            && let Err(e) = check.verify(datagram, checksum::sum(datagram.get(check.segment_at..).unwrap_or_default()))
+        {
+            if let Some(from) = moved_from {
+                let _ = move_bytes(memory, datagram_at, plan.datagram_len, from);
+            }
+            return Err(e);
+        }
+
+        // The layout: the kept header moves forward by what goes between
+        // it and the protected bytes (read into registers and written at
+        // its new place when it has one of the usual lengths), and the rest
+        // is written around it.
+        let kept = Kept::read(plan, datagram);
+        let new_start = datagram_at - in_front;
+        if matches!(kept, Kept::InPlace) {
+            move_bytes(memory, datagram_at, plan.protected_at, new_start)?;
+        }
+        let Some(packet) = memory.get_mut(new_start..new_start + plan.total) else {
+            return Err(short(Header::Esp, new_start + plan.total, available));
+        };
+        let (front, rest) = packet.split_at_mut(plan.body_at());
+        self.write_front(plan, kept, outer, seq, front)?;
+        // The trailer, as one 8-byte store: what follows it up to the 8th
+        // byte is ICV space (at least 8 bytes), written after encryption.
+        if let Some(place) = rest.get_mut(plan.payload_len()..).and_then(<[u8]>::first_chunk_mut::<8>) {
+            *place = Trailer::new(plan.pad, plan.next_header).padded8();
+        }
+        let aad_len = self.cipher.write_aad(self.cfg.spi, seq, aad);
+        let borrowed = if self.cipher.is_gmac() && self.cipher.esn() {
+            borrow_for_esn(front, plan.esp_at(), self.cfg.spi, seq)
+        } else {
+            None
+        };
+        *slot = Some(Placed {
+            start: new_start,
+            datagram_at,
+            moved_from,
+            datagram_len: plan.datagram_len,
+            protected_at: plan.protected_at,
+            esp_at: plan.esp_at(),
+            body_at: plan.body_at(),
+            body_len: plan.body_len(),
+            total: plan.total,
+            v4: plan.v4,
+            udp_at: plan.udp_at(),
+            seq,
+            aad_len,
+            borrowed,
+            input_len,
+            fragment: plan.fragment,
+        });
+        Ok(())
+    }
+
+    /// After the batch: the ICV (the tag cut to the SA's length) behind the
+    /// ciphertext, the borrowed bytes back (GMAC with ESN), the UDP
+    /// checksum over IPv6, and the packet's new place in its buffer. Should
+    /// the encryption have failed (it cannot for packets of IP sizes), the
+    /// packet is put back as it was.
+    #[inline(always)]
+    fn finish_placed<B: PacketBuffer>(
+        &self,
+        pkt: &mut B,
+        p: &Placed,
+        tag: &[u8; 16],
+        sealed: Result<(), crate::Error>,
+        outer: &Outer,
+    ) -> Result<(), EspError> {
+        let (memory, start, len) = pkt.room();
+        let available = memory.len();
+        let Some(packet) = memory.get_mut(p.start..p.start + p.total) else {
+            return Err(short(Header::Esp, p.start + p.total, available));
+        };
+        if let Some(saved) = p.borrowed {
+            give_back(packet, p.esp_at, self.cfg.spi, saved);
+        }
+        if let Err(e) = sealed {
+            // The payload is as it was (a failed call leaves it); the kept
+            // header goes back over what was written in front of it.
+            let _ = move_bytes(memory, p.start, p.protected_at, p.datagram_at);
+            if let Some(from) = p.moved_from {
+                let _ = move_bytes(memory, p.datagram_at, p.datagram_len, from);
+            }
+            return Err(EspError::Crypto(e));
+        }
+        let icv = packet.get_mut(p.body_at + p.body_len..).unwrap_or_default();
+        // Fixed-size copies for the lengths there are (no memcpy call).
+        match icv.len() {
+            16 => icv.first_chunk_mut::<16>().map(|place| *place = *tag),
+            12 => icv.first_chunk_mut::<12>().zip(tag.first_chunk()).map(|(place, t)| *place = *t),
+            _ => icv.first_chunk_mut::<8>().zip(tag.first_chunk()).map(|(place, t)| *place = *t),
+        };
+        self.fill_udp_checksum(outer, p.v4, p.udp_at, packet)?;
+        *start = p.start;
+        *len = p.total;
+        Ok(())
+    }
+}
