@@ -108,7 +108,7 @@
 #define ESPGCM_ERR_UNSUPPORTED_BACKEND 15
 
 /**
- * Not the name of a backend (scalar, aesni, vaes256, vaes512).
+ * Not the name of a backend (scalar, aesni, vaes256, vaes512, armv8).
  */
 #define ESPGCM_ERR_UNKNOWN_BACKEND 16
 
@@ -646,6 +646,11 @@ typedef uint32_t espgcm_action;
 #define ESPGCM_BACKEND_VAES512 3
 
 /**
+ * ARMv8 AES and PMULL on 128-bit NEON registers (AArch64).
+ */
+#define ESPGCM_BACKEND_ARMV8 4
+
+/**
  * No cross-check.
  */
 #define ESPGCM_VERIFY_OFF 0
@@ -723,7 +728,7 @@ int espgcm_backend_available(espgcm_backend *out, size_t out_len, size_t *out_n)
 bool espgcm_backend_is_supported(espgcm_backend backend);
 
 /**
- * The backend's name ("scalar", "aesni", "vaes256" or "vaes512") as a
+ * The backend's name ("scalar", "aesni", "vaes256", "vaes512" or "armv8") as a
  * NUL-terminated string that lives as long as the program; NULL for an
  * unknown constant.
  */

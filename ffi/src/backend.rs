@@ -21,6 +21,8 @@ pub const ESPGCM_BACKEND_AESNI: espgcm_backend = 1;
 pub const ESPGCM_BACKEND_VAES256: espgcm_backend = 2;
 /// VAES and VPCLMULQDQ on 512-bit registers (AVX-512).
 pub const ESPGCM_BACKEND_VAES512: espgcm_backend = 3;
+/// ARMv8 AES and PMULL on 128-bit NEON registers (AArch64).
+pub const ESPGCM_BACKEND_ARMV8: espgcm_backend = 4;
 
 /// How much of a SIMD backend's output is cross-checked against the
 /// scalar backend: one of the `ESPGCM_VERIFY_*` constants.
@@ -40,6 +42,7 @@ pub(crate) fn backend_from(id: espgcm_backend) -> Result<Backend, c_int> {
         ESPGCM_BACKEND_AESNI => Ok(Backend::AesNi),
         ESPGCM_BACKEND_VAES256 => Ok(Backend::Vaes256),
         ESPGCM_BACKEND_VAES512 => Ok(Backend::Vaes512),
+        ESPGCM_BACKEND_ARMV8 => Ok(Backend::Armv8),
         _ => Err(ESPGCM_ERR_INVALID_ARGUMENT),
     }
 }
@@ -50,6 +53,7 @@ pub(crate) fn backend_id(b: Backend) -> espgcm_backend {
         Backend::Scalar => ESPGCM_BACKEND_SCALAR,
         Backend::AesNi => ESPGCM_BACKEND_AESNI,
         Backend::Vaes256 => ESPGCM_BACKEND_VAES256,
+        Backend::Armv8 => ESPGCM_BACKEND_ARMV8,
         // A backend added to the library later than these bindings is
         // reported as the most capable one they name.
         _ => ESPGCM_BACKEND_VAES512,
@@ -113,7 +117,7 @@ pub extern "C" fn espgcm_backend_is_supported(backend: espgcm_backend) -> bool {
     guard_value(false, || backend_from(backend).is_ok_and(Backend::is_supported))
 }
 
-/// The backend's name ("scalar", "aesni", "vaes256" or "vaes512") as a
+/// The backend's name ("scalar", "aesni", "vaes256", "vaes512" or "armv8") as a
 /// NUL-terminated string that lives as long as the program; NULL for an
 /// unknown constant.
 #[unsafe(no_mangle)]
@@ -123,6 +127,7 @@ pub extern "C" fn espgcm_backend_name(backend: espgcm_backend) -> *const c_char 
         ESPGCM_BACKEND_AESNI => c"aesni",
         ESPGCM_BACKEND_VAES256 => c"vaes256",
         ESPGCM_BACKEND_VAES512 => c"vaes512",
+        ESPGCM_BACKEND_ARMV8 => c"armv8",
         _ => return core::ptr::null(),
     };
     name.as_ptr()
@@ -230,8 +235,8 @@ mod tests {
             let name = unsafe { CStr::from_ptr(espgcm_backend_name(backend_id(b))) };
             assert_eq!(name.to_str(), Ok(b.name()));
         }
-        assert_eq!(backend_from(4), Err(ESPGCM_ERR_INVALID_ARGUMENT));
-        assert!(espgcm_backend_name(4).is_null());
+        assert_eq!(backend_from(5), Err(ESPGCM_ERR_INVALID_ARGUMENT));
+        assert!(espgcm_backend_name(5).is_null());
         assert!(!espgcm_backend_is_supported(99));
         assert!(espgcm_backend_is_supported(ESPGCM_BACKEND_SCALAR));
     }

@@ -40,7 +40,7 @@ pub const ESPGCM_ERR_TAG_LENGTH: c_int = 13;
 pub const ESPGCM_ERR_AUTH: c_int = 14;
 /// The requested backend cannot run on this CPU or in this build.
 pub const ESPGCM_ERR_UNSUPPORTED_BACKEND: c_int = 15;
-/// Not the name of a backend (scalar, aesni, vaes256, vaes512).
+/// Not the name of a backend (scalar, aesni, vaes256, vaes512, armv8).
 pub const ESPGCM_ERR_UNKNOWN_BACKEND: c_int = 16;
 /// Another AES-GCM error this version of the bindings does not name.
 pub const ESPGCM_ERR_CRYPTO: c_int = 17;
@@ -143,7 +143,7 @@ fn message(result: c_int) -> &'static core::ffi::CStr {
             c"authentication failed: the tag (ICV) does not match; nothing was released (AES-GCM: the buffer was zeroed)"
         }
         ESPGCM_ERR_UNSUPPORTED_BACKEND => c"the requested backend cannot run on this CPU or in this build",
-        ESPGCM_ERR_UNKNOWN_BACKEND => c"unknown backend name: expected scalar, aesni, vaes256 or vaes512",
+        ESPGCM_ERR_UNKNOWN_BACKEND => c"unknown backend name: expected scalar, aesni, vaes256, vaes512 or armv8",
         ESPGCM_ERR_CRYPTO => c"AES-GCM error",
         ESPGCM_ERR_ESP_TRUNCATED => c"ESP: truncated packet: a header needs more bytes than are present",
         ESPGCM_ERR_ESP_MALFORMED => c"ESP: malformed packet: a header field holds an impossible value",
