@@ -21,7 +21,7 @@
 use dudect_bencher::ctbench::{BenchMetadata, BenchName, BenchOpts, run_benches_console};
 use dudect_bencher::rand::Rng;
 use dudect_bencher::{BenchRng, Class, CtRunner};
-use espgcm::ct_probe::{ScalarAes, ScalarGhash, tags_match};
+use espgcm::ct_probe::{ScalarAes, ScalarGcm, ScalarGhash, tags_match};
 use std::hint::black_box;
 
 /// Samples per bench run.
@@ -72,6 +72,46 @@ fn aes_key(runner: &mut CtRunner, rng: &mut BenchRng) {
             let mut blocks = [block; 4];
             aes.encrypt_blocks(&mut blocks);
             blocks
+        });
+    }
+}
+
+/// A whole scalar AES-128-GCM seal of 256 bytes (sixteen blocks: the
+/// row-sliced counter window and sixteen blocks of GHASH per reduction)
+/// under a fixed random key and IV: plaintext all zeros vs random.
+fn gcm_plaintext(runner: &mut CtRunner, rng: &mut BenchRng) {
+    let gcm = ScalarGcm::new(&random::<16>(rng)).expect("16-byte key");
+    let iv: [u8; 12] = random(rng);
+    let inputs: Vec<(Class, [u8; 256])> = (0..SAMPLES / 4)
+        .map(|_| match class(rng) {
+            Class::Left => (Class::Left, [0u8; 256]),
+            Class::Right => (Class::Right, random(rng)),
+        })
+        .collect();
+    for (c, data) in inputs {
+        runner.run_one(c, || {
+            let mut buf = black_box(data);
+            gcm.seal(&iv, &[], &mut buf)
+        });
+    }
+}
+
+/// Key setup and a 256-byte seal of a fixed plaintext: key all zeros vs
+/// random.
+fn gcm_key(runner: &mut CtRunner, rng: &mut BenchRng) {
+    let plain: [u8; 256] = random(rng);
+    let iv: [u8; 12] = random(rng);
+    let inputs: Vec<(Class, [u8; 16])> = (0..SAMPLES / 4)
+        .map(|_| match class(rng) {
+            Class::Left => (Class::Left, [0u8; 16]),
+            Class::Right => (Class::Right, random(rng)),
+        })
+        .collect();
+    for (c, key) in inputs {
+        runner.run_one(c, || {
+            let gcm = ScalarGcm::new(black_box(&key)).expect("16-byte key");
+            let mut buf = plain;
+            gcm.seal(&iv, &[], &mut buf)
         });
     }
 }
@@ -173,9 +213,11 @@ fn control_early_exit(runner: &mut CtRunner, rng: &mut BenchRng) {
 type Bench = fn(&mut CtRunner, &mut BenchRng);
 
 fn main() -> std::io::Result<()> {
-    let benches: [(&'static str, Bench); 7] = [
+    let benches: [(&'static str, Bench); 9] = [
         ("aes_plaintext", aes_plaintext),
         ("aes_key", aes_key),
+        ("gcm_plaintext", gcm_plaintext),
+        ("gcm_key", gcm_key),
         ("ghash_data", ghash_data),
         ("ghash_key", ghash_key),
         ("tag_compare", tag_compare),

@@ -4,9 +4,12 @@
 //!
 //! Each wrapper calls the very code the scalar backend runs: fixsliced AES
 //! (`backend::scalar::aes`), the integer-multiply GHASH
-//! (`backend::scalar::ghash`) and the tag comparison of `Gcm::decrypt`.
+//! (`backend::scalar::ghash`), a whole scalar seal (which takes the
+//! sixteen-block row-sliced counter path from eight blocks up) and the tag
+//! comparison of `Gcm::decrypt`.
 
 use crate::backend::KeyBytes;
+use crate::backend::scalar::ScalarKey;
 use crate::backend::scalar::aes::RoundKeys;
 use crate::backend::scalar::ghash::GhashKey;
 
@@ -39,6 +42,24 @@ impl ScalarGhash {
         let mut acc = 0;
         self.0.update_padded(&mut acc, data);
         acc
+    }
+}
+
+/// The scalar backend's AES-GCM with a set-up key.
+pub struct ScalarGcm(ScalarKey);
+
+impl ScalarGcm {
+    /// Set up a 16-, 24- or 32-byte key; `None` for other lengths.
+    pub fn new(key: &[u8]) -> Option<ScalarGcm> {
+        KeyBytes::new(key).map(|k| ScalarGcm(ScalarKey::new(k)))
+    }
+
+    /// Encrypt `buf` in place under the 96-bit `iv` with `aad`; the tag.
+    pub fn seal(&self, iv: &[u8; 12], aad: &[u8], buf: &mut [u8]) -> [u8; 16] {
+        let mut j0 = [0u8; 16];
+        j0[..12].copy_from_slice(iv);
+        j0[15] = 1;
+        self.0.seal(u128::from_be_bytes(j0), aad, buf)
     }
 }
 
