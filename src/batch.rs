@@ -20,9 +20,9 @@
 //! few for a group run one by one, as single calls would. The results are
 //! those of single calls, byte for byte and tag for tag.
 
-use crate::Error;
 use crate::backend::group::{self, GROUP, Message};
 use crate::engine::Engine;
+use crate::error::Error;
 use crate::gcm::{Gcm, MIN_TAG_LEN, check_lengths, tags_match};
 use zeroize::Zeroize;
 

@@ -1,6 +1,6 @@
 //! The error type of the AES-GCM API.
 
-use crate::Backend;
+use crate::backend::Backend;
 use core::fmt;
 
 /// Why an AES-GCM call failed.

@@ -447,7 +447,7 @@ mod tests {
     #[test]
     fn round_keys_match_fips_197_appendix_a() {
         let Some(t) = AesNiToken::detect() else {
-            eprintln!("skipped aesni: {}", crate::Backend::AesNi.unsupported_reason().unwrap_or("?"));
+            eprintln!("skipped aesni: {}", crate::backend::Backend::AesNi.unsupported_reason().unwrap_or("?"));
             return;
         };
         let round_key = |key: &[u8], i: usize| X::expand_key(t, KeyBytes::new(key).unwrap())[i].to_bytes();
@@ -465,7 +465,7 @@ mod tests {
     #[test]
     fn keep_clears_every_byte_past_n() {
         let Some(t) = AesNiToken::detect() else {
-            eprintln!("skipped aesni: {}", crate::Backend::AesNi.unsupported_reason().unwrap_or("?"));
+            eprintln!("skipped aesni: {}", crate::backend::Backend::AesNi.unsupported_reason().unwrap_or("?"));
             return;
         };
         let ones = X::from_u128(t, u128::MAX);

@@ -473,7 +473,7 @@ mod tests {
     fn token() -> Option<Armv8Token> {
         let t = Armv8Token::detect();
         if t.is_none() {
-            let why = crate::Backend::Armv8.unsupported_reason().unwrap_or("?");
+            let why = crate::backend::Backend::Armv8.unsupported_reason().unwrap_or("?");
             assert!(std::env::var_os("ESPGCM_REQUIRE_ARMV8").is_none(), "armv8 required but unsupported: {why}");
             eprintln!("skipped armv8: {why}");
         }
@@ -483,10 +483,14 @@ mod tests {
     #[test]
     fn backend_is_detected_where_required() {
         if std::env::var_os("ESPGCM_REQUIRE_ARMV8").is_some() {
-            assert!(crate::Backend::Armv8.is_supported(), "{:?}", crate::Backend::Armv8.unsupported_reason());
-            assert!(crate::Backend::available().contains(&crate::Backend::Armv8));
+            assert!(
+                crate::backend::Backend::Armv8.is_supported(),
+                "{:?}",
+                crate::backend::Backend::Armv8.unsupported_reason()
+            );
+            assert!(crate::backend::Backend::available().contains(&crate::backend::Backend::Armv8));
         }
-        assert_eq!(token().is_some(), crate::Backend::Armv8.is_supported());
+        assert_eq!(token().is_some(), crate::backend::Backend::Armv8.is_supported());
     }
 
     #[test]

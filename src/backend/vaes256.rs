@@ -291,7 +291,7 @@ mod tests {
     #[test]
     fn partial_accesses_touch_exactly_n_bytes_and_keep_masks_the_rest() {
         let Some(t) = Vaes256Token::detect() else {
-            eprintln!("skipped vaes256: {}", crate::Backend::Vaes256.unsupported_reason().unwrap_or("?"));
+            eprintln!("skipped vaes256: {}", crate::backend::Backend::Vaes256.unsupported_reason().unwrap_or("?"));
             return;
         };
         let src: Vec<u8> = (1..=32).collect();

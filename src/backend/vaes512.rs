@@ -313,7 +313,7 @@ mod tests {
     #[test]
     fn partial_accesses_touch_exactly_n_bytes() {
         let Some(t) = Vaes512Token::detect() else {
-            eprintln!("skipped vaes512: {}", crate::Backend::Vaes512.unsupported_reason().unwrap_or("?"));
+            eprintln!("skipped vaes512: {}", crate::backend::Backend::Vaes512.unsupported_reason().unwrap_or("?"));
             return;
         };
         let src: Vec<u8> = (1..=64).collect();
