@@ -316,62 +316,7 @@ impl Lanes for X {
     fn fold_lanes(self) -> X {
         self
     }
-    #[inline(always)]
-    fn lane0(self) -> X {
-        self
-    }
-    // One lane: the group kernel's per-lane operations are the
-    // single-block ones on lane 0's entries.
-    #[inline(always)]
-    fn from_lanes(_: Armv8Token, lanes: [X; 4]) -> X {
-        lanes[0]
-    }
-    #[inline(always)]
-    fn lane(self, _: usize) -> X {
-        self
-    }
-    #[inline(always)]
-    unsafe fn gather(t: Armv8Token, lanes: [(*const u8, usize); 4]) -> X {
-        let (src, n) = lanes[0];
-        // SAFETY: `n` readable bytes at `src` (caller); none touched for 0.
-        unsafe {
-            match n {
-                0 => X::zero(t),
-                16.. => X::load(t, src),
-                _ => X::load_partial(t, src, n),
-            }
-        }
-    }
-    #[inline(always)]
-    unsafe fn scatter(self, lanes: [(*mut u8, usize); 4]) {
-        let (dst, n) = lanes[0];
-        // SAFETY: `n` writable bytes at `dst` (caller); none touched for 0.
-        unsafe {
-            match n {
-                0 => {}
-                16.. => self.store(dst),
-                _ => self.store_partial(dst, n),
-            }
-        }
-    }
-    #[inline(always)]
-    unsafe fn gather_full(t: Armv8Token, lanes: [*const u8; 4]) -> X {
-        // SAFETY: 16 readable bytes (caller).
-        unsafe { X::load(t, lanes[0]) }
-    }
-    #[inline(always)]
-    unsafe fn scatter_full(self, lanes: [*mut u8; 4]) {
-        // SAFETY: 16 writable bytes (caller).
-        unsafe { self.store(lanes[0]) }
-    }
-    #[inline(always)]
-    fn keep_lanes(self, n: [usize; 4]) -> X {
-        self.keep(n[0])
-    }
-    #[inline(always)]
-    fn select_lanes(self, lanes: u32) -> X {
-        if lanes & 1 != 0 { self } else { self.xor(self) }
-    }
+    stitched::one_lane!(Armv8Token);
 }
 
 impl Block for X {

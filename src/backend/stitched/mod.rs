@@ -412,6 +412,70 @@ macro_rules! kernel {
 }
 pub(crate) use kernel;
 
+/// The group kernel's per-lane operations (`multi`) for a register of one
+/// 128-bit lane (`aesni`, `armv8`): each is the single-block operation on
+/// lane 0's entry, so the group kernel runs one message at a time on them.
+/// Expands inside the register type's `impl Lanes`, given its token type.
+macro_rules! one_lane {
+    ($token:ty) => {
+        #[inline(always)]
+        fn lane0(self) -> Self {
+            self
+        }
+        #[inline(always)]
+        fn from_lanes(_: $token, lanes: [Self; 4]) -> Self {
+            lanes[0]
+        }
+        #[inline(always)]
+        fn lane(self, _: usize) -> Self {
+            self
+        }
+        #[inline(always)]
+        unsafe fn gather(t: $token, lanes: [(*const u8, usize); 4]) -> Self {
+            let (src, n) = lanes[0];
+            // SAFETY: `n` readable bytes at `src` (caller); none touched for 0.
+            unsafe {
+                match n {
+                    0 => Self::zero(t),
+                    16.. => Self::load(t, src),
+                    _ => Self::load_partial(t, src, n),
+                }
+            }
+        }
+        #[inline(always)]
+        unsafe fn scatter(self, lanes: [(*mut u8, usize); 4]) {
+            let (dst, n) = lanes[0];
+            // SAFETY: `n` writable bytes at `dst` (caller); none touched for 0.
+            unsafe {
+                match n {
+                    0 => {}
+                    16.. => self.store(dst),
+                    _ => self.store_partial(dst, n),
+                }
+            }
+        }
+        #[inline(always)]
+        unsafe fn gather_full(t: $token, lanes: [*const u8; 4]) -> Self {
+            // SAFETY: 16 readable bytes (caller).
+            unsafe { Self::load(t, lanes[0]) }
+        }
+        #[inline(always)]
+        unsafe fn scatter_full(self, lanes: [*mut u8; 4]) {
+            // SAFETY: 16 writable bytes (caller).
+            unsafe { self.store(lanes[0]) }
+        }
+        #[inline(always)]
+        fn keep_lanes(self, n: [usize; 4]) -> Self {
+            self.keep(n[0])
+        }
+        #[inline(always)]
+        fn select_lanes(self, lanes: u32) -> Self {
+            if lanes & 1 != 0 { self } else { self.xor(self) }
+        }
+    };
+}
+pub(crate) use one_lane;
+
 /// A key of one SIMD backend: its token and key material.
 pub(crate) struct Key<K: Kernel> {
     token: TokenOf<K>,
