@@ -105,18 +105,6 @@ macro_rules! x {
     };
 }
 
-/// `[0xFF; 16]` then `[0; 16]`: the 16 bytes from offset `16 - n` keep
-/// the first `n` bytes of a block.
-static KEEP: [u8; 32] = {
-    let mut m = [0u8; 32];
-    let mut i = 0;
-    while i < 16 {
-        m[i] = 0xFF;
-        i += 1;
-    }
-    m
-};
-
 impl Lanes for X {
     type Token = AesNiToken;
     type Narrow = X;
@@ -172,7 +160,7 @@ impl Lanes for X {
     }
     #[inline(always)]
     fn keep(self, n: usize) -> X {
-        let mask = KEEP.get(16 - n.min(16)..).and_then(|m| m.first_chunk::<16>()).copied().unwrap_or([0; 16]);
+        let mask = stitched::keep_mask(n);
         X(x!(_mm_and_si128(self.0, _mm_loadu_si128(mask.as_ptr().cast()))))
     }
     #[inline(always)]

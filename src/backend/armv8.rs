@@ -117,18 +117,6 @@ macro_rules! n {
     };
 }
 
-/// `[0xFF; 16]` then `[0; 16]`: the 16 bytes from offset `16 - n` keep
-/// the first `n` bytes of a block.
-static KEEP: [u8; 32] = {
-    let mut m = [0u8; 32];
-    let mut i = 0;
-    while i < 16 {
-        m[i] = 0xFF;
-        i += 1;
-    }
-    m
-};
-
 /// `0, 1, .., 15`: from offset `k`, the `TBL` indices that move bytes
 /// `k..k + 8` of a block to the bottom.
 static IOTA: [u8; 16] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15];
@@ -254,7 +242,7 @@ impl Lanes for X {
     }
     #[inline(always)]
     fn keep(self, n: usize) -> X {
-        let mask = KEEP.get(16 - n.min(16)..).and_then(|m| m.first_chunk::<16>()).copied().unwrap_or([0; 16]);
+        let mask = stitched::keep_mask(n);
         X(n!(vandq_u8(self.0, vld1q_u8(mask.as_ptr()))))
     }
     #[inline(always)]

@@ -476,6 +476,25 @@ macro_rules! one_lane {
 }
 pub(crate) use one_lane;
 
+/// `[0xFF; 16]` then `[0; 16]`: the 16 bytes from offset `16 - n` keep
+/// the first `n` bytes of a block.
+static KEEP: [u8; 32] = {
+    let mut m = [0u8; 32];
+    let mut i = 0;
+    while i < 16 {
+        m[i] = 0xFF;
+        i += 1;
+    }
+    m
+};
+
+/// The byte mask that keeps the first `n` (at most 16) bytes of a 128-bit
+/// block: what `Lanes::keep` of a one-lane register ANDs with.
+#[inline(always)]
+pub(crate) fn keep_mask(n: usize) -> [u8; 16] {
+    KEEP.get(16 - n.min(16)..).and_then(|m| m.first_chunk::<16>()).copied().unwrap_or([0; 16])
+}
+
 /// A key of one SIMD backend: its token and key material.
 pub(crate) struct Key<K: Kernel> {
     token: TokenOf<K>,
