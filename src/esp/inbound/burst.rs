@@ -61,7 +61,10 @@ impl Inbound {
         }
 
         // The burst's AES-GCM work in one call.
-        let mut opened: [Result<(), crate::Error>; CHUNK] = [Ok(()); CHUNK];
+        // Fail closed: a packet whose job could not be formed (its body
+        // outside its buffer, which planning rules out) keeps this error and
+        // is refused with its body zeroed, never delivered unverified.
+        let mut opened: [Result<(), crate::Error>; CHUNK] = [Err(crate::Error::TooLong); CHUNK];
         {
             let icv_len = self.cipher.icv_len();
             let mut jobs: [Job<'_>; CHUNK] = core::array::from_fn(|_| Job::new([0; 12], &[], &mut []));
@@ -102,7 +105,7 @@ impl Inbound {
 
         for (i, ((pkt, result), w)) in pkts.iter_mut().zip(results.iter_mut()).zip(&waiting).enumerate() {
             if let Some(w) = w {
-                let crypto = opened.get(i).copied().unwrap_or(Ok(()));
+                let crypto = opened.get(i).copied().unwrap_or(Err(crate::Error::TooLong));
                 *result = match self.deliver(pkt, w, crypto) {
                     Ok(unverifiable) => {
                         if unverifiable {

@@ -99,7 +99,10 @@ impl Outbound {
 
         // The burst's AES-GCM work in one call.
         let mut tags = [[0u8; 16]; CHUNK];
-        let mut sealed: [Result<(), crate::Error>; CHUNK] = [Ok(()); CHUNK];
+        // Fail closed: a placed packet whose job could not be formed (its
+        // body outside its buffer, which planning rules out) keeps this
+        // error and is put back, never sent with a plaintext payload.
+        let mut sealed: [Result<(), crate::Error>; CHUNK] = [Err(crate::Error::TooLong); CHUNK];
         {
             let mut jobs: [Job<'_>; CHUNK] = core::array::from_fn(|_| Job::new([0; 12], &[], &mut []));
             let mut owner = [0usize; CHUNK];
