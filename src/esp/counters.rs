@@ -269,6 +269,17 @@ impl SharedCounters {
         });
     }
 
+    /// A burst the SA refuses whole: every result set to `error`, each
+    /// counted.
+    pub(crate) fn refuse_burst(&self, results: &mut [Result<(), EspError>], error: &EspError) {
+        let mut tally = Counters::default();
+        for result in results.iter_mut() {
+            tally.record(error);
+            *result = Err(error.clone());
+        }
+        self.add(&tally);
+    }
+
     /// Count one failed call.
     pub(crate) fn record(&self, error: &EspError) {
         let mut delta = Counters::default();

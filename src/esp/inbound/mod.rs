@@ -238,15 +238,11 @@ impl Inbound {
         let (Some(pkts), Some(results)) = (pkts.get_mut(..n), results.get_mut(..n)) else {
             return;
         };
-        let mut tally = Counters::default();
         if let Err(e) = self.admit() {
-            for result in results.iter_mut() {
-                tally.record(&e);
-                *result = Err(e.clone());
-            }
-            self.counters.add(&tally);
+            self.counters.refuse_burst(results, &e);
             return;
         }
+        let mut tally = Counters::default();
         for (pkts, results) in pkts.chunks_mut(CHUNK).zip(results.chunks_mut(CHUNK)) {
             self.open_chunk(pkts, results, &mut tally);
         }

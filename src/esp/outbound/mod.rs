@@ -557,15 +557,11 @@ impl Outbound {
         let (Some(pkts), Some(results)) = (pkts.get_mut(..n), results.get_mut(..n)) else {
             return;
         };
-        let mut tally = Counters::default();
         if let Err(e) = self.admit() {
-            for result in results.iter_mut() {
-                tally.record(&e);
-                *result = Err(e.clone());
-            }
-            self.counters.add(&tally);
+            self.counters.refuse_burst(results, &e);
             return;
         }
+        let mut tally = Counters::default();
         let (first, count, short) = match self.sequence.reserve(n as u64) {
             Ok(r) => (r.first, r.count, r.short),
             Err(stop) => (0, 0, Some(stop)),
