@@ -7,7 +7,8 @@
 //! 1. **Lookup plus open with 10,000 SAs against open on one SA**: the same
 //!    packet, opened by `SaTable::open` (find the SA, then open) and by the
 //!    SA itself, alternating batches, best of each (`testkit::timing`);
-//!    single calls and bursts of 32 (`SaTable::open_burst` against
+//!    single calls (also through a worker's `SaReader`, which skips the
+//!    snapshot's two atomic operations) and bursts of 32 (`SaTable::open_burst` against
 //!    `Inbound::open_burst`), at 64 and 1420 bytes. A "spread" burst has 32
 //!    packets for 32 different SAs of the 10,000, opened through the table
 //!    against the same 32 SAs opened one by one (so both pay the same cache
@@ -120,6 +121,14 @@ fn lookup_and_open(table: &SaTable) {
             || black_box(rx.open(black_box(&sealed), &mut opened_b)).expect("open"),
         );
         report("open", size, through_table, direct);
+        let mut reader = table.reader();
+        let (through_reader, direct) = race(
+            ROUNDS,
+            iters,
+            || black_box(reader.open(black_box(&sealed), &mut opened)).expect("open"),
+            || black_box(rx.open(black_box(&sealed), &mut opened_b)).expect("open"),
+        );
+        report("open, reader", size, through_reader, direct);
 
         let mut burst: Vec<PacketBuf> = (0..BURST).map(|_| PacketBuf::from_packet(&sealed)).collect();
         let mut burst_b = burst.clone();
