@@ -99,6 +99,21 @@ impl Gcm {
     fn run_batch<const DECRYPT: bool>(&self, jobs: &mut [Job<'_>]) {
         let engine = self.active();
         let group_blocks = engine.group_blocks::<DECRYPT>();
+        if group_blocks == 0 || jobs.len() < GROUP / 2 {
+            // No group can form (groups of fewer than half run one by one
+            // anyway): skip setting up the window, which costs more than a
+            // small job.
+            for job in jobs.iter_mut() {
+                match self.admit::<DECRYPT>(job) {
+                    Ok(()) => {
+                        let reference = self.reference_for(engine);
+                        self.run_one::<DECRYPT>(engine, reference, job);
+                    }
+                    Err(e) => job.result = Err(e),
+                }
+            }
+            return;
+        }
         let mut window = [(0usize, 0usize); WINDOW];
         let mut waiting = 0;
         for i in 0..jobs.len() {

@@ -43,8 +43,18 @@ fn burst_packets(family: u8, n: usize) -> Vec<Vec<u8>> {
 
 #[test]
 fn bursts_equal_single_packets_byte_for_byte() {
+    // Bursts of up to 4 packets take their own path (small working arrays),
+    // 5 to 32 one chunk, 33 two.
     for (name, cfg, inner) in configs() {
-        let inputs = burst_packets(inner, 33);
+        for n in [1, 3, 4, 5, 33] {
+            burst_equals_singles(&name, &cfg, inner, n);
+        }
+    }
+}
+
+fn burst_equals_singles(name: &str, cfg: &SaConfig, inner: u8, n: usize) {
+    {
+        let inputs = burst_packets(inner, n);
         // Singles first, on one sender; then the same sequence numbers as a
         // burst on a fresh one (the first is gone: one sender per key).
         let singles: Vec<Vec<u8>> = {
@@ -53,7 +63,7 @@ fn bursts_equal_single_packets_byte_for_byte() {
                 .iter()
                 .map(|p| {
                     let mut out = Vec::new();
-                    tx.seal(p, &mut out).unwrap_or_else(|e| panic!("{name}: {e}"));
+                    tx.seal(p, &mut out).unwrap_or_else(|e| panic!("{name}, {n} packets: {e}"));
                     out
                 })
                 .collect()
@@ -63,17 +73,17 @@ fn bursts_equal_single_packets_byte_for_byte() {
         let mut results = vec![Ok(()); burst.len()];
         tx.seal_burst(&mut burst, &mut results);
         for (i, (b, single)) in burst.iter().zip(&singles).enumerate() {
-            assert_eq!(results[i], Ok(()), "{name}: packet {i}");
-            assert_eq!(b.data(), single.as_slice(), "{name}: packet {i}");
+            assert_eq!(results[i], Ok(()), "{name}, {n} packets: packet {i}");
+            assert_eq!(b.data(), single.as_slice(), "{name}, {n} packets: packet {i}");
         }
-        assert_eq!(tx.stats().packets, 33);
+        assert_eq!(tx.stats().packets, n as u64, "{name}");
         let rx = Inbound::new(cfg.clone()).unwrap();
         rx.open_burst(&mut burst, &mut results);
         for (i, (b, input)) in burst.iter().zip(&inputs).enumerate() {
-            assert_eq!(results[i], Ok(()), "{name}: packet {i}");
-            assert_eq!(b.data(), input.as_slice(), "{name}: packet {i}");
+            assert_eq!(results[i], Ok(()), "{name}, {n} packets: packet {i}");
+            assert_eq!(b.data(), input.as_slice(), "{name}, {n} packets: packet {i}");
         }
-        assert_eq!((rx.stats().packets, rx.stats().rejected()), (33, 0), "{name}");
+        assert_eq!((rx.stats().packets, rx.stats().rejected()), (n as u64, 0), "{name}");
     }
 }
 
@@ -128,6 +138,35 @@ fn each_packet_of_a_burst_is_judged_alone() {
     assert_eq!(burst[7].data(), inputs[7].as_slice());
     let stats = rx.stats();
     assert_eq!((stats.packets, stats.replayed, stats.auth_failed), (6, 2, 1));
+}
+
+#[test]
+fn each_packet_of_a_small_burst_is_judged_alone() {
+    let cfg = SaConfig::new(0x5253, &keymat(16));
+    let tx = Outbound::new(cfg.clone()).unwrap();
+    let rx = Inbound::new(cfg).unwrap();
+    let inputs = burst_packets(6, 3);
+    let mut burst: Vec<PacketBuf> = inputs.iter().map(|p| PacketBuf::from_packet(p)).collect();
+    let mut results = vec![Ok(()); 3];
+    tx.seal_burst(&mut burst, &mut results);
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    let sealed: Vec<Vec<u8>> = burst.iter().map(|b| b.data().to_vec()).collect();
+    let mut forged = sealed[1].clone();
+    *forged.last_mut().unwrap() ^= 1;
+    // Four packets: good, forged, the first again, good.
+    let arriving = [&sealed[0], &forged, &sealed[0], &sealed[2]];
+    let mut burst: Vec<PacketBuf> = arriving.iter().map(|p| PacketBuf::from_packet(p)).collect();
+    let mut results = vec![Ok(()); 4];
+    rx.open_burst(&mut burst, &mut results);
+    assert_eq!(results[0], Ok(()));
+    assert_eq!(results[1], Err(EspError::Auth { seq: 2 }));
+    assert_eq!(results[2], Err(EspError::Replay { seq: 1 }));
+    assert_eq!(results[3], Ok(()));
+    assert_eq!(burst[0].data(), inputs[0].as_slice());
+    assert_eq!(burst[3].data(), inputs[2].as_slice());
+    let body = 40 + 16..forged.len() - 16;
+    assert!(burst[1].data()[body].iter().all(|&b| b == 0), "nothing decrypted is left");
+    assert_eq!((rx.stats().packets, rx.stats().auth_failed, rx.stats().replayed), (2, 1, 1));
 }
 
 #[test]

@@ -24,6 +24,11 @@ use crate::Job;
 /// Packets whose work goes to one batch call (see the outbound side).
 pub(super) const CHUNK: usize = 32;
 
+/// Bursts of at most this many packets are opened with working arrays of
+/// this size: setting up the arrays for [`CHUNK`] packets costs more than
+/// opening one small packet.
+pub(super) const SMALL: usize = 4;
+
 /// Most bytes between the kept header and the payload: UDP (8), SPI and
 /// sequence number (8), IV (8).
 const MAX_GAP: usize = 24;
@@ -44,16 +49,18 @@ struct Waiting {
 }
 
 impl Inbound {
-    /// Open `pkts` (at most [`CHUNK`]) in place, writing each one's
-    /// outcome to `results` and counting it in `tally`.
-    pub(super) fn open_chunk<B: PacketBuffer>(
+    /// Open `pkts` (at most `N`, which is at most [`CHUNK`]) in place,
+    /// writing each one's outcome to `results` and counting it in `tally`.
+    /// `N` sizes the working arrays: a run of a few packets (one SA's share
+    /// of a burst that mixes many) does not set up room for 32.
+    pub(super) fn open_chunk<B: PacketBuffer, const N: usize>(
         &self,
         pkts: &mut [B],
         results: &mut [Result<(), EspError>],
         tally: &mut Counters,
     ) {
-        let mut waiting: [Option<Waiting>; CHUNK] = [None; CHUNK];
-        let mut aads = [[0u8; 12]; CHUNK];
+        let mut waiting: [Option<Waiting>; N] = [None; N];
+        let mut aads = [[0u8; 12]; N];
         for ((pkt, result), (slot, aad)) in
             pkts.iter_mut().zip(results.iter_mut()).zip(waiting.iter_mut().zip(&mut aads))
         {
@@ -64,11 +71,11 @@ impl Inbound {
         // Fail closed: a packet whose job could not be formed (its body
         // outside its buffer, which planning rules out) keeps this error and
         // is refused with its body zeroed, never delivered unverified.
-        let mut opened: [Result<(), crate::Error>; CHUNK] = [Err(crate::Error::TooLong); CHUNK];
+        let mut opened: [Result<(), crate::Error>; N] = [Err(crate::Error::TooLong); N];
         {
             let icv_len = self.cipher.icv_len();
-            let mut jobs: [Job<'_>; CHUNK] = core::array::from_fn(|_| Job::new([0; 12], &[], &mut []));
-            let mut owner = [0usize; CHUNK];
+            let mut jobs: [Job<'_>; N] = core::array::from_fn(|_| Job::new([0; 12], &[], &mut []));
+            let mut owner = [0usize; N];
             let mut count = 0;
             let mut free = jobs.iter_mut().zip(owner.iter_mut());
             for (i, ((pkt, w), aad)) in pkts.iter_mut().zip(&waiting).zip(&aads).enumerate() {

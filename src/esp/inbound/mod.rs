@@ -17,7 +17,7 @@ use super::{Counters, EspError, Field, Header, LifetimeStatus, Limitation, Mode,
 use crate::Backend;
 use crate::net::ip::{Addresses, Datagram};
 use crate::net::{Ipv6Chain, protocol};
-use burst::CHUNK;
+use burst::{CHUNK, SMALL};
 use std::time::Instant;
 use zeroize::Zeroize;
 
@@ -243,8 +243,12 @@ impl Inbound {
             return;
         }
         let mut tally = Counters::default();
-        for (pkts, results) in pkts.chunks_mut(CHUNK).zip(results.chunks_mut(CHUNK)) {
-            self.open_chunk(pkts, results, &mut tally);
+        if n <= SMALL {
+            self.open_chunk::<B, SMALL>(pkts, results, &mut tally);
+        } else {
+            for (pkts, results) in pkts.chunks_mut(CHUNK).zip(results.chunks_mut(CHUNK)) {
+                self.open_chunk::<B, CHUNK>(pkts, results, &mut tally);
+            }
         }
         self.counters.add(&tally);
         if self.life.is_checked() {

@@ -30,6 +30,11 @@ use crate::net::checksum;
 /// stay on the stack.
 pub(super) const CHUNK: usize = 32;
 
+/// Bursts of at most this many packets are sealed with working arrays of
+/// this size: setting up the arrays for [`CHUNK`] packets costs more than
+/// sealing one small packet (a burst that mixes many SAs gives each a few).
+pub(super) const SMALL: usize = 4;
+
 /// A packet laid out in its buffer, waiting for its ciphertext.
 #[derive(Clone, Copy, Debug)]
 struct Placed {
@@ -78,10 +83,11 @@ fn move_bytes(memory: &mut [u8], from: usize, len: usize, to: usize) -> Result<(
 }
 
 impl Outbound {
-    /// Seal `pkts` (at most [`CHUNK`]) in place, the `i`th with sequence
-    /// number `seq(i)` (or the error that says why it has none), writing
-    /// each one's outcome to `results` and counting it in `tally`.
-    pub(super) fn seal_chunk<B: PacketBuffer>(
+    /// Seal `pkts` (at most `N`, which is at most [`CHUNK`]) in place,
+    /// the `i`th with sequence number `seq(i)` (or the error that says why
+    /// it has none), writing each one's outcome to `results` and counting
+    /// it in `tally`. `N` sizes the working arrays (see [`SMALL`]).
+    pub(super) fn seal_chunk<B: PacketBuffer, const N: usize>(
         &self,
         pkts: &mut [B],
         results: &mut [Result<(), EspError>],
@@ -89,8 +95,8 @@ impl Outbound {
         outer: &Outer,
         tally: &mut Counters,
     ) {
-        let mut placed: [Option<Placed>; CHUNK] = [None; CHUNK];
-        let mut aads = [[0u8; 12]; CHUNK];
+        let mut placed: [Option<Placed>; N] = [None; N];
+        let mut aads = [[0u8; 12]; N];
         for (i, (((pkt, result), slot), aad)) in
             pkts.iter_mut().zip(results.iter_mut()).zip(placed.iter_mut()).zip(aads.iter_mut()).enumerate()
         {
@@ -98,14 +104,14 @@ impl Outbound {
         }
 
         // The burst's AES-GCM work in one call.
-        let mut tags = [[0u8; 16]; CHUNK];
+        let mut tags = [[0u8; 16]; N];
         // Fail closed: a placed packet whose job could not be formed (its
         // body outside its buffer, which planning rules out) keeps this
         // error and is put back, never sent with a plaintext payload.
-        let mut sealed: [Result<(), crate::Error>; CHUNK] = [Err(crate::Error::TooLong); CHUNK];
+        let mut sealed: [Result<(), crate::Error>; N] = [Err(crate::Error::TooLong); N];
         {
-            let mut jobs: [Job<'_>; CHUNK] = core::array::from_fn(|_| Job::new([0; 12], &[], &mut []));
-            let mut owner = [0usize; CHUNK];
+            let mut jobs: [Job<'_>; N] = core::array::from_fn(|_| Job::new([0; 12], &[], &mut []));
+            let mut owner = [0usize; N];
             let mut count = 0;
             let mut free = jobs.iter_mut().zip(owner.iter_mut());
             for (i, ((pkt, p), aad)) in pkts.iter_mut().zip(&placed).zip(&aads).enumerate() {

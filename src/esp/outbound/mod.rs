@@ -20,7 +20,7 @@ use super::{
 use crate::Backend;
 use crate::net::checksum::{self, RegionSum};
 use build::Kept;
-use burst::CHUNK;
+use burst::{CHUNK, SMALL};
 use outer::{Outer, Template};
 use std::borrow::Cow;
 use std::net::IpAddr;
@@ -577,7 +577,11 @@ impl Outbound {
                     Err(self.stopped(short.unwrap_or(Stop::Limit { limit: NO_LIMIT })))
                 }
             };
-            self.seal_chunk(pkts, results, seq, &outer, &mut tally);
+            if n <= SMALL {
+                self.seal_chunk::<B, SMALL>(pkts, results, seq, &outer, &mut tally);
+            } else {
+                self.seal_chunk::<B, CHUNK>(pkts, results, seq, &outer, &mut tally);
+            }
         }
         self.counters.add(&tally);
         if self.life.is_checked() {
