@@ -141,7 +141,6 @@ pub use outbound::Outbound;
 pub use packet_buf::{HEADROOM, PacketBuf, PacketBuffer, PacketSlice, TAILROOM};
 pub use replay::ReplayWindow;
 pub use sa_table::{
-    Action, Direction, Policy, PolicyId, SHARDS, SaEvent, SaHandle, SaInfo, SaKey, SaReader, SaSnapshot, SaTable,
-    SaUpdate,
+    Action, Direction, Policy, PolicyId, SHARDS, SaEvent, SaHandle, SaInfo, SaKey, SaSnapshot, SaTable, SaUpdate,
 };
 pub use selector::Selector;
