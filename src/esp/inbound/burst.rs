@@ -59,6 +59,14 @@ impl Inbound {
         results: &mut [Result<(), EspError>],
         tally: &mut Counters,
     ) {
+        // The arrays below hold `N` packets, and the callers never pass
+        // more; should one, the packets past `N` are refused, never left
+        // with the result they came with.
+        for result in results.iter_mut().take(pkts.len()).skip(N) {
+            let refused = EspError::Crypto(crate::Error::TooLong);
+            tally.record(&refused);
+            *result = Err(refused);
+        }
         let mut waiting: [Option<Waiting>; N] = [None; N];
         let mut aads = [[0u8; 12]; N];
         for ((pkt, result), (slot, aad)) in
@@ -310,5 +318,60 @@ impl KeptFields {
         if let Some(named) = memory.get_mut(at + next_header_at) {
             *named = self.named;
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+    use crate::esp::{Outbound, PacketBuf, SaConfig};
+    use crate::net::checksum::pseudo_header_v4;
+    use crate::net::{Ipv4Repr, UdpRepr, protocol};
+
+    /// A UDP datagram over IPv4 with 4 bytes of data and good checksums.
+    fn udp_packet() -> Vec<u8> {
+        let (src, dst) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+        let mut p = vec![0u8; 32];
+        Ipv4Repr {
+            src_addr: src,
+            dst_addr: dst,
+            protocol: protocol::UDP,
+            payload_len: 12,
+            ttl: 64,
+            dscp_ecn: 0,
+            ident: 1,
+            dont_frag: true,
+        }
+        .emit(&mut p)
+        .unwrap();
+        p[28..].copy_from_slice(b"data");
+        UdpRepr { src_port: 1, dst_port: 2 }.emit(&mut p[20..], 4, Some(pseudo_header_v4(src, dst, 17, 12))).unwrap();
+        p
+    }
+
+    #[test]
+    fn a_chunk_refuses_the_packets_past_its_arrays() {
+        let cfg = SaConfig::new(0x6161, &[6u8; 20]);
+        let tx = Outbound::new(cfg.clone()).unwrap();
+        let rx = Inbound::new(cfg).unwrap();
+        let input = udp_packet();
+        let mut pkts: Vec<PacketBuf> = (0..6)
+            .map(|_| {
+                let mut sealed = Vec::new();
+                tx.seal(&input, &mut sealed).unwrap();
+                PacketBuf::from_packet(&sealed)
+            })
+            .collect();
+        let arrived: Vec<Vec<u8>> = pkts.iter().map(|p| p.data().to_vec()).collect();
+        let mut results = vec![Ok(()); 6];
+        let mut tally = Counters::default();
+        rx.open_chunk::<PacketBuf, SMALL>(&mut pkts, &mut results, &mut tally);
+        assert!(results[..SMALL].iter().all(Result::is_ok), "{results:?}");
+        assert!(pkts[..SMALL].iter().all(|p| p.data() == input.as_slice()));
+        let refused = Err(EspError::Crypto(crate::Error::TooLong));
+        assert_eq!(results[SMALL..], [refused.clone(), refused]);
+        assert_eq!(pkts[SMALL].data(), arrived[SMALL].as_slice(), "left as it arrived");
+        assert_eq!(tally.packets, SMALL as u64);
     }
 }

@@ -95,6 +95,14 @@ impl Outbound {
         outer: &Outer,
         tally: &mut Counters,
     ) {
+        // The arrays below hold `N` packets, and the callers never pass
+        // more; should one, the packets past `N` are refused, never left
+        // with the result they came with.
+        for result in results.iter_mut().take(pkts.len()).skip(N) {
+            let refused = EspError::Crypto(crate::Error::TooLong);
+            tally.record(&refused);
+            *result = Err(refused);
+        }
         let mut placed: [Option<Placed>; N] = [None; N];
         let mut aads = [[0u8; 12]; N];
         for (i, (((pkt, result), slot), aad)) in
@@ -335,5 +343,48 @@ impl Outbound {
         *start = p.start;
         *len = p.total;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+    use crate::esp::{PacketBuf, SaConfig};
+    use crate::net::checksum::pseudo_header_v4;
+    use crate::net::{Ipv4Repr, UdpRepr, protocol};
+
+    #[test]
+    fn a_chunk_refuses_the_packets_past_its_arrays() {
+        let (src, dst) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+        let mut input = vec![0u8; 32];
+        Ipv4Repr {
+            src_addr: src,
+            dst_addr: dst,
+            protocol: protocol::UDP,
+            payload_len: 12,
+            ttl: 64,
+            dscp_ecn: 0,
+            ident: 1,
+            dont_frag: true,
+        }
+        .emit(&mut input)
+        .unwrap();
+        input[28..].copy_from_slice(b"data");
+        UdpRepr { src_port: 1, dst_port: 2 }
+            .emit(&mut input[20..], 4, Some(pseudo_header_v4(src, dst, 17, 12)))
+            .unwrap();
+        let tx = Outbound::new(SaConfig::new(0x6262, &[7u8; 20])).unwrap();
+        let mut pkts: Vec<PacketBuf> = (0..6).map(|_| PacketBuf::from_packet(&input)).collect();
+        let mut results = vec![Ok(()); 6];
+        let mut tally = Counters::default();
+        let outer = tx.outer();
+        tx.seal_chunk::<PacketBuf, SMALL>(&mut pkts, &mut results, |i| Ok(i as u64 + 1), &outer, &mut tally);
+        assert!(results[..SMALL].iter().all(Result::is_ok), "{results:?}");
+        assert!(pkts[..SMALL].iter().all(|p| p.data().len() > input.len()), "sealed");
+        let refused = Err(EspError::Crypto(crate::Error::TooLong));
+        assert_eq!(results[SMALL..], [refused.clone(), refused]);
+        assert!(pkts[SMALL..].iter().all(|p| p.data() == input.as_slice()), "never sent as it was");
+        assert_eq!(tally.packets, SMALL as u64);
     }
 }
