@@ -148,6 +148,14 @@ impl Counters {
         *counter = counter.saturating_add(1);
     }
 
+    /// Refuse every packet of `results` with `error`, counting each.
+    pub(crate) fn refuse(&mut self, results: &mut [Result<(), EspError>], error: &EspError) {
+        for result in results.iter_mut() {
+            self.record(error);
+            *result = Err(error.clone());
+        }
+    }
+
     /// Count one successful packet of `bytes` bytes.
     pub(crate) fn record_packet(&mut self, bytes: usize) {
         self.packets = self.packets.saturating_add(1);
@@ -288,10 +296,7 @@ impl SharedCounters {
     /// counted.
     pub(crate) fn refuse_burst(&self, results: &mut [Result<(), EspError>], error: &EspError) {
         let mut tally = Counters::default();
-        for result in results.iter_mut() {
-            tally.record(error);
-            *result = Err(error.clone());
-        }
+        tally.refuse(results, error);
         self.add(&tally);
     }
 

@@ -144,3 +144,29 @@ pub use sa_table::{
     Action, Direction, Policy, PolicyId, SHARDS, SaEvent, SaHandle, SaInfo, SaKey, SaSnapshot, SaTable, SaUpdate,
 };
 pub use selector::Selector;
+
+/// A UDP datagram over IPv4 with 4 bytes of data and good checksums: input
+/// for the unit tests of the burst paths.
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+pub(crate) fn small_udp_v4() -> Vec<u8> {
+    use crate::net::checksum::pseudo_header_v4;
+    use crate::net::{Ipv4Repr, UdpRepr, protocol};
+    let (src, dst) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+    let mut packet = vec![0u8; 32];
+    Ipv4Repr {
+        src_addr: src,
+        dst_addr: dst,
+        protocol: protocol::UDP,
+        payload_len: 12,
+        ttl: 64,
+        dscp_ecn: 0,
+        ident: 1,
+        dont_frag: true,
+    }
+    .emit(&mut packet)
+    .unwrap();
+    packet[28..].copy_from_slice(b"data");
+    UdpRepr { src_port: 1, dst_port: 2 }.emit(&mut packet[20..], 4, Some(pseudo_header_v4(src, dst, 17, 12))).unwrap();
+    packet
+}

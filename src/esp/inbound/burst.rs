@@ -62,10 +62,8 @@ impl Inbound {
         // The arrays below hold `N` packets, and the callers never pass
         // more; should one, the packets past `N` are refused, never left
         // with the result they came with.
-        for result in results.iter_mut().take(pkts.len()).skip(N) {
-            let refused = EspError::Crypto(crate::Error::TooLong);
-            tally.record(&refused);
-            *result = Err(refused);
+        if let Some(past) = results.get_mut(N..pkts.len().min(results.len())) {
+            tally.refuse(past, &EspError::Crypto(crate::Error::TooLong));
         }
         let mut waiting: [Option<Waiting>; N] = [None; N];
         let mut aads = [[0u8; 12]; N];
@@ -325,37 +323,14 @@ impl KeptFields {
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
-    use crate::esp::{Outbound, PacketBuf, SaConfig};
-    use crate::net::checksum::pseudo_header_v4;
-    use crate::net::{Ipv4Repr, UdpRepr, protocol};
-
-    /// A UDP datagram over IPv4 with 4 bytes of data and good checksums.
-    fn udp_packet() -> Vec<u8> {
-        let (src, dst) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
-        let mut p = vec![0u8; 32];
-        Ipv4Repr {
-            src_addr: src,
-            dst_addr: dst,
-            protocol: protocol::UDP,
-            payload_len: 12,
-            ttl: 64,
-            dscp_ecn: 0,
-            ident: 1,
-            dont_frag: true,
-        }
-        .emit(&mut p)
-        .unwrap();
-        p[28..].copy_from_slice(b"data");
-        UdpRepr { src_port: 1, dst_port: 2 }.emit(&mut p[20..], 4, Some(pseudo_header_v4(src, dst, 17, 12))).unwrap();
-        p
-    }
+    use crate::esp::{Outbound, PacketBuf, SaConfig, small_udp_v4};
 
     #[test]
     fn a_chunk_refuses_the_packets_past_its_arrays() {
         let cfg = SaConfig::new(0x6161, &[6u8; 20]);
         let tx = Outbound::new(cfg.clone()).unwrap();
         let rx = Inbound::new(cfg).unwrap();
-        let input = udp_packet();
+        let input = small_udp_v4();
         let mut pkts: Vec<PacketBuf> = (0..6)
             .map(|_| {
                 let mut sealed = Vec::new();

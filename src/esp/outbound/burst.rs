@@ -98,10 +98,8 @@ impl Outbound {
         // The arrays below hold `N` packets, and the callers never pass
         // more; should one, the packets past `N` are refused, never left
         // with the result they came with.
-        for result in results.iter_mut().take(pkts.len()).skip(N) {
-            let refused = EspError::Crypto(crate::Error::TooLong);
-            tally.record(&refused);
-            *result = Err(refused);
+        if let Some(past) = results.get_mut(N..pkts.len().min(results.len())) {
+            tally.refuse(past, &EspError::Crypto(crate::Error::TooLong));
         }
         let mut placed: [Option<Placed>; N] = [None; N];
         let mut aads = [[0u8; 12]; N];
@@ -350,30 +348,11 @@ impl Outbound {
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
-    use crate::esp::{PacketBuf, SaConfig};
-    use crate::net::checksum::pseudo_header_v4;
-    use crate::net::{Ipv4Repr, UdpRepr, protocol};
+    use crate::esp::{PacketBuf, SaConfig, small_udp_v4};
 
     #[test]
     fn a_chunk_refuses_the_packets_past_its_arrays() {
-        let (src, dst) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
-        let mut input = vec![0u8; 32];
-        Ipv4Repr {
-            src_addr: src,
-            dst_addr: dst,
-            protocol: protocol::UDP,
-            payload_len: 12,
-            ttl: 64,
-            dscp_ecn: 0,
-            ident: 1,
-            dont_frag: true,
-        }
-        .emit(&mut input)
-        .unwrap();
-        input[28..].copy_from_slice(b"data");
-        UdpRepr { src_port: 1, dst_port: 2 }
-            .emit(&mut input[20..], 4, Some(pseudo_header_v4(src, dst, 17, 12)))
-            .unwrap();
+        let input = small_udp_v4();
         let tx = Outbound::new(SaConfig::new(0x6262, &[7u8; 20])).unwrap();
         let mut pkts: Vec<PacketBuf> = (0..6).map(|_| PacketBuf::from_packet(&input)).collect();
         let mut results = vec![Ok(()); 6];
