@@ -243,7 +243,9 @@ impl Inbound {
             return;
         }
         let mut tally = Counters::default();
-        if n <= SMALL {
+        if n == 1 {
+            self.open_chunk::<B, 1>(pkts, results, &mut tally);
+        } else if n <= SMALL {
             self.open_chunk::<B, SMALL>(pkts, results, &mut tally);
         } else {
             for (pkts, results) in pkts.chunks_mut(CHUNK).zip(results.chunks_mut(CHUNK)) {

@@ -577,7 +577,9 @@ impl Outbound {
                     Err(self.stopped(short.unwrap_or(Stop::Limit { limit: NO_LIMIT })))
                 }
             };
-            if n <= SMALL {
+            if n == 1 {
+                self.seal_chunk::<B, 1>(pkts, results, seq, &outer, &mut tally);
+            } else if n <= SMALL {
                 self.seal_chunk::<B, SMALL>(pkts, results, seq, &outer, &mut tally);
             } else {
                 self.seal_chunk::<B, CHUNK>(pkts, results, seq, &outer, &mut tally);
