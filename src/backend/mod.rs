@@ -15,6 +15,8 @@ pub(crate) mod aesni;
 pub(crate) mod armv8;
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 mod bulk;
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod checksum;
 pub(crate) mod group;
 pub(crate) mod scalar;
 mod sink;
