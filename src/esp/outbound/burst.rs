@@ -272,7 +272,7 @@ impl Outbound {
         // The trailer, as one 8-byte store: what follows it up to the 8th
         // byte is ICV space (at least 8 bytes), written after encryption.
         if let Some(place) = rest.get_mut(plan.payload_len()..).and_then(<[u8]>::first_chunk_mut::<8>) {
-            *place = Trailer::new(plan.pad, plan.next_header).padded8();
+            *place = Trailer::padded8(plan.pad, plan.next_header);
         }
         let aad_len = self.cipher.write_aad(self.cfg.spi, seq, aad);
         let borrowed = if self.cipher.is_gmac() && self.cipher.esn() {
