@@ -128,6 +128,10 @@ impl Gcm {
             {
                 *slot = (job.data.len().div_ceil(16), i);
                 waiting += 1;
+                if waiting == GROUP && self.run_consecutive::<DECRYPT>(engine, jobs, &window) {
+                    waiting = 0;
+                    continue;
+                }
                 if waiting == WINDOW {
                     self.run_window::<DECRYPT>(engine, jobs, &mut window);
                     waiting = 0;
@@ -166,6 +170,38 @@ impl Gcm {
             }
             at += len.max(1);
         }
+    }
+
+    /// The first [`GROUP`] of `waiting` through the group kernel at once,
+    /// if they are consecutive jobs of close lengths (a data plane's burst
+    /// of one packet size): no window to sort and cut, no indices to check
+    /// for overlap, which cost about 7 ns a message at 64 bytes. `false`
+    /// (nothing done) otherwise.
+    fn run_consecutive<const DECRYPT: bool>(
+        &self,
+        engine: &Engine,
+        jobs: &mut [Job<'_>],
+        waiting: &[(usize, usize)],
+    ) -> bool {
+        let Some((&(first_blocks, first), rest)) = waiting.get(..GROUP).and_then(<[_]>::split_first) else {
+            return false;
+        };
+        let (mut shortest, mut longest) = (first_blocks, first_blocks);
+        for (k, &(blocks, i)) in rest.iter().enumerate() {
+            if i != first + k + 1 {
+                return false;
+            }
+            shortest = shortest.min(blocks);
+            longest = longest.max(blocks);
+        }
+        // The closeness `run_window` asks of a group.
+        if longest > shortest + shortest / 4 + 1 {
+            return false;
+        }
+        let Some(run) = jobs.get_mut(first..first + GROUP) else { return false };
+        let mut members = run.iter_mut();
+        self.run_chosen::<DECRYPT>(engine, core::array::from_fn(|_| members.next()), GROUP);
+        true
     }
 
     /// The length checks of a single call.
