@@ -171,12 +171,20 @@ impl SaCipher {
     }
 
     /// The 12-byte nonce: salt || `iv`.
+    ///
+    /// Written as an 8-byte word and a 4-byte one, the two pieces in which
+    /// GCM reads a 96-bit IV back (to form J0) a few instructions later:
+    /// written as salt (4) and IV (8), the 8-byte read spanned both writes
+    /// and had to wait for them to reach the cache (a failed store
+    /// forward, about 1.5 ns of every single seal and open).
     #[inline]
     pub(crate) fn nonce(&self, iv: [u8; 8]) -> [u8; 12] {
+        let iv = u64::from_be_bytes(iv);
+        let head = (u64::from(u32::from_be_bytes(self.salt)) << 32) | (iv >> 32);
         let mut nonce = [0u8; 12];
-        let (salt, rest) = nonce.split_at_mut(4);
-        salt.copy_from_slice(&self.salt);
-        rest.copy_from_slice(&iv);
+        let (first, last) = nonce.split_at_mut(8);
+        first.copy_from_slice(&head.to_be_bytes());
+        last.copy_from_slice(&(iv as u32).to_be_bytes());
         nonce
     }
 
