@@ -449,7 +449,15 @@ impl Outbound {
     /// fragment (its upper-layer checksum unverifiable).
     fn seal_into(&self, ip_packet: &[u8], out: &mut Vec<u8>) -> Result<bool, EspError> {
         let outer = self.outer();
-        let plan = self.plan(ip_packet, &outer)?;
+        // Used where it was built: moved out of the `Result` (what `?`
+        // does), the plan was copied with loads that straddled the stores
+        // that had just written it, and each waited for them to reach the
+        // cache (a failed store forward).
+        let planned = self.plan(ip_packet, &outer);
+        let plan = match &planned {
+            Ok(plan) => plan,
+            Err(e) => return Err(e.clone()),
+        };
         let seq = self.sequence.reserve(1).map_err(|stop| self.stopped(stop))?.first;
         let datagram =
             ip_packet.get(..plan.datagram_len).ok_or(build::short(Header::Ip, plan.datagram_len, ip_packet.len()))?;
@@ -459,12 +467,12 @@ impl Outbound {
             datagram.len(),
         ))?;
         out.reserve(plan.total + self.cipher.scratch_len());
-        let header = Kept::read(&plan, datagram);
+        let header = Kept::read(plan, datagram);
         if matches!(header, Kept::InPlace) {
             packet::extend_header(out, kept);
         }
         out.resize(plan.body_at(), 0);
-        self.write_front(&plan, header, &outer, seq, out)?;
+        self.write_front(plan, header, &outer, seq, out)?;
         let trailer = Trailer::new(plan.pad, plan.next_header);
         let fields = HeaderFields { spi: self.cfg.spi, seq, iv: seq.to_be_bytes() };
         let sum = self.cipher.seal(out, plan.esp_at(), fields, protected, trailer.as_bytes())?;
