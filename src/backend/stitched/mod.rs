@@ -550,6 +550,24 @@ impl<K: Kernel> Key<K> {
         // SAFETY: holding the token proves the features.
         unsafe { K::crypt::<true, _>(self.token, &self.material, j0, aad, bulk, &mut super::Discard, rest) }
     }
+
+    /// [`open`](Self::open) with the first `first_batches` batches as the
+    /// skeleton's first bulk and the rest (more whole batches, then the
+    /// tail) as its second: no caller splits a decryption so, but the bulk
+    /// loop must take a batch left pending by the first bulk (tests).
+    #[cfg(test)]
+    pub(crate) fn open_split(&self, j0: u128, aad: &[u8], buf: &mut [u8], first_batches: usize) -> [u8; 16] {
+        let (head, rest) = buf.split_at_mut((first_batches * K::BATCH).min(buf.len()));
+        let (bulk, _) = Bulk::in_place(head, K::BATCH);
+        // SAFETY: holding the token proves the features.
+        unsafe { K::crypt::<true, _>(self.token, &self.material, j0, aad, bulk, &mut super::Discard, rest) }
+    }
+
+    /// Bytes per bulk batch (tests).
+    #[cfg(test)]
+    pub(crate) fn batch_len(&self) -> usize {
+        K::BATCH
+    }
 }
 
 impl<K: Kernel> Key<K> {
@@ -708,8 +726,8 @@ pub(crate) fn crypt_long<K: Kernel, const DECRYPT: bool, const R: usize, S: Plai
     let mut acc = m.hash_bytes(n, NarrowOf::<K>::zero(n), aad);
     let mut pending = None;
     if DECRYPT {
-        loops::open::<K, R>(m, &mut ctr, &mut acc, first);
-        loops::open::<K, R>(m, &mut ctr, &mut acc, second);
+        loops::open::<K, R>(m, &mut ctr, &mut acc, &mut pending, first);
+        loops::open::<K, R>(m, &mut ctr, &mut acc, &mut pending, second);
     } else {
         loops::seal::<K, R, S>(m, &mut ctr, &mut acc, &mut pending, first, sink);
         loops::seal::<K, R, _>(m, &mut ctr, &mut acc, &mut pending, second, &mut super::Discard);

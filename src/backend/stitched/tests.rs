@@ -218,3 +218,42 @@ fn groups_equal_single_calls_for_mixed_lengths_and_aad_on_every_backend() {
         }
     }
 }
+
+/// A decryption whose whole batches come in two bulks (the first leaves
+/// its last batch pending for the second to hash): the same plaintext and
+/// tag as one bulk, for every split and tail on every backend.
+#[test]
+fn an_open_split_over_two_bulks_equals_one() {
+    for key in KEYS {
+        for (b, fast, _) in engines(key) {
+            let j0 = u128::from_be_bytes(*b"split-bulks\0\0\0\0\x01");
+            let (batch, open_split): (usize, &dyn Fn(&mut [u8], usize) -> [u8; 16]) = match &fast {
+                #[cfg(target_arch = "x86_64")]
+                Engine::AesNi(k) => (k.batch_len(), &|buf, n| k.open_split(j0, b"aad", buf, n)),
+                #[cfg(target_arch = "x86_64")]
+                Engine::Vaes256(k) => (k.batch_len(), &|buf, n| k.open_split(j0, b"aad", buf, n)),
+                #[cfg(target_arch = "x86_64")]
+                Engine::Vaes512(k) => (k.batch_len(), &|buf, n| k.open_split(j0, b"aad", buf, n)),
+                #[cfg(target_arch = "aarch64")]
+                Engine::Armv8(k) => (k.batch_len(), &|buf, n| k.open_split(j0, b"aad", buf, n)),
+                _ => continue,
+            };
+            for batches in 2..=5 {
+                for extra in [0, 1, 17, batch - 1] {
+                    let msg = message(batches * batch + extra);
+                    let mut sealed = msg.clone();
+                    let tag = fast.seal(j0, b"aad", &mut sealed);
+                    for first in 1..batches {
+                        let mut x = sealed.clone();
+                        assert_eq!(
+                            open_split(&mut x, first),
+                            tag,
+                            "{b}: {batches} batches + {extra}, split after {first}"
+                        );
+                        assert_eq!(x, msg, "{b}: {batches} batches + {extra}, split after {first}");
+                    }
+                }
+            }
+        }
+    }
+}
