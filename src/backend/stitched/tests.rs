@@ -219,6 +219,9 @@ fn groups_equal_single_calls_for_mixed_lengths_and_aad_on_every_backend() {
     }
 }
 
+/// `Key::open_split` of one backend: (buffer, batches in the first bulk).
+type OpenSplit<'a> = &'a dyn Fn(&mut [u8], usize) -> [u8; 16];
+
 /// A decryption whose whole batches come in two bulks (the first leaves
 /// its last batch pending for the second to hash): the same plaintext and
 /// tag as one bulk, for every split and tail on every backend.
@@ -227,7 +230,7 @@ fn an_open_split_over_two_bulks_equals_one() {
     for key in KEYS {
         for (b, fast, _) in engines(key) {
             let j0 = u128::from_be_bytes(*b"split-bulks\0\0\0\0\x01");
-            let (batch, open_split): (usize, &dyn Fn(&mut [u8], usize) -> [u8; 16]) = match &fast {
+            let (batch, open_split): (usize, OpenSplit<'_>) = match &fast {
                 #[cfg(target_arch = "x86_64")]
                 Engine::AesNi(k) => (k.batch_len(), &|buf, n| k.open_split(j0, b"aad", buf, n)),
                 #[cfg(target_arch = "x86_64")]

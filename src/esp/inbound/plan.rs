@@ -350,7 +350,7 @@ impl Inbound {
         if !self.delivers(protocol) {
             return Err(EspError::UnexpectedNextHeader { seq, next_header: protocol });
         }
-        self.check_selectors(&d, restored, seq)?;
+        self.check_selectors(d, restored, seq)?;
         if let (Encap::Udp { .. }, Some(original), Upper::At { protocol, .. }) =
             (self.cfg.encap, &self.nat_original, d.upper)
         {
@@ -362,7 +362,7 @@ impl Inbound {
                 natt::fix_up_checksum(segment, protocol, original, &received);
             }
         }
-        packet::verify(&d, restored, self.cfg.checksums, Stage::AfterDecrypt { seq })?;
+        packet::verify(d, restored, self.cfg.checksums, Stage::AfterDecrypt { seq })?;
         Ok(())
     }
 
