@@ -69,6 +69,11 @@ pub(crate) fn sum_native(data: &[u8]) -> u64 {
         // summed where it is needed, without a call.
         let (total, rest) = add_piece::<16>(0, header);
         add_folding(total, sum_short(rest))
+    } else if data.len() < 64 {
+        // A small packet's segment (44 bytes of TCP in a 64-byte packet):
+        // inline too. Through the call below it cost about 4 ns of a
+        // 64-byte ESP packet, most of it the call's own prologue.
+        sum_below_block(0, data)
     } else {
         sum_any(data)
     }
@@ -79,8 +84,14 @@ pub(crate) fn sum_native(data: &[u8]) -> u64 {
 fn sum_any(data: &[u8]) -> u64 {
     let (blocks, tail) = data.as_chunks::<64>();
     let total = if blocks.is_empty() { 0 } else { sum_blocks_fastest(blocks) };
-    // Fewer than 64 bytes left: at most one piece of each size, each added
-    // with its own short carry chain (no loop, no call).
+    sum_below_block(total, tail)
+}
+
+/// `total` plus the sum of `tail`, fewer than 64 bytes starting at an even
+/// offset: at most one piece of each size, each added with its own short
+/// carry chain (no loop, no call).
+#[inline(always)]
+fn sum_below_block(total: u64, tail: &[u8]) -> u64 {
     let (total, rest) = add_piece::<32>(total, tail);
     let (total, rest) = add_piece::<16>(total, rest);
     let (total, rest) = add_piece::<8>(total, rest);
