@@ -175,7 +175,7 @@ impl Gcm {
     /// The first [`GROUP`] of `waiting` through the group kernel at once,
     /// if they are consecutive jobs of close lengths (a data plane's burst
     /// of one packet size): no window to sort and cut, no indices to check
-    /// for overlap, which cost about 7 ns a message at 64 bytes. `false`
+    /// for overlap (about 1.3 ns of a 64-byte message's 25). `false`
     /// (nothing done) otherwise.
     fn run_consecutive<const DECRYPT: bool>(
         &self,
