@@ -31,6 +31,27 @@ pub(super) enum Kept {
     InPlace,
 }
 
+/// Undo [`Outbound::write_front`]'s changes to a kept header (`header`, the
+/// packet's own header and extension headers, back where they were): the
+/// length and the protocol or next header it had, and for IPv4 the header
+/// checksum. Sealing verified that checksum, so computing it again gives the
+/// bytes the packet came with. Nothing to do in tunnel mode, where the
+/// datagram was never touched.
+pub(super) fn restore_kept(header: &mut [u8], front: Front, datagram_len: usize, next_header: u8) {
+    let len = |l: usize| u16::try_from(l).unwrap_or(u16::MAX);
+    match front {
+        Front::KeptV4 => {
+            Ipv4Packet::new_unchecked(header).set_total_len_protocol_and_checksum(len(datagram_len), next_header);
+        }
+        Front::KeptV6 { next_header_at } if next_header_at < header.len() && header.len() >= ipv6::HEADER_LEN => {
+            let mut ip = Ipv6Packet::new_unchecked(header);
+            ip.set_payload_len(len(datagram_len.saturating_sub(ipv6::HEADER_LEN)));
+            ip.set_next_header_at(next_header_at, next_header);
+        }
+        Front::KeptV6 { .. } | Front::New { .. } => {}
+    }
+}
+
 impl Kept {
     /// The header to copy for `plan`, read from `datagram` (where the
     /// packet is), when it has one of the usual lengths.

@@ -19,9 +19,9 @@ use super::super::packet_buf::PacketBuffer;
 use super::super::wire::{Trailer, borrow_for_esn, give_back};
 use super::super::{Counters, EspError, Header};
 use super::Outbound;
-use super::build::{Kept, short};
+use super::build::{Kept, restore_kept, short};
 use super::outer::Outer;
-use super::plan::SealPlan;
+use super::plan::{Front, SealPlan};
 use crate::Job;
 use crate::net::checksum;
 
@@ -68,6 +68,11 @@ struct Placed {
     /// and whether it is a tunnelled fragment (unverifiable).
     input_len: usize,
     fragment: bool,
+    /// What stays in front (the kept header's kind), and the next header
+    /// the trailer carries: what the kept header named before sealing. A
+    /// packet put back after a failed encryption gets them back.
+    front: Front,
+    next_header: u8,
 }
 
 /// Move `len` bytes at `from` to `to` within `memory`, or refuse (before
@@ -297,6 +302,8 @@ impl Outbound {
             borrowed,
             input_len,
             fragment: plan.fragment,
+            front: plan.front,
+            next_header: plan.next_header,
         });
         Ok(())
     }
@@ -325,8 +332,13 @@ impl Outbound {
         }
         if let Err(e) = sealed {
             // The payload is as it was (a failed call leaves it); the kept
-            // header goes back over what was written in front of it.
-            let _ = move_bytes(memory, p.start, p.protected_at, p.datagram_at);
+            // header goes back over what was written in front of it, with
+            // its own length, protocol and checksum.
+            if move_bytes(memory, p.start, p.protected_at, p.datagram_at).is_ok()
+                && let Some(header) = memory.get_mut(p.datagram_at..p.datagram_at + p.protected_at)
+            {
+                restore_kept(header, p.front, p.datagram_len, p.next_header);
+            }
             if let Some(from) = p.moved_from {
                 let _ = move_bytes(memory, p.datagram_at, p.datagram_len, from);
             }
@@ -367,5 +379,54 @@ mod tests {
         assert_eq!(results[SMALL..], [refused.clone(), refused]);
         assert!(pkts[SMALL..].iter().all(|p| p.data() == input.as_slice()), "never sent as it was");
         assert_eq!(tally.packets, SMALL as u64);
+    }
+
+    /// A placed packet whose encryption fails (no IP packet is long enough
+    /// for GCM to refuse it, so the failure is handed in) comes back byte
+    /// for byte as it was given: the kept header with its own length,
+    /// protocol or next header and checksum, in the buffer where it was.
+    #[test]
+    fn a_packet_whose_encryption_fails_is_put_back_as_it_came() {
+        use crate::esp::{Encap, Mode, PacketSlice};
+        use espgcm_testkit::packets::{endpoints, tcp_v6_with_extensions, udp_v6};
+        let v6 = |s: &str| s.parse().unwrap();
+        let cases: [(&str, Mode, Encap, Vec<u8>); 5] = [
+            ("transport, IPv4", Mode::Transport, Encap::None, small_udp_v4()),
+            ("transport, IPv4, NAT-T", Mode::Transport, Encap::NAT_T, small_udp_v4()),
+            ("transport, IPv6", Mode::Transport, Encap::None, udp_v6(v6("2001:db8::1"), v6("2001:db8::2"), b"data")),
+            (
+                "transport, IPv6 with extension headers",
+                Mode::Transport,
+                Encap::None,
+                tcp_v6_with_extensions(v6("2001:db8::1"), v6("2001:db8::2"), b"some data"),
+            ),
+            ("tunnel", Mode::Tunnel { src: endpoints(4).0, dst: endpoints(4).1 }, Encap::None, small_udp_v4()),
+        ];
+        for (i, (name, mode, encap, input)) in cases.into_iter().enumerate() {
+            let cfg = SaConfig { mode, encap, ..SaConfig::new(0x6363, &[0x90 + i as u8; 20]) };
+            let tx = Outbound::new(cfg).unwrap();
+            // With room in front, and without (the packet moves for it).
+            // Tunnel mode with room writes nothing over the packet.
+            let transport = matches!(mode, Mode::Transport);
+            let roomy = &mut PacketBuf::from_packet(&input);
+            put_back_after_failure(&tx, roomy, &input, transport, &format!("{name}, room in front"));
+            let mut memory = input.clone();
+            memory.resize(input.len() + 200, 0);
+            let mut tight = PacketSlice::new(&mut memory, 0, input.len()).unwrap();
+            put_back_after_failure(&tx, &mut tight, &input, true, &format!("{name}, no room in front"));
+        }
+    }
+
+    fn put_back_after_failure<B: PacketBuffer>(tx: &Outbound, pkt: &mut B, input: &[u8], touched: bool, what: &str) {
+        let outer = tx.outer();
+        let (mut aad, mut slot) = ([0u8; 12], None);
+        tx.place(pkt, 1, &outer, &mut aad, &mut slot).unwrap();
+        let placed = slot.unwrap();
+        if touched {
+            assert_ne!(pkt.data(), input, "{what}: the headers were written");
+        }
+        let refused = tx.finish_placed(pkt, &placed, &[0; 16], Err(crate::Error::TooLong), &outer);
+        assert_eq!(refused, Err(EspError::Crypto(crate::Error::TooLong)), "{what}");
+        assert_eq!(pkt.data(), input, "{what}: the packet as it came");
     }
 }
