@@ -281,17 +281,13 @@ pub(crate) fn open<K: Shape, const R: usize>(
     // As when sealing: a short first group takes the last place.
     if batch < hashed && hash.position != 0 {
         // SAFETY: `batch < hashed < io.batches`.
-        unsafe { open_batches::<K, R, 1>(&mut hash, m, &mut c, &io, batch, K::PAIR - 1, true) };
+        unsafe { open_batch::<K, R>(&mut hash, m, &mut c, &io, batch, K::PAIR - 1, true) };
         batch += 1;
     }
     while batch + K::PAIR <= hashed {
-        // SAFETY: `batch + PAIR <= hashed < io.batches`.
-        unsafe {
-            if K::PAIR == 2 {
-                open_batches::<K, R, 2>(&mut hash, m, &mut c, &io, batch, 0, true);
-            } else {
-                open_batches::<K, R, 1>(&mut hash, m, &mut c, &io, batch, 0, true);
-            }
+        for p in 0..K::PAIR {
+            // SAFETY: `batch + p < hashed < io.batches`.
+            unsafe { open_batch::<K, R>(&mut hash, m, &mut c, &io, batch + p, p, p == 0) };
         }
         batch += K::PAIR;
     }
@@ -323,13 +319,25 @@ unsafe fn open_unhashed<K: Shape, const R: usize>(
     reflected(ct)
 }
 
-/// Decrypt `N` batches from `batch`, hashing them into the group from place
-/// `p` meanwhile, one register after each AES round of all of them.
+/// Decrypt batch `batch`, hashing it into its group at place `p`
+/// meanwhile: one register's multiplies every `(R - 1) / registers` AES
+/// rounds, spread over the middle rounds.
+///
+/// One batch at a time, as sealing goes. Two batches a call (their rounds
+/// interleaved, the pair hashed in their first eight rounds) kept two
+/// batches of keystream and ciphertext in registers beside the round keys,
+/// more than the register file, and the keystream went to the stack between
+/// rounds. The ciphertext is read where it is used, for the hash in the
+/// rounds and again for the XOR at the end, so that only the keystream
+/// stays in registers. Packed into the first rounds, the multiplies of one
+/// batch held up its AES on the shared ports and AES-256 on `vaes512` ran
+/// at one of two speeds 12% apart from one process to the next; spread,
+/// it runs at the faster one or close to it.
 ///
 /// # Safety
-/// Batches `batch..batch + N` exist.
+/// `batch < io.batches`.
 #[inline(always)]
-unsafe fn open_batches<K: Shape, const R: usize, const N: usize>(
+unsafe fn open_batch<K: Shape, const R: usize>(
     hash: &mut Hash<K>,
     m: &MaterialOf<K>,
     ctr: &mut Counters<K::V>,
@@ -340,31 +348,31 @@ unsafe fn open_batches<K: Shape, const R: usize, const N: usize>(
 ) {
     let t = hash.t;
     let regs = <K::Batch as Regs<K::V>>::LEN;
-    let rk0 = m.round_key::<K::V>(t, 0);
-    let mut ct = [K::Batch::splat(rk0); N];
-    let mut ks = [K::Batch::splat(rk0); N];
-    for (b, (c, k)) in ct.iter_mut().zip(ks.iter_mut()).enumerate() {
-        // SAFETY: the batch exists (caller).
-        *c = unsafe { load_batch(t, io, batch + b) };
-        *k = ctr.next(rk0);
-    }
-    for i in 0..N * regs {
-        let k = m.round_key::<K::V>(t, 1 + i);
-        for b in ks.iter_mut() {
-            for y in b.regs_mut() {
-                *y = y.aes_round(k);
-            }
+    // The multiplies spread over the middle rounds, not packed into the first.
+    let stride = ((R - 1) / regs).max(1);
+    let mut ks: K::Batch = ctr.next(m.round_key::<K::V>(t, 0));
+    for r in 1..R {
+        let k = m.round_key::<K::V>(t, r);
+        for y in ks.regs_mut() {
+            *y = y.aes_round(k);
         }
-        // Place `p` spans `N` batches: their registers in order.
-        let x = ct[i / regs].regs()[i % regs].byte_reverse();
-        hash.mul_add(m, x, i, p, fresh);
+        let i = (r - 1) / stride;
+        if (r - 1) % stride == 0 && i < regs {
+            // SAFETY: register `i` of a batch that exists (caller).
+            let x = unsafe { K::V::load(t, io.input(batch, 16 * K::V::BLOCKS * i)) };
+            hash.mul_add(m, x.byte_reverse(), i, p, fresh);
+        }
     }
-    hash.advance(N);
-    for (b, (c, k)) in ct.iter().zip(ks.iter_mut()).enumerate() {
-        finish_rounds::<K::V, R>(t, m, k.regs_mut(), 1 + N * regs);
+    // Registers no round took (more registers than middle rounds).
+    for i in (R - 1).div_ceil(stride).min(regs)..regs {
         // SAFETY: as above.
-        unsafe { store_xor(io, batch + b, c, k) };
+        let x = unsafe { K::V::load(t, io.input(batch, 16 * K::V::BLOCKS * i)) };
+        hash.mul_add(m, x.byte_reverse(), i, p, fresh);
     }
+    hash.advance(1);
+    finish_rounds::<K::V, R>(t, m, ks.regs_mut(), R);
+    // SAFETY: as above.
+    unsafe { store_xor(io, batch, &load_batch::<K::V, K::Batch>(t, io, batch), &ks) };
 }
 
 /// The registers of input batch `batch`.
