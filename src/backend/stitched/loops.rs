@@ -348,8 +348,10 @@ unsafe fn open_batch<K: Shape, const R: usize>(
 ) {
     let t = hash.t;
     let regs = <K::Batch as Regs<K::V>>::LEN;
+    // Every register gets a middle round (true of every shape and key size).
+    const { assert!(<K::Batch as Regs<K::V>>::LEN < R) };
     // The multiplies spread over the middle rounds, not packed into the first.
-    let stride = ((R - 1) / regs).max(1);
+    let stride = (R - 1) / regs;
     let mut ks: K::Batch = ctr.next(m.round_key::<K::V>(t, 0));
     for r in 1..R {
         let k = m.round_key::<K::V>(t, r);
@@ -362,12 +364,6 @@ unsafe fn open_batch<K: Shape, const R: usize>(
             let x = unsafe { K::V::load(t, io.input(batch, 16 * K::V::BLOCKS * i)) };
             hash.mul_add(m, x.byte_reverse(), i, p, fresh);
         }
-    }
-    // Registers no round took (more registers than middle rounds).
-    for i in (R - 1).div_ceil(stride).min(regs)..regs {
-        // SAFETY: as above.
-        let x = unsafe { K::V::load(t, io.input(batch, 16 * K::V::BLOCKS * i)) };
-        hash.mul_add(m, x.byte_reverse(), i, p, fresh);
     }
     hash.advance(1);
     finish_rounds::<K::V, R>(t, m, ks.regs_mut(), R);

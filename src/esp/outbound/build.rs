@@ -38,14 +38,27 @@ pub(super) enum Kept {
 /// bytes the packet came with. Nothing to do in tunnel mode, where the
 /// datagram was never touched.
 pub(super) fn restore_kept(header: &mut [u8], front: Front, datagram_len: usize, next_header: u8) {
-    let len = |l: usize| u16::try_from(l).unwrap_or(u16::MAX);
+    // The length field: IPv4's counts the whole datagram, IPv6's what
+    // follows its fixed header.
+    let field = match front {
+        Front::KeptV6 { .. } => datagram_len.saturating_sub(ipv6::HEADER_LEN),
+        _ => datagram_len,
+    };
+    set_kept_fields(header, front, u16::try_from(field).unwrap_or(u16::MAX), next_header);
+}
+
+/// Set a kept header's length field and the byte that names what follows
+/// it (IPv4: total length, protocol and the checksum for them; IPv6:
+/// payload length and the next-header byte at its place in the chain),
+/// where the header lies. Nothing for a new outer header.
+fn set_kept_fields(header: &mut [u8], front: Front, length16: u16, next_header: u8) {
     match front {
         Front::KeptV4 => {
-            Ipv4Packet::new_unchecked(header).set_total_len_protocol_and_checksum(len(datagram_len), next_header);
+            Ipv4Packet::new_unchecked(header).set_total_len_protocol_and_checksum(length16, next_header);
         }
         Front::KeptV6 { next_header_at } if next_header_at < header.len() && header.len() >= ipv6::HEADER_LEN => {
             let mut ip = Ipv6Packet::new_unchecked(header);
-            ip.set_payload_len(len(datagram_len.saturating_sub(ipv6::HEADER_LEN)));
+            ip.set_payload_len(length16);
             ip.set_next_header_at(next_header_at, next_header);
         }
         Front::KeptV6 { .. } | Front::New { .. } => {}
@@ -104,13 +117,8 @@ impl Outbound {
                     *place = header;
                 }
             }
-            (Front::KeptV4, _) => {
-                Ipv4Packet::new_unchecked(&mut *front).set_total_len_protocol_and_checksum(plan.length16, carried);
-            }
-            (Front::KeptV6 { next_header_at }, _) => {
-                let mut ip = Ipv6Packet::new_unchecked(&mut *front);
-                ip.set_payload_len(plan.length16);
-                ip.set_next_header_at(next_header_at, carried);
+            (Front::KeptV4 | Front::KeptV6 { .. }, _) => {
+                set_kept_fields(front, plan.front, plan.length16, carried);
             }
             (Front::New { ds_field, dont_frag }, _) => {
                 let written = outer
