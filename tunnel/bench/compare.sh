@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # espgcm-tunnel beside boringtun (userspace WireGuard) and the bare veth:
-# iperf3 with one TCP stream, and 64-byte UDP datagrams per second, through
-# each path in turn, in the same two network namespaces, in interleaved
-# rounds. A benchmark, not a test: run it on a quiet machine, as root.
+# iperf3 with one TCP stream (`tcp`), and 64-byte UDP datagrams per second
+# from iperf3 (`udp64`) and from the tunnel crate's `udp_pps` example, one
+# datagram per system call (`udp64one`) or 64 per UDP GSO send (`udp64gso`),
+# counted by its GRO receiver, through each path in turn, in the same two
+# network namespaces, in interleaved rounds. A benchmark, not a test: run it
+# on a quiet machine, as root.
 #
 #   tunnel/bench/compare.sh              # 3 rounds of 5 s per path and load
 #   ROUNDS=5 SECS=10 tunnel/bench/compare.sh
+#   KINDS="tcp udp64gso" tunnel/bench/compare.sh
 #
 # It installs what it needs: iperf3 and wireguard-tools (Debian), and
 # boringtun-cli with `cargo install` into a scratch folder ($SCRATCH,
@@ -63,10 +67,12 @@ if [ ! -x "$BORINGTUN" ]; then
     mkdir -p "$SCRATCH"
     CARGO_TARGET_DIR="$SCRATCH/target" cargo install --quiet boringtun-cli --root "$SCRATCH/boringtun"
 fi
-echo "compare.sh: building espgcm-tunnel (release)"
+echo "compare.sh: building espgcm-tunnel and its udp_pps load (release)"
 cargo build --release --quiet -p espgcm-tunnel
+cargo build --release --quiet -p espgcm-tunnel --example udp_pps
 TARGET_DIR=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 TUNNEL="$TARGET_DIR/release/espgcm-tunnel"
+UDP_PPS="$TARGET_DIR/release/examples/udp_pps"
 
 # The namespaces and the veth between them (the bare path).
 ip netns add "$NSA"
@@ -195,21 +201,44 @@ run_one() { # path dst kind round
     local path=$1 dst=$2 kind=$3 round=$4 args
     if [ "$kind" = tcp ]; then args=(-t "$SECS"); else args=(-u -l 64 -b 0 -t "$SECS"); fi
     if [ "$path" = espgcm-tunnel ]; then status a > "$WORK/a.before"; status b > "$WORK/b.before"; fi
-    local cpu0 cpu1
+    local cpu0 cpu1 receiver
     cpu0=$(cpu_ticks "$path")
-    ip netns exec "$NSA" iperf3 -c "$dst" -p 5201 -J "${args[@]}" > "$WORK/$path-$kind-$round.json" || true
+    if [ "$kind" = udp64gso ] || [ "$kind" = udp64one ]; then
+        # udp_pps: 64-byte datagrams handed to the kernel 64 at a time (UDP
+        # GSO) or one per system call, counted by a GRO receiver for $SECS s
+        # from the first.
+        local batch=64
+        if [ "$kind" = udp64one ]; then batch=1; fi
+        ip netns exec "$NSB" "$UDP_PPS" recv --bind "$dst:9000" --secs "$SECS" > "$WORK/$path-$kind-$round.json" &
+        receiver=$!
+        sleep 0.3
+        ip netns exec "$NSA" "$UDP_PPS" send --to "$dst:9000" --len 64 --batch "$batch" --secs "$((SECS + 1))" \
+            2>/dev/null || true
+        wait "$receiver" || true
+    else
+        ip netns exec "$NSA" iperf3 -c "$dst" -p 5201 -J "${args[@]}" > "$WORK/$path-$kind-$round.json" || true
+    fi
     cpu1=$(cpu_ticks "$path")
     if [ "$path" = espgcm-tunnel ]; then status a > "$WORK/a.after"; status b > "$WORK/b.after"; fi
     python3 - "$WORK" "$path" "$kind" "$round" "$((cpu1 - cpu0))" "$(getconf CLK_TCK)" <<'PY'
 import json, sys, os
 work, path, kind, rnd, ticks, hz = sys.argv[1:]
 cpu_s = int(ticks) / int(hz)
-d = json.load(open(f"{work}/{path}-{kind}-{rnd}.json"))
+try:
+    d = json.load(open(f"{work}/{path}-{kind}-{rnd}.json"))
+except (OSError, ValueError) as e:
+    print(f"{path:14} {kind:5} round {rnd}: no result ({e})")
+    sys.exit(0)
+end = d.get("end", {})
 if "error" in d:
     print(f"{path:14} {kind:5} round {rnd}: iperf3 error: {d['error']}")
     sys.exit(0)
-end = d["end"]
-if kind == "tcp":
+if kind in ("udp64gso", "udp64one"):
+    secs = d["seconds"]
+    pps = d["pps"]
+    bps = pps * 64 * 8
+    line = f"{path:14} {kind} round {rnd}: {pps/1e6:6.3f} Mpps received"
+elif kind == "tcp":
     bps = end["sum_received"]["bits_per_second"]
     pps = bps / 8 / 1448
     line = f"{path:14} tcp   round {rnd}: {bps/1e9:6.2f} Gbit/s"
@@ -222,7 +251,7 @@ else:
     line = f"{path:14} udp64 round {rnd}: {pps/1e6:6.3f} Mpps received ({s['lost_percent']:.1f}% lost of {s['packets']/secs/1e6:.3f} Mpps sent)"
 rec = {"path": path, "kind": kind, "round": int(rnd), "bps": bps, "pps": pps}
 if path != "veth" and cpu_s > 0:
-    secs_run = float(end["sum_received"]["seconds"] if kind == "tcp" else end["sum"]["seconds"])
+    secs_run = float(secs if kind in ("udp64gso", "udp64one") else end["sum_received"]["seconds"] if kind == "tcp" else end["sum"]["seconds"])
     rec["pps_per_core"] = pps * secs_run / cpu_s
     rec["cores"] = cpu_s / secs_run
     line += f"   ({rec['cores']:.2f} cores for both tunnel processes: {rec['pps_per_core']/1e6:.3f} Mpps per core)"
@@ -232,13 +261,16 @@ if path == "espgcm-tunnel":
         b = json.load(open(f"{work}/{side}.before")); a = json.load(open(f"{work}/{side}.after"))
         tot = {}
         for wb, wa in zip(b["workers"], a["workers"]):
-            for k in ("busy_ns", "seal_ns", "open_ns", "tun_read_ns", "tun_write_ns", "sock_recv_ns", "sock_send_ns"):
+            for k in ("busy_ns", "seal_ns", "open_ns", "tun_read_ns", "tun_write_ns", "sock_recv_ns", "sock_send_ns",
+                      "syscalls", "sealed", "opened"):
                 tot[k] = tot.get(k, 0) + wa[k] - wb[k]
         busy = max(tot["busy_ns"], 1)
         crypto = tot["seal_ns"] + tot["open_ns"]
         sys_ns = sum(tot[k] for k in ("tun_read_ns", "tun_write_ns", "sock_recv_ns", "sock_send_ns"))
         wall = float(secs if kind != "tcp" else end["sum_received"]["seconds"]) * 1e9
-        split.append(f"{side.upper()}: workers busy {busy/wall:.2f} cores, crypto {crypto/busy*100:.0f}% / syscalls {sys_ns/busy*100:.0f}% / other {(busy-crypto-sys_ns)/busy*100:.0f}%")
+        packets = tot["sealed"] + tot["opened"]
+        split.append(f"{side.upper()}: workers busy {busy/wall:.2f} cores, crypto {crypto/busy*100:.0f}% / syscalls {sys_ns/busy*100:.0f}% / other {(busy-crypto-sys_ns)/busy*100:.0f}%, "
+                     f"{packets/max(tot['syscalls'], 1):.1f} packets per system call")
         rec[f"{side}_busy_cores"] = busy / wall
         rec[f"{side}_crypto_share"] = crypto / busy
         rec[f"{side}_syscall_share"] = sys_ns / busy
@@ -249,9 +281,10 @@ with open(f"{work}/results.jsonl", "a") as f:
 PY
 }
 
-echo "compare.sh: $ROUNDS rounds of ${SECS} s: one TCP stream, then 64-byte UDP, on each path in turn"
+KINDS=${KINDS:-tcp udp64 udp64one udp64gso}
+echo "compare.sh: $ROUNDS rounds of ${SECS} s: $KINDS, on each path in turn"
 for round in $(seq "$ROUNDS"); do
-    for kind in tcp udp64; do
+    for kind in $KINDS; do
         run_one veth 192.0.2.2 "$kind" "$round"
         run_one espgcm-tunnel 198.51.100.2 "$kind" "$round"
         run_one espgcm-nooffload 198.51.100.130 "$kind" "$round"
@@ -266,7 +299,10 @@ def pick(path, kind, key):
     return [r[key] for r in rows if r["path"] == path and r["kind"] == kind and key in r]
 print()
 print("summary (median of rounds; best in brackets)")
-for kind, key, unit, scale in (("tcp", "bps", "Gbit/s", 1e9), ("udp64", "pps", "Mpps", 1e6)):
+for kind, key, unit, scale in (("tcp", "bps", "Gbit/s", 1e9), ("udp64", "pps", "Mpps", 1e6), ("udp64one", "pps", "Mpps", 1e6),
+                                 ("udp64gso", "pps", "Mpps", 1e6)):
+    if not pick("veth", kind, key):
+        continue
     med = {p: statistics.median(pick(p, kind, key)) for p in ("veth", "espgcm-tunnel", "espgcm-nooffload", "boringtun") if pick(p, kind, key)}
     best = {p: max(pick(p, kind, key)) for p in med}
     print(f"  {kind:5}: " + ", ".join(f"{p} {med[p]/scale:.3f} [{best[p]/scale:.3f}] {unit}" for p in med))
