@@ -128,7 +128,9 @@ fn recv(bind: SocketAddr, secs: f64) -> std::io::Result<()> {
             Err(e) => return Err(e),
         }
     }
-    let seconds = first.map_or(0.0, |t| t.elapsed().as_secs_f64().min(secs));
+    // From the first datagram to the end of the last receive (which may
+    // end a little past `secs`: what it brought is counted, so is its time).
+    let seconds = first.map_or(0.0, |t| t.elapsed().as_secs_f64());
     let pps = if seconds > 0.0 { datagrams as f64 / seconds } else { 0.0 };
     println!("{{\"datagrams\": {datagrams}, \"seconds\": {seconds:.3}, \"pps\": {pps:.0}}}");
     Ok(())
