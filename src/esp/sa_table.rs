@@ -337,7 +337,7 @@ struct PolicyEntry {
 /// looked up in. Its shards are shared by every snapshot until an SA of
 /// theirs changes; the array of them sits in the snapshot itself, one
 /// dependent load less on every lookup than behind a pointer of its own
-/// (a policy change copies the 64 pointers).
+/// (a policy change copies the [`SHARDS`] pointers).
 #[derive(Clone, Debug)]
 struct Sad {
     shards: [Arc<Shard>; SHARDS],
