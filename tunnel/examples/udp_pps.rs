@@ -61,7 +61,12 @@ enum Role {
 }
 
 fn main() -> std::io::Result<()> {
-    match Args::parse().role {
+    let role = Args::parse().role;
+    let (Role::Send { secs, .. } | Role::Recv { secs, .. }) = role;
+    if !(secs.is_finite() && secs > 0.0) {
+        return Err(std::io::Error::other(format!("--secs {secs}: a positive number of seconds")));
+    }
+    match role {
         Role::Send { to, len, secs, batch } => send(to, len, secs, batch),
         Role::Recv { bind, secs } => recv(bind, secs),
     }
@@ -106,6 +111,7 @@ fn recv(bind: SocketAddr, secs: f64) -> std::io::Result<()> {
     const BUFS: usize = 32;
     let mut storage = vec![[0u8; 65_536]; BUFS];
     let mut meta = [RecvMeta::default(); BUFS];
+    let mut bufs: Vec<IoSliceMut<'_>> = storage.iter_mut().map(|b| IoSliceMut::new(&mut b[..])).collect();
     let started = Instant::now();
     let mut first: Option<Instant> = None;
     let mut datagrams = 0u64;
@@ -116,10 +122,11 @@ fn recv(bind: SocketAddr, secs: f64) -> std::io::Result<()> {
             None if now.duration_since(started) > Duration::from_secs(10) => break,
             _ => {}
         }
-        let mut bufs: Vec<IoSliceMut<'_>> = storage.iter_mut().map(|b| IoSliceMut::new(&mut b[..])).collect();
         match state.recv((&sock).into(), &mut bufs, &mut meta) {
             Ok(n) => {
-                first.get_or_insert(now);
+                // The clock starts when the first datagrams are in, not
+                // when the receive that waited for them began.
+                first.get_or_insert_with(Instant::now);
                 for m in meta.iter().take(n) {
                     datagrams += m.len.div_ceil(m.stride.max(1)) as u64;
                 }
