@@ -233,12 +233,14 @@ end = d.get("end", {})
 if "error" in d:
     print(f"{path:14} {kind:5} round {rnd}: iperf3 error: {d['error']}")
     sys.exit(0)
+# Every branch sets `secs`, the seconds the load ran (or was counted).
 if kind in ("udp64gso", "udp64one"):
     secs = d["seconds"]
     pps = d["pps"]
     bps = pps * 64 * 8
     line = f"{path:14} {kind} round {rnd}: {pps/1e6:6.3f} Mpps received"
 elif kind == "tcp":
+    secs = end["sum_received"]["seconds"]
     bps = end["sum_received"]["bits_per_second"]
     pps = bps / 8 / 1448
     line = f"{path:14} tcp   round {rnd}: {bps/1e9:6.2f} Gbit/s"
@@ -251,9 +253,8 @@ else:
     line = f"{path:14} udp64 round {rnd}: {pps/1e6:6.3f} Mpps received ({s['lost_percent']:.1f}% lost of {s['packets']/secs/1e6:.3f} Mpps sent)"
 rec = {"path": path, "kind": kind, "round": int(rnd), "bps": bps, "pps": pps}
 if path != "veth" and cpu_s > 0:
-    secs_run = float(secs if kind in ("udp64gso", "udp64one") else end["sum_received"]["seconds"] if kind == "tcp" else end["sum"]["seconds"])
-    rec["pps_per_core"] = pps * secs_run / cpu_s
-    rec["cores"] = cpu_s / secs_run
+    rec["pps_per_core"] = pps * float(secs) / cpu_s
+    rec["cores"] = cpu_s / float(secs)
     line += f"   ({rec['cores']:.2f} cores for both tunnel processes: {rec['pps_per_core']/1e6:.3f} Mpps per core)"
 if path == "espgcm-tunnel":
     split = []
@@ -267,7 +268,7 @@ if path == "espgcm-tunnel":
         busy = max(tot["busy_ns"], 1)
         crypto = tot["seal_ns"] + tot["open_ns"]
         sys_ns = sum(tot[k] for k in ("tun_read_ns", "tun_write_ns", "sock_recv_ns", "sock_send_ns"))
-        wall = float(secs if kind != "tcp" else end["sum_received"]["seconds"]) * 1e9
+        wall = float(secs) * 1e9
         packets = tot["sealed"] + tot["opened"]
         split.append(f"{side.upper()}: workers busy {busy/wall:.2f} cores, crypto {crypto/busy*100:.0f}% / syscalls {sys_ns/busy*100:.0f}% / other {(busy-crypto-sys_ns)/busy*100:.0f}%, "
                      f"{packets/max(tot['syscalls'], 1):.1f} packets per system call")
