@@ -488,7 +488,11 @@ impl Engine {
         }
     }
 
-    #[inline]
+    /// Always inlined into its callers (`Gcm::decrypt`, the batch), which
+    /// then call the backend's entry point directly: one call and frame
+    /// fewer, about 1.4 ns of a 64-byte decryption's 28. The same for
+    /// [`seal`](Self::seal) measured slower at 64 bytes, so it stays a call.
+    #[inline(always)]
     pub(crate) fn open(&self, j0: u128, aad: &[u8], buf: &mut [u8]) -> [u8; 16] {
         match self {
             Engine::Scalar(k) => k.open(j0, aad, buf),
