@@ -260,6 +260,7 @@ impl Gcm {
     /// # Errors
     /// [`Error::IvLength`] for an empty IV, [`Error::TooLong`] past the
     /// SP 800-38D limits. `buf` is unchanged on error.
+    #[inline]
     pub fn encrypt(&self, iv: &[u8], aad: &[u8], buf: &mut [u8]) -> Result<[u8; 16], Error> {
         check_lengths(iv.len(), aad.len(), buf.len())?;
         let engine = self.active();
@@ -278,6 +279,7 @@ impl Gcm {
     /// unverified plaintext is never released. [`Error::TagLength`],
     /// [`Error::IvLength`] or [`Error::TooLong`] for bad lengths, with `buf`
     /// unchanged.
+    #[inline]
     pub fn decrypt(&self, iv: &[u8], aad: &[u8], buf: &mut [u8], tag: &[u8]) -> Result<(), Error> {
         if !(MIN_TAG_LEN..=16).contains(&tag.len()) {
             return Err(Error::TagLength);
