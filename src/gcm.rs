@@ -445,6 +445,7 @@ macro_rules! fixed_key_gcm {
         }
 
         impl AeadInOut for $name {
+            #[inline]
             fn encrypt_inout_detached(
                 &self,
                 nonce: &Nonce<Self>,
@@ -456,6 +457,7 @@ macro_rules! fixed_key_gcm {
                 Ok(Array::from(tag))
             }
 
+            #[inline]
             fn decrypt_inout_detached(
                 &self,
                 nonce: &Nonce<Self>,
