@@ -1366,6 +1366,12 @@ int espgcm_sa_table_lookup_outbound(const struct espgcm_sa_table *table,
  * it with that SA, as `espgcm_inbound_open` does; `ESPGCM_ERR_ESP_NO_SA`
  * when none is installed.
  *
+ * The calling thread keeps the table's inbound SAs of its last call until
+ * its next one (which sees every change made meanwhile), so that a call
+ * on an unchanged table takes no locked operation: an inbound SA removed
+ * meanwhile is freed, key included, at this thread's next call, when the
+ * thread ends, or by `espgcm_sa_table_release_kept`.
+ *
  * # Safety
  * As for `espgcm_inbound_open`, with a live `table`.
  */
@@ -1375,6 +1381,13 @@ int espgcm_sa_table_open(const struct espgcm_sa_table *table,
                          uint8_t *out,
                          size_t out_cap,
                          size_t *out_len);
+
+/**
+ * Let go of what `espgcm_sa_table_open` keeps on the calling thread, so
+ * that inbound SAs removed since its last call are freed (and their keys
+ * wiped) now: for a packet thread about to wait a long time for traffic.
+ */
+void espgcm_sa_table_release_kept(void);
 
 /**
  * Open `n` packets where they lie (as `espgcm_inbound_open_burst`), each

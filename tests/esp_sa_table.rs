@@ -280,8 +280,15 @@ fn ten_thousand_sas_under_random_adds_deletes_moves_and_lookups_match_a_model() 
                 let spi = spi_of(&mut rng);
                 let (src, dst) = (addrs[rng.below(3)], addrs[rng.below(3)]);
                 let (IpAddr::V4(s4), IpAddr::V4(d4)) = (src, dst) else { unreachable!() };
-                let got = table.inbound_for(&esp_to(spi, s4, d4));
-                match (got, model.lookup(spi, src, dst)) {
+                let packet = esp_to(spi, s4, d4);
+                // `open` keeps the SAD between calls: it must see every
+                // change made since its last call. (Found, the packet's
+                // zero ICV fails; not found, the SPI is unknown.)
+                let opened = table.open(&packet, &mut Vec::new());
+                let want = model.lookup(spi, src, dst);
+                assert_eq!(opened == Err(EspError::NoSa { spi }), want.is_none(), "round {round}: {opened:?}");
+                let got = table.inbound_for(&packet);
+                match (got, want) {
                     (Ok(sa), Some(want)) => {
                         assert!(Arc::ptr_eq(&sa, want), "round {round}: another SA of SPI {spi:#x}")
                     }
@@ -526,4 +533,60 @@ fn a_burst_with_one_spi_for_two_destinations_opens_each_packet_with_its_own_sa()
         assert_eq!(pkt.data(), inputs[k % 2].as_slice(), "packet {k}");
     }
     assert_eq!((generic.stats().packets, for_b.stats().packets), (3, 3));
+}
+
+#[test]
+fn open_sees_every_change_at_once_and_lets_go_of_deleted_sas_at_the_next_call() {
+    let spi = 0x5150;
+    let cfg = SaConfig::new(spi, &keymat(16));
+    let tx = Outbound::new(cfg.clone()).unwrap();
+    let input = tcp_v4(V4_SRC, V4_DST, b"kept between calls");
+    let sealed: Vec<Vec<u8>> = (0..4)
+        .map(|_| {
+            let mut sealed = Vec::new();
+            tx.seal(&input, &mut sealed).unwrap();
+            sealed
+        })
+        .collect();
+    let mut opened = Vec::new();
+    // Two tables used in turn on one thread: each call finds its own.
+    let (a, b) = (SaTable::new(), SaTable::new());
+    let rx = a.add_inbound(Inbound::new(cfg.clone()).unwrap(), None, None).unwrap();
+    a.open(&sealed[0], &mut opened).unwrap();
+    assert_eq!(opened, input);
+    assert_eq!(b.open(&sealed[1], &mut opened), Err(EspError::NoSa { spi }));
+    a.open(&sealed[1], &mut opened).unwrap();
+    // Held by the table's SAD (which this thread keeps too) and this handle.
+    assert_eq!(Arc::strong_count(&rx), 2);
+    // Deleted: the table's new SAD does not hold it, the thread's kept one
+    // does, until the next call, which refuses its packet and lets go.
+    drop(a.delete(SaKey::inbound(spi)).unwrap());
+    assert_eq!(Arc::strong_count(&rx), 2);
+    assert_eq!(a.open(&sealed[2], &mut opened), Err(EspError::NoSa { spi }));
+    assert_eq!(Arc::strong_count(&rx), 1);
+    // Installed again with another key: used at the next call.
+    let other = SaConfig { keymat: keymat(32), ..cfg.clone() };
+    let rx2 = a.add_inbound(Inbound::new(other).unwrap(), None, None).unwrap();
+    assert!(matches!(a.open(&sealed[2], &mut opened), Err(EspError::Auth { .. })));
+    assert_eq!(rx2.stats().auth_failed, 1);
+    // Let go of on request.
+    drop(a.delete(SaKey::inbound(spi)).unwrap());
+    assert_eq!(Arc::strong_count(&rx2), 2);
+    SaTable::release_kept();
+    assert_eq!(Arc::strong_count(&rx2), 1);
+    // A table made where a dropped one was is not taken for it.
+    a.add_inbound(Inbound::new(cfg.clone()).unwrap(), None, None).unwrap();
+    a.open(&sealed[2], &mut opened).unwrap();
+    drop(a);
+    let c = SaTable::new();
+    assert_eq!(c.open(&sealed[3], &mut opened), Err(EspError::NoSa { spi }));
+    // Other threads see the same table the same way.
+    c.add_inbound(Inbound::new(cfg).unwrap(), None, None).unwrap();
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let mut opened = Vec::new();
+            c.open(&sealed[3], &mut opened).unwrap();
+            assert_eq!(opened, input);
+        });
+    });
 }

@@ -235,6 +235,12 @@ pub unsafe extern "C" fn espgcm_sa_table_lookup_outbound(
 /// it with that SA, as `espgcm_inbound_open` does; `ESPGCM_ERR_ESP_NO_SA`
 /// when none is installed.
 ///
+/// The calling thread keeps the table's inbound SAs of its last call until
+/// its next one (which sees every change made meanwhile), so that a call
+/// on an unchanged table takes no locked operation: an inbound SA removed
+/// meanwhile is freed, key included, at this thread's next call, when the
+/// thread ends, or by `espgcm_sa_table_release_kept`.
+///
 /// # Safety
 /// As for `espgcm_inbound_open`, with a live `table`.
 #[unsafe(no_mangle)]
@@ -258,6 +264,14 @@ pub unsafe extern "C" fn espgcm_sa_table_open(
         // SAFETY: the buffers are as copy_out needs (this function's contract).
         unsafe { copy_out(pkt, len, out, out_cap, out_len, |p, v| table.0.open(p, v)) }
     })
+}
+
+/// Let go of what `espgcm_sa_table_open` keeps on the calling thread, so
+/// that inbound SAs removed since its last call are freed (and their keys
+/// wiped) now: for a packet thread about to wait a long time for traffic.
+#[unsafe(no_mangle)]
+pub extern "C" fn espgcm_sa_table_release_kept() {
+    SaTable::release_kept();
 }
 
 /// Open runs of packets that belong to one SA together.
