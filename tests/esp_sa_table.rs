@@ -590,3 +590,49 @@ fn open_sees_every_change_at_once_and_lets_go_of_deleted_sas_at_the_next_call() 
         });
     });
 }
+
+#[test]
+fn open_of_consecutive_packets_for_one_sa_finds_each_packets_own_sa() {
+    // Runs of packets for one SA, interleaved with another SA's, an SA kept
+    // under an address, and changes between them: every packet is opened by
+    // its own SA (the other SA's key would fail it) and counted there.
+    let table = SaTable::new();
+    let (x, y) = (0x7001, 0x7002);
+    let cfg_x = SaConfig::new(x, &keymat_for(1));
+    let cfg_y = SaConfig::new(y, &keymat_for(2));
+    let (tx_x, tx_y) = (Outbound::new(cfg_x.clone()).unwrap(), Outbound::new(cfg_y.clone()).unwrap());
+    let rx_x = table.add_inbound(Inbound::new(cfg_x.clone()).unwrap(), None, None).unwrap();
+    let rx_y = table.add_inbound(Inbound::new(cfg_y.clone()).unwrap(), None, None).unwrap();
+    let input = tcp_v4(V4_SRC, V4_DST, b"runs");
+    let seal = |tx: &Outbound| {
+        let mut sealed = Vec::new();
+        tx.seal(&input, &mut sealed).unwrap();
+        sealed
+    };
+    let (mut opened, mut last_x) = (Vec::new(), Vec::new());
+    let order = [x, x, x, y, x, y, y, x, y, x, x];
+    for (i, &spi) in order.iter().enumerate() {
+        let sealed = if spi == x { seal(&tx_x) } else { seal(&tx_y) };
+        table.open(&sealed, &mut opened).unwrap_or_else(|e| panic!("packet {i} for {spi:#x}: {e:?}"));
+        assert_eq!(opened, input);
+        if spi == x {
+            last_x = sealed;
+        }
+    }
+    assert_eq!(rx_x.stats().packets, 7);
+    assert_eq!(rx_y.stats().packets, 4);
+    // The last one again, right after a run: X's own window refuses it.
+    assert!(matches!(table.open(&last_x, &mut opened), Err(EspError::Replay { .. })));
+    assert_eq!(rx_x.stats().replayed, 1);
+    // X replaced by an SA kept under another destination: X's packets to
+    // V4_DST now find none, right after a run of them.
+    drop(table.delete(SaKey::inbound(x)).unwrap());
+    let elsewhere = IpAddr::from(Ipv4Addr::new(192, 0, 2, 99));
+    table.add_inbound(Inbound::new(cfg_x).unwrap(), Some(elsewhere), None).unwrap();
+    assert_eq!(table.open(&seal(&tx_x), &mut opened), Err(EspError::NoSa { spi: x }));
+    assert_eq!(table.open(&seal(&tx_x), &mut opened), Err(EspError::NoSa { spi: x }));
+    // Y goes on.
+    table.open(&seal(&tx_y), &mut opened).unwrap();
+    table.open(&seal(&tx_y), &mut opened).unwrap();
+    assert_eq!(rx_y.stats().packets, 6);
+}

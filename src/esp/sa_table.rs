@@ -64,6 +64,21 @@ fn next_generation() -> u64 {
 struct KeptSad {
     generation: u64,
     sad: Arc<Sad>,
+    /// The SA of an SPI this thread saw twice in a row, when `sad` gives
+    /// every packet with that SPI to it (one entry, kept under no
+    /// addresses): consecutive packets for it skip the lookup. Valid as
+    /// long as `sad` is, and dropped with it.
+    last: Option<(u32, Arc<Inbound>)>,
+    /// The SPI of the previous packet (0, which no ESP packet carries, for
+    /// none). `last` is only taken on the second packet of a run, so that
+    /// traffic that alternates between SAs never pays a reference count.
+    previous_spi: u32,
+}
+
+impl KeptSad {
+    fn new(generation: u64, sad: Arc<Sad>) -> KeptSad {
+        KeptSad { generation, sad, last: None, previous_spi: 0 }
+    }
 }
 
 thread_local! {
@@ -71,7 +86,7 @@ thread_local! {
     /// through one table finds it current with one load and a comparison,
     /// where a snapshot costs two locked operations (arc-swap's debt slot,
     /// taken and paid back).
-    static KEPT_SAD: Cell<Option<KeptSad>> = const { Cell::new(None) };
+    static KEPT_SAD: Cell<Option<Box<KeptSad>>> = const { Cell::new(None) };
 }
 
 /// How many shards the inbound SAs are split into (by SPI).
@@ -1344,7 +1359,9 @@ impl SaTable {
     /// the packet up in, and its next call, if the table has not changed
     /// meanwhile, finds it current with one load instead of taking a
     /// snapshot (arc-swap's two locked operations: 3-4 ns of a 64-byte
-    /// packet's 80). Every change is seen by the next call, as before; what
+    /// packet's 80). From the second packet of a run for one SA (found by
+    /// SPI alone) on, it also keeps that SA, and the run's packets skip the
+    /// lookup. Every change is seen by the next call, as before; what
     /// the kept half delays is only the freeing of inbound SAs deleted
     /// since: their memory, keys included, is let go by the thread's next
     /// call here (on any table), or when the thread ends, or by
@@ -1360,16 +1377,17 @@ impl SaTable {
         // The kept SAD is taken out of the thread's slot and put back after,
         // rather than used inside `with`: the 48-byte `Result` handed out of
         // a closure was copied through stack slots a byte apart, and the
-        // copies stalled (a profile put 4 ns a packet there). A nested call
+        // copies stalled (a profile put 4 ns a packet there). It is boxed so
+        // that taking it and putting it back move one word. A nested call
         // finds the slot empty and loads the tables itself, and so does a
         // call from a thread-local destructor, once the slot is gone.
-        let kept = match KEPT_SAD.try_with(Cell::take).ok().flatten() {
+        let mut kept = match KEPT_SAD.try_with(Cell::take).ok().flatten() {
             Some(k) if k.generation == generation => k,
             // Stale, another table's or none: take the current SAD (the
             // stale one is dropped here, which may free a replaced SAD).
-            _ => KeptSad { generation, sad: Arc::clone(&self.tables.load().inbound) },
+            _ => Box::new(KeptSad::new(generation, Arc::clone(&self.tables.load().inbound))),
         };
-        let outcome = self.open_in(&kept.sad, ip_packet, out);
+        let outcome = self.open_kept(&mut kept, ip_packet, out);
         // (If the slot is gone, `kept` is dropped with the closure.)
         let _ = KEPT_SAD.try_with(move |slot| slot.set(Some(kept)));
         outcome
@@ -1394,6 +1412,37 @@ impl SaTable {
     /// ```
     pub fn release_kept() {
         drop(KEPT_SAD.try_with(Cell::take));
+    }
+
+    /// Find the SA of a received packet in a thread's kept SAD and open it
+    /// with it.
+    #[inline(always)]
+    fn open_kept(&self, kept: &mut KeptSad, ip_packet: &[u8], out: &mut Vec<u8>) -> Result<(), EspError> {
+        let Some(found) = esp_header_v4(ip_packet) else {
+            return self.open_in(&kept.sad, ip_packet, out);
+        };
+        let spi = found.spi;
+        let previous = core::mem::replace(&mut kept.previous_spi, spi);
+        let sa = match &kept.last {
+            Some((last, sa)) if *last == spi => sa,
+            _ => match kept.sad.entries(spi) {
+                [only] if only.anywhere() => {
+                    if previous == spi {
+                        kept.last = Some((spi, Arc::clone(&only.sa)));
+                    }
+                    &only.sa
+                }
+                entries => match kept.sad.pick_v4(entries, &found) {
+                    Some(sa) => sa,
+                    None => {
+                        let e = EspError::NoSa { spi };
+                        self.counters.record(&e);
+                        return Err(e);
+                    }
+                },
+            },
+        };
+        sa.open(ip_packet, out)
     }
 
     /// Find the SA of a received packet in `sad` and open it with it.
