@@ -558,11 +558,15 @@ fn open_sees_every_change_at_once_and_lets_go_of_deleted_sas_at_the_next_call() 
     a.open(&sealed[1], &mut opened).unwrap();
     // Held by the table's SAD (which this thread keeps too) and this handle.
     assert_eq!(Arc::strong_count(&rx), 2);
-    // Deleted: the table's new SAD does not hold it, the thread's kept one
-    // does, until the next call, which refuses its packet and lets go.
+    // Deleted: the table's new SAD does not hold it; the replaced one does,
+    // kept by this thread until its next call (which refuses the packet)
+    // and by the table until a poll finds nobody else keeping it.
     drop(a.delete(SaKey::inbound(spi)).unwrap());
+    a.poll();
     assert_eq!(Arc::strong_count(&rx), 2);
     assert_eq!(a.open(&sealed[2], &mut opened), Err(EspError::NoSa { spi }));
+    assert_eq!(Arc::strong_count(&rx), 2);
+    a.poll();
     assert_eq!(Arc::strong_count(&rx), 1);
     // Installed again with another key: used at the next call.
     let other = SaConfig { keymat: keymat(32), ..cfg.clone() };
@@ -571,8 +575,10 @@ fn open_sees_every_change_at_once_and_lets_go_of_deleted_sas_at_the_next_call() 
     assert_eq!(rx2.stats().auth_failed, 1);
     // Let go of on request.
     drop(a.delete(SaKey::inbound(spi)).unwrap());
+    a.poll();
     assert_eq!(Arc::strong_count(&rx2), 2);
     SaTable::release_kept();
+    a.poll();
     assert_eq!(Arc::strong_count(&rx2), 1);
     // A table made where a dropped one was is not taken for it.
     a.add_inbound(Inbound::new(cfg.clone()).unwrap(), None, None).unwrap();

@@ -238,8 +238,9 @@ pub unsafe extern "C" fn espgcm_sa_table_lookup_outbound(
 /// The calling thread keeps the table's inbound SAs of its last call until
 /// its next one (which sees every change made meanwhile), so that a call
 /// on an unchanged table takes no locked operation: an inbound SA removed
-/// meanwhile is freed, key included, at this thread's next call, when the
-/// thread ends, or by `espgcm_sa_table_release_kept`.
+/// meanwhile is freed, key included, by the table's next change (or when
+/// the table is freed) once every thread that kept it has let go (at its
+/// next call, when it ends, or by `espgcm_sa_table_release_kept`).
 ///
 /// # Safety
 /// As for `espgcm_inbound_open`, with a live `table`.
@@ -267,8 +268,10 @@ pub unsafe extern "C" fn espgcm_sa_table_open(
 }
 
 /// Let go of what `espgcm_sa_table_open` keeps on the calling thread, so
-/// that inbound SAs removed since its last call are freed (and their keys
-/// wiped) now: for a packet thread about to wait a long time for traffic.
+/// that inbound SAs removed since its last call can be freed (and their
+/// keys wiped) by the table's next change without waiting for this
+/// thread's next call: for a packet thread about to wait a long time for
+/// traffic.
 #[unsafe(no_mangle)]
 pub extern "C" fn espgcm_sa_table_release_kept() {
     SaTable::release_kept();

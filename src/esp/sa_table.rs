@@ -692,6 +692,9 @@ struct Registry {
     reserved: HashSet<u32>,
     /// Inbound SAs to remove, and when.
     retiring: Vec<(SaKey, Instant)>,
+    /// The SAD the last change replaced, freed by the next change or poll
+    /// rather than by a packet thread (see [`SaTable::publish`]).
+    replaced_sad: Option<Arc<Sad>>,
 }
 
 /// The SAD and SPD of a data plane, driven like a kernel's by a key
@@ -767,11 +770,28 @@ impl SaTable {
 
     /// Publish `tables` (under the writers' lock, which `_registry`
     /// proves is held).
-    fn publish(&self, _registry: &mut Registry, tables: Tables) {
-        drop(self.tables.swap(Arc::new(tables)));
+    fn publish(&self, registry: &mut Registry, tables: Tables) {
+        let replaced = self.tables.swap(Arc::new(tables));
         // After the swap: a reader that sees the new value loads the new
         // tables (or later ones) when it finds its kept SAD stale.
         self.generation.store(next_generation(), Ordering::Release);
+        // Packet threads keep the SAD they last used (`open`), so they
+        // would mostly hold the last reference to the one replaced here,
+        // and free it (a shard's places and the SAs deleted with it, a few
+        // microseconds) on the packet path at their next call. The table
+        // holds it instead until the next change, or a poll that finds no
+        // thread holding it, and frees it there; the one replaced before is
+        // freed now (unless a thread still keeps it).
+        registry.replaced_sad = Some(Arc::clone(&replaced.inbound));
+        drop(replaced);
+    }
+
+    /// Free the SAD the last change replaced if no packet thread keeps it
+    /// any longer (see [`publish`](Self::publish)).
+    fn free_replaced(registry: &mut Registry) {
+        if registry.replaced_sad.as_ref().is_some_and(|sad| Arc::strong_count(sad) == 1) {
+            registry.replaced_sad = None;
+        }
     }
 
     /// A random SPI (256 or above) that no inbound SA in the table uses and
@@ -1138,6 +1158,7 @@ impl SaTable {
             let mut registry = self.registry();
             let (due, waiting): (Vec<_>, Vec<_>) = registry.retiring.drain(..).partition(|&(_, when)| when <= now);
             registry.retiring = waiting;
+            SaTable::free_replaced(&mut registry);
             due.into_iter().map(|(key, _)| key).collect()
         };
         for key in due {
@@ -1363,10 +1384,12 @@ impl SaTable {
     /// SPI alone) on, it also keeps that SA, and the run's packets skip the
     /// lookup. Every change is seen by the next call, as before; what
     /// the kept half delays is only the freeing of inbound SAs deleted
-    /// since: their memory, keys included, is let go by the thread's next
-    /// call here (on any table), or when the thread ends, or by
-    /// [`release_kept`](Self::release_kept). Outbound SAs and policies are
-    /// not kept.
+    /// since: their memory, keys included, is freed by the table's next
+    /// change or [`poll`](Self::poll) once every thread that kept them has
+    /// let go, which it does at its next call here (on any table), when it
+    /// ends, or by [`release_kept`](Self::release_kept). (The table, not a
+    /// packet thread, frees them, so that the packet path does not pay for
+    /// it.) Outbound SAs and policies are not kept.
     ///
     /// # Errors
     /// Those of [`inbound_for`](Self::inbound_for) (counted in
@@ -1383,9 +1406,13 @@ impl SaTable {
         // call from a thread-local destructor, once the slot is gone.
         let mut kept = match KEPT_SAD.try_with(Cell::take).ok().flatten() {
             Some(k) if k.generation == generation => k,
-            // Stale, another table's or none: take the current SAD (the
-            // stale one is dropped here, which may free a replaced SAD).
-            _ => Box::new(KeptSad::new(generation, Arc::clone(&self.tables.load().inbound))),
+            // Stale or another table's: take the current SAD, in the same
+            // box (the stale one is let go of here).
+            Some(mut k) => {
+                *k = KeptSad::new(generation, Arc::clone(&self.tables.load().inbound));
+                k
+            }
+            None => Box::new(KeptSad::new(generation, Arc::clone(&self.tables.load().inbound))),
         };
         let outcome = self.open_kept(&mut kept, ip_packet, out);
         // (If the slot is gone, `kept` is dropped with the closure.)
@@ -1394,9 +1421,10 @@ impl SaTable {
     }
 
     /// Let go of what [`open`](Self::open) keeps on this thread, so that
-    /// inbound SAs deleted since its last call are freed (and their keys
-    /// wiped) now rather than at its next call: for a packet thread about
-    /// to wait a long time for traffic.
+    /// inbound SAs deleted since its last call can be freed (and their keys
+    /// wiped) by the table's next change or [`poll`](Self::poll) without
+    /// waiting for this thread's next call: for a packet thread about to
+    /// wait a long time for traffic.
     ///
     /// ```
     /// use espgcm::esp::{Inbound, SaConfig, SaKey, SaTable};
@@ -1407,6 +1435,7 @@ impl SaTable {
     /// let _ = table.open(&packet, &mut Vec::new()); // this thread now keeps the SAD
     /// drop(table.delete(SaKey::inbound(0x1005))?);
     /// SaTable::release_kept();
+    /// table.poll(); // the key manager's regular call frees what nobody keeps
     /// assert_eq!(std::sync::Arc::strong_count(&sa), 1); // only this handle is left
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
