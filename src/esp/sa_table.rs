@@ -540,7 +540,7 @@ impl Sad {
             let end = (start + AHEAD).min(n);
             // 1. Find every packet's SA, in three passes, so that the hash
             // probes (each a chain of dependent loads that may miss the
-            // cache: shard, control bytes, bucket) sit in a short loop of
+            // cache: the shard pointer, then the place) sit in a short loop of
             // their own, where the processor overlaps many: with 32 packets
             // for 32 SAs among 10,000, parsing and probing in one loop added
             // about 25 ns per packet to opening, these passes about 12.
