@@ -29,9 +29,11 @@
 //! (about 160 entries at 10,000 SAs) and the shard list, not the whole
 //! table; and when a packet thread happens to hold the last reference to a
 //! replaced snapshot, freeing it drops one shard, not the table. (Replaced
-//! snapshots are not kept around any longer than readers hold them: a
-//! deleted outbound SA must let go of its key at once, so that the same
-//! keys can be installed again, one live sender per key.)
+//! policies and outbound SAs are not kept around any longer than readers
+//! hold them: a deleted outbound SA must let go of its key at once, so that
+//! the same keys can be installed again, one live sender per key. The
+//! inbound half a change replaced is held by the table until its next
+//! change or poll, so that the packet threads that kept it do not free it.)
 
 use super::inbound::find_esp_v6;
 use super::natt::{self, UdpPayload};
@@ -369,8 +371,9 @@ impl Slot {
 }
 
 /// One shard of the SAD: the entries of each SPI, in an open-addressing
-/// table (linear probing, at most half full) that a change rebuilds whole
-/// (it copies the shard anyway, so the snapshot it replaces is untouched).
+/// table (linear probing, under three quarters full) that a change
+/// rebuilds whole (it copies the shard anyway, so the snapshot it replaces
+/// is untouched).
 ///
 /// The places sit in the allocation the snapshot's shard pointer points
 /// at, and the pointer carries their count: a lookup reads the pointer and
@@ -403,7 +406,7 @@ impl Shard {
         let mut holds: Vec<Option<usize>> = vec![None; count];
         for (i, &spi) in spis.iter().enumerate() {
             let mut at = place_of(spi, mask);
-            // At most half full: a free place is always found.
+            // Under three quarters full: a free place is always found.
             while holds.get(at).is_some_and(Option::is_some) {
                 at = (at + 1) & mask;
             }
@@ -420,7 +423,7 @@ impl Shard {
         let mask = self.places.len().wrapping_sub(1);
         let mut at = place_of(spi, mask);
         // Bounded by the count of places, though an empty place always
-        // comes first (the shard is at most half full).
+        // comes first (the shard is under three quarters full).
         for _ in 0..self.places.len() {
             match self.places.get(at)? {
                 Some((found, slot)) if *found == spi => return Some(slot),
