@@ -604,8 +604,8 @@ fn open_of_consecutive_packets_for_one_sa_finds_each_packets_own_sa() {
     // its own SA (the other SA's key would fail it) and counted there.
     let table = SaTable::new();
     let (x, y) = (0x7001, 0x7002);
-    let cfg_x = SaConfig::new(x, &keymat_for(1));
-    let cfg_y = SaConfig::new(y, &keymat_for(2));
+    let cfg_x = SaConfig::new(x, &keymat(16));
+    let cfg_y = SaConfig::new(y, &keymat(32));
     let (tx_x, tx_y) = (Outbound::new(cfg_x.clone()).unwrap(), Outbound::new(cfg_y.clone()).unwrap());
     let rx_x = table.add_inbound(Inbound::new(cfg_x.clone()).unwrap(), None, None).unwrap();
     let rx_y = table.add_inbound(Inbound::new(cfg_y.clone()).unwrap(), None, None).unwrap();
