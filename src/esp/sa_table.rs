@@ -1409,13 +1409,18 @@ impl SaTable {
         // call from a thread-local destructor, once the slot is gone.
         let mut kept = match KEPT_SAD.try_with(Cell::take).ok().flatten() {
             Some(k) if k.generation == generation => k,
-            // Stale or another table's: take the current SAD, in the same
-            // box (the stale one is let go of here).
-            Some(mut k) => {
-                *k = KeptSad::new(generation, Arc::clone(&self.tables.load().inbound));
-                k
+            // Stale, another table's or none: take the current SAD, in the
+            // same box if there is one (the stale SAD is let go of here).
+            stale => {
+                let current = KeptSad::new(generation, Arc::clone(&self.tables.load().inbound));
+                match stale {
+                    Some(mut k) => {
+                        *k = current;
+                        k
+                    }
+                    None => Box::new(current),
+                }
             }
-            None => Box::new(KeptSad::new(generation, Arc::clone(&self.tables.load().inbound))),
         };
         let outcome = self.open_kept(&mut kept, ip_packet, out);
         // (If the slot is gone, `kept` is dropped with the closure.)
