@@ -181,20 +181,9 @@ impl Vector {
     }
 }
 
-/// Held by each test that makes an `Outbound` from the published keys. A
-/// process refuses a second live `Outbound` on one key and salt (IV reuse),
-/// and the harness runs this file's tests on parallel threads: without it,
-/// two tests that sealed with case 12's key at the same moment failed with
-/// `KeyInUse`, now and then.
-static PUBLISHED_KEYS: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn sender_turn() -> std::sync::MutexGuard<'static, ()> {
-    PUBLISHED_KEYS.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
 #[test]
 fn seal_payload_at_reproduces_the_published_esp_packets() {
-    let _turn = sender_turn();
+    let _turn = espgcm_testkit::packets::sender_turn(); // the published keys
     let mut checked = 0;
     for backend in espgcm_testkit::backends::supported() {
         for v in VECTORS {
@@ -235,7 +224,7 @@ fn the_published_sequence_numbers_fit_the_sa_state_machine() {
     // Case 12 uses the last 32-bit sequence number: a stateful SA can send it
     // once, and then must stop.
     let v = &VECTORS[5];
-    let _turn = sender_turn();
+    let _turn = espgcm_testkit::packets::sender_turn(); // the published keys
     let tx = Outbound::new(v.config(espgcm::Backend::Scalar)).unwrap();
     tx.skip_to_sequence(v.seq).unwrap();
     let input = espgcm_testkit::packets::udp_v4(

@@ -32,19 +32,9 @@ fn corpus(target: &str) -> Vec<PathBuf> {
     files
 }
 
-/// Held while a check runs. The ESP checks make `Outbound`s from keys the
-/// fuzz input picks from a few, a process refuses a second live `Outbound`
-/// on one key and salt (IV reuse), and the harness runs this file's tests
-/// on parallel threads: without it, two corpora that sealed with one key at
-/// the same moment failed with `KeyInUse` now and then (a CI run did).
-static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn turn() -> std::sync::MutexGuard<'static, ()> {
-    ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
 fn replay(target: &str) {
-    let _turn = turn();
+    // The ESP checks seal with the fuzz keys (see `sender_turn`).
+    let _turn = espgcm_testkit::packets::sender_turn();
     let check = TARGETS.iter().find(|(name, _)| *name == target).expect("known target").1;
     let files = corpus(target);
     assert!(files.len() >= 10, "{target}: only {} corpus files; expected the committed corpus", files.len());
@@ -78,7 +68,8 @@ fn wire_corpus_replays_clean() {
 
 #[test]
 fn every_seed_passes_its_check_and_every_target_has_seeds() {
-    let _turn = turn();
+    // The ESP checks seal with the fuzz keys (see `sender_turn`).
+    let _turn = espgcm_testkit::packets::sender_turn();
     let seeds = checks::seeds();
     for (target, check) in TARGETS {
         let mine: Vec<&Vec<u8>> = seeds.iter().filter(|(t, _)| *t == target).map(|(_, s)| s).collect();

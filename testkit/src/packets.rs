@@ -170,6 +170,17 @@ pub fn keymat(key_len: usize) -> Vec<u8> {
     k
 }
 
+/// A turn at sending with a fixed key, shared by every test of the binary
+/// that calls it: hold it while an `Outbound` made from a key other tests
+/// use too (published test vectors, the fuzz checks' keys) is alive. A
+/// process refuses a second live `Outbound` on one key and salt (two
+/// senders would repeat IVs), and the harness runs tests on parallel
+/// threads, so without turns such tests fail with `KeyInUse` now and then.
+pub fn sender_turn() -> std::sync::MutexGuard<'static, ()> {
+    static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    TURN.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Both halves of one SA.
 pub fn pair(cfg: &SaConfig) -> (Outbound, Inbound) {
     (Outbound::new(cfg.clone()).unwrap(), Inbound::new(cfg.clone()).unwrap())
