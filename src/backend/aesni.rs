@@ -345,6 +345,8 @@ impl Shape for AesNi {
     type V = X;
     type Batch = [X; 8];
     const PAIR: usize = 1;
+    // Sealing two batches late: 7-13% faster with AES-256; 5-9% slower with AES-128 and AES-192.
+    const LAGGED_SEAL: [bool; 3] = [false, false, true];
     type Narrow = AesNi;
 }
 

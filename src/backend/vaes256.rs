@@ -269,6 +269,8 @@ impl Shape for Vaes256 {
     type V = Y;
     type Batch = [Y; 4];
     const PAIR: usize = 1;
+    // Sealing two batches late: 3-6% faster with AES-128; level with AES-192 and 5-7% slower with AES-256.
+    const LAGGED_SEAL: [bool; 3] = [true, false, false];
     type Narrow = super::aesni::AesNi;
 }
 

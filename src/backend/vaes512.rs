@@ -291,6 +291,8 @@ impl Shape for Vaes512 {
     type V = Z;
     type Batch = [Z; 4];
     const PAIR: usize = 2;
+    // Sealing two batches late: 5-8% faster from 768 B up with AES-128 and AES-256, level with AES-192.
+    const LAGGED_SEAL: [bool; 3] = [true, false, true];
     type Narrow = super::aesni::AesNi;
 }
 

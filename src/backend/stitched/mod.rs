@@ -288,6 +288,11 @@ pub(crate) trait Shape: Sized {
     type Batch: Regs<Self::V>;
     /// Batches per reduction (1 or 2).
     const PAIR: usize;
+    /// Whether sealing a message of many batches hashes each batch two
+    /// batches late, read back from memory (`loops::seal_lagged`), for
+    /// AES-128, AES-192 and AES-256: where `benches/ipsec_mb.rs` measured
+    /// it faster than holding the batch before in registers.
+    const LAGGED_SEAL: [bool; 3] = [false; 3];
     /// The kernel of the 128-bit register, for messages under
     /// [`Lanes::SHORT`] bytes.
     type Narrow: Kernel<V = <Self::V as Lanes>::Narrow>;
