@@ -96,6 +96,7 @@ use super::{KeyBytes, PlaintextSink, SealInto};
 use core::mem::MaybeUninit;
 pub(crate) use ghash::Material;
 use loops::Counters;
+use tail::Last;
 
 /// Highest power of H the key keeps (see the module docs).
 pub(super) const POWERS: usize = 33;
@@ -709,7 +710,7 @@ fn crypt_rounds<K: Kernel, const DECRYPT: bool, const R: usize, S: PlaintextSink
     } else {
         (m.hash_bytes(n, NarrowOf::<K>::zero(n), aad), None)
     };
-    finish_any::<K, DECRYPT, R>(m, j0, ctr, acc, None, head, rest, lengths)
+    finish_any::<K, DECRYPT, R>(m, j0, ctr, acc, Last::Pending(None), head, rest, lengths)
 }
 
 /// A message with whole batches: the bulk loops, then the tail.
@@ -730,14 +731,22 @@ pub(crate) fn crypt_long<K: Kernel, const DECRYPT: bool, const R: usize, S: Plai
     let lengths = length_block(n, aad.len(), (first.batches + second.batches) * K::BATCH + tail.len());
     let mut acc = m.hash_bytes(n, NarrowOf::<K>::zero(n), aad);
     let mut pending = None;
+    let mut started = None;
     if DECRYPT {
-        loops::open::<K, R>(m, &mut ctr, &mut acc, &mut pending, first);
-        loops::open::<K, R>(m, &mut ctr, &mut acc, &mut pending, second);
+        // The last bulk with batches starts the final hash.
+        let tail_blocks = tail.len().div_ceil(16);
+        let ends = |more: bool| (!more).then_some(tail_blocks);
+        started = loops::open::<K, R>(m, &mut ctr, &mut acc, &mut pending, first, ends(second.batches > 0));
+        started = loops::open::<K, R>(m, &mut ctr, &mut acc, &mut pending, second, ends(false)).or(started);
     } else {
         loops::seal::<K, R, S>(m, &mut ctr, &mut acc, &mut pending, first, sink);
         loops::seal::<K, R, _>(m, &mut ctr, &mut acc, &mut pending, second, &mut super::Discard);
     }
-    finish_any::<K, DECRYPT, R>(m, j0, ctr, acc, pending.as_ref(), None, tail, lengths)
+    let last = match started {
+        Some(wide) => Last::Started(wide),
+        None => Last::Pending(pending.as_ref()),
+    };
+    finish_any::<K, DECRYPT, R>(m, j0, ctr, acc, last, None, tail, lengths)
 }
 
 /// [`tail::finish`] for however many registers the tail takes.
@@ -748,7 +757,7 @@ fn finish_any<K: Kernel, const DECRYPT: bool, const R: usize>(
     j0: NarrowOf<K>,
     ctr: Counters<K::V>,
     acc: NarrowOf<K>,
-    pending: Option<&K::Batch>,
+    last: Last<'_, K>,
     head: Option<NarrowOf<K>>,
     tail: &mut [u8],
     lengths: NarrowOf<K>,
@@ -758,7 +767,7 @@ fn finish_any<K: Kernel, const DECRYPT: bool, const R: usize>(
     let regs = tail.len().div_ceil(16 * K::V::BLOCKS).min(<K::Batch as Regs<K::V>>::LEN);
     macro_rules! finish_with {
         ($g:literal) => {
-            tail::finish::<K, $g, R, DECRYPT>(m, j0, ctr, acc, pending, head, tail, lengths)
+            tail::finish::<K, $g, R, DECRYPT>(m, j0, ctr, acc, last, head, tail, lengths)
         };
     }
     match regs {

@@ -4,11 +4,21 @@ use super::ghash::{Material, Wide};
 use super::loops::{Counters, finish_rounds, reflected};
 use super::{Block, Lanes, MaterialOf, NarrowOf, POWERS, Regs, Shape, TokenOf};
 
+/// What the bulk loops left for the final hash besides the tail.
+pub(crate) enum Last<'a, K: Shape> {
+    /// The last batch's ciphertext, reflected, if any (`acc` joins the
+    /// first block hashed).
+    Pending(Option<&'a K::Batch>),
+    /// The last batch already multiplied by its powers, with `acc` joined
+    /// (`loops::open`); the tail and the length block are added to it.
+    Started(Wide<K::V>),
+}
+
 /// En- or decrypt `rest` (`G` registers' worth, the last partial or
 /// whole; nothing when `G` is 0) in place, then hash everything not hashed
-/// yet: the AAD block `head` if it waited, the pending batch, the tail and
-/// the length block, under one reduction; mask it with `E(K, J0)`.
-/// Returns the tag.
+/// yet: the AAD block `head` if it waited, the last batch (`last`), the
+/// tail and the length block, under one reduction; mask it with
+/// `E(K, J0)`. Returns the tag.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn finish<K: Shape, const G: usize, const R: usize, const DECRYPT: bool>(
@@ -16,7 +26,7 @@ pub(crate) fn finish<K: Shape, const G: usize, const R: usize, const DECRYPT: bo
     j0: NarrowOf<K>,
     mut ctr: Counters<K::V>,
     acc: NarrowOf<K>,
-    pending: Option<&K::Batch>,
+    last: Last<'_, K>,
     head: Option<NarrowOf<K>>,
     rest: &mut [u8],
     lengths: NarrowOf<K>,
@@ -27,7 +37,7 @@ pub(crate) fn finish<K: Shape, const G: usize, const R: usize, const DECRYPT: bo
     let tag_mask = m.encrypt::<K::V, R>(t, j0.byte_reverse());
     let blocks = rest.len().div_ceil(16);
     let hashed = if G == 0 { [K::V::zero(t); G] } else { tail::<K::V, G, R, DECRYPT>(t, m, &mut ctr, rest) };
-    let hash = final_hash::<K>(t, m, acc, pending, head, &hashed, blocks, lengths);
+    let hash = final_hash::<K>(t, m, acc, last, head, &hashed, blocks, lengths);
     hash.byte_reverse().xor(tag_mask).to_bytes()
 }
 
@@ -82,29 +92,32 @@ fn tail<V: Lanes, const G: usize, const R: usize, const DECRYPT: bool>(
 /// block, if it waited), the pending batch, the `n` tail blocks in `tail`
 /// (zero past `n`) and the length block; block `j` is multiplied by
 /// `H^(F - j)` and the chain's hash joins the first. The AAD and length
-/// blocks are single blocks, multiplied on 128-bit registers.
+/// blocks are single blocks, multiplied on 128-bit registers. A started
+/// last batch holds the products of the blocks before the tail, `acc`
+/// included.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn final_hash<K: Shape>(
     t: TokenOf<K>,
     m: &MaterialOf<K>,
     acc: NarrowOf<K>,
-    pending: Option<&K::Batch>,
+    last: Last<'_, K>,
     head: Option<NarrowOf<K>>,
     tail: &[K::V],
     n: usize,
     lengths: NarrowOf<K>,
 ) -> NarrowOf<K> {
-    if tail.is_empty() && pending.is_none() {
-        // Only single blocks left (a message of whole batches being
-        // opened): 128-bit registers do.
-        return final_hash_narrow::<K::V>(t, m, acc, head, lengths);
-    }
+    let (pending, mut wide, mut carry) = match last {
+        Last::Pending(None) if tail.is_empty() => {
+            // Only single blocks left: 128-bit registers do.
+            return final_hash_narrow::<K::V>(t, m, acc, head, lengths);
+        }
+        // The chain's hash joins the first block.
+        Last::Pending(pending) => (pending, Wide::<K::V>::new(t), Some(acc)),
+        Last::Started(wide) => (None, wide, None),
+    };
     let pending_blocks = if pending.is_some() { K::V::BLOCKS * <K::Batch as Regs<K::V>>::LEN } else { 0 };
     let f = usize::from(head.is_some()) + pending_blocks + n + 1;
-    let mut wide = Wide::<K::V>::new(t);
-    // The chain's hash joins the first block.
-    let mut carry = Some(acc);
     let mut at = POWERS - f;
     if let Some(h) = head {
         mul_add_narrow(m, &mut wide, &mut carry, h, at);
