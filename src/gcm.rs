@@ -18,7 +18,6 @@ use aead::inout::InOutBuf;
 use aead::{AeadCore, AeadInOut, Key, KeyInit, KeySizeUser, Nonce, Tag, TagPosition};
 use core::fmt;
 use std::sync::OnceLock;
-use subtle::ConstantTimeEq;
 use zeroize::Zeroize;
 
 /// Longest message under one IV: 2^39 - 256 bits (SP 800-38D, 5.2.1.1).
@@ -33,17 +32,19 @@ pub const MIN_TAG_LEN: usize = 4;
 /// Whether `tag` (4 to 16 bytes) is a prefix of the `computed` tag, in
 /// constant time: both are read as 128-bit numbers (`tag` zero-padded), the
 /// bytes past `tag.len()` are masked off (the length is public) and the
-/// difference is compared with zero by `subtle`, with no branch or early
-/// exit on the data. The computed tag (the right tag for what may be a
-/// forgery) is wiped afterwards, as one 128-bit word: a volatile store per
-/// byte cost more than the rest of the comparison.
+/// difference is compared with zero behind an optimization barrier
+/// ([`crate::backend::is_zero_ct`]), with no branch or early exit on the
+/// data. The computed tag (the right tag for what may be a forgery) is
+/// wiped afterwards, as one 128-bit word: a volatile store per byte cost
+/// more than the rest of the comparison.
+#[inline]
 pub(crate) fn tags_match(computed: [u8; 16], tag: &[u8]) -> bool {
     let n = tag.len().min(16);
     let mask = u128::MAX.checked_shl(8 * (16 - n as u32)).unwrap_or(0);
     let mut computed = u128::from_be_bytes(computed);
     let diff = (computed ^ given_tag(tag)) & mask;
     computed.zeroize();
-    ((diff >> 64) as u64 | diff as u64).ct_eq(&0).into()
+    crate::backend::is_zero_ct((diff >> 64) as u64 | diff as u64)
 }
 
 /// The first 16 bytes of `tag` as a big-endian number, zero-padded. Tags
