@@ -20,7 +20,7 @@
 //! few for a group run one by one, as single calls would. The results are
 //! those of single calls, byte for byte and tag for tag.
 
-use crate::backend::group::{self, GROUP, Message};
+use crate::backend::group::{self, GROUP, MIN_GROUP, Message};
 use crate::engine::Engine;
 use crate::error::Error;
 use crate::gcm::{Gcm, MIN_TAG_LEN, check_lengths, tags_match};
@@ -99,10 +99,9 @@ impl Gcm {
     fn run_batch<const DECRYPT: bool>(&self, jobs: &mut [Job<'_>]) {
         let engine = self.active();
         let group_blocks = engine.group_blocks::<DECRYPT>();
-        if group_blocks == 0 || jobs.len() < GROUP / 2 {
-            // No group can form (groups of fewer than half run one by one
-            // anyway): skip setting up the window, which costs more than a
-            // small job.
+        if group_blocks == 0 || jobs.len() < MIN_GROUP {
+            // No group can form: skip setting up the window, which costs
+            // more than a small job.
             for job in jobs.iter_mut() {
                 match self.admit::<DECRYPT>(job) {
                     Ok(()) => {
@@ -145,8 +144,8 @@ impl Gcm {
 
     /// Waiting jobs `(blocks, index)`: sorted by length, then groups of up
     /// to [`GROUP`] whose lengths are close (a group costs what its longest
-    /// message costs in every lane); groups of fewer than half run one by
-    /// one.
+    /// message costs in every lane); groups of fewer than [`MIN_GROUP`] run
+    /// one by one.
     fn run_window<const DECRYPT: bool>(&self, engine: &Engine, jobs: &mut [Job<'_>], waiting: &mut [(usize, usize)]) {
         // A burst of one packet size comes in sorted already.
         if !waiting.is_sorted() {
@@ -158,7 +157,7 @@ impl Gcm {
             let len =
                 waiting.get(at..).unwrap_or_default().iter().take(GROUP).take_while(|(b, _)| *b <= longest).count();
             let members = waiting.get_mut(at..at + len).unwrap_or_default();
-            if len >= GROUP / 2 {
+            if len >= MIN_GROUP {
                 members.sort_unstable_by_key(|&(_, i)| i);
                 self.run_group::<DECRYPT>(engine, jobs, members);
             } else {
@@ -199,9 +198,40 @@ impl Gcm {
             return false;
         }
         let Some(run) = jobs.get_mut(first..first + GROUP) else { return false };
-        let mut members = run.iter_mut();
-        self.run_chosen::<DECRYPT>(engine, core::array::from_fn(|_| members.next()), GROUP);
+        self.run_run::<DECRYPT>(engine, run);
         true
+    }
+
+    /// Consecutive jobs (at most [`GROUP`]) through the group kernel, as
+    /// [`run_chosen`](Self::run_chosen) runs chosen ones, without an array
+    /// of them to build and pass.
+    fn run_run<const DECRYPT: bool>(&self, engine: &Engine, run: &mut [Job<'_>]) {
+        let mut tags = [[0u8; 16]; GROUP];
+        let count = run.len().min(GROUP);
+        let ran = {
+            let mut msgs: [Message<'_>; GROUP] = core::array::from_fn(|_| Message { j0: 0, aad: &[], data: &mut [] });
+            for (msg, job) in msgs.iter_mut().zip(run.iter_mut()) {
+                *msg = Message { j0: j0_of(&job.iv), aad: job.aad, data: &mut *job.data };
+            }
+            engine.crypt_group::<DECRYPT>(msgs.get_mut(..count).unwrap_or_default(), &mut tags)
+        };
+        for (job, tag) in run.iter_mut().zip(tags) {
+            self.settle_group::<DECRYPT>(engine, ran, job, tag);
+        }
+    }
+
+    /// A job's outcome after the group kernel (`ran`: it took the group;
+    /// if not, the job runs on its own).
+    #[inline]
+    fn settle_group<const DECRYPT: bool>(&self, engine: &Engine, ran: bool, job: &mut Job<'_>, tag: [u8; 16]) {
+        if !ran {
+            self.run_one::<DECRYPT>(engine, None, job);
+        } else if DECRYPT {
+            job.result = settle(tag, job);
+        } else {
+            job.tag = tag;
+            job.result = Ok(());
+        }
     }
 
     /// The length checks of a single call.
@@ -262,14 +292,7 @@ impl Gcm {
             engine.crypt_group::<DECRYPT>(msgs.get_mut(..count).unwrap_or_default(), &mut tags)
         };
         for (job, tag) in chosen.into_iter().flatten().zip(tags) {
-            if !ran {
-                self.run_one::<DECRYPT>(engine, None, job);
-            } else if DECRYPT {
-                job.result = settle(tag, job);
-            } else {
-                job.tag = tag;
-                job.result = Ok(());
-            }
+            self.settle_group::<DECRYPT>(engine, ran, job, tag);
         }
     }
 }

@@ -41,7 +41,8 @@ use core::arch::x86_64::{
     _mm512_castsi512_si256, _mm512_clmulepi64_epi128, _mm512_extracti32x4_epi32, _mm512_extracti64x4_epi64,
     _mm512_inserti32x4, _mm512_loadu_si512, _mm512_mask_storeu_epi8, _mm512_maskz_loadu_epi8, _mm512_maskz_mov_epi8,
     _mm512_maskz_mov_epi64, _mm512_set_epi32, _mm512_set1_epi64, _mm512_setzero_si512, _mm512_shuffle_epi8,
-    _mm512_shuffle_epi32, _mm512_storeu_si512, _mm512_ternarylogic_epi64, _mm512_xor_si512, _mm512_zextsi128_si512,
+    _mm512_shuffle_epi32, _mm512_shuffle_i64x2, _mm512_storeu_si512, _mm512_ternarylogic_epi64, _mm512_xor_si512,
+    _mm512_zextsi128_si512,
 };
 
 /// Proof that this CPU has VAES, VPCLMULQDQ, AVX-512 F/BW/VL and AES-NI
@@ -100,7 +101,7 @@ impl Lanes for Z {
     type Narrow = X;
     const BLOCKS: usize = 4;
     const KARATSUBA: bool = false;
-    const GROUP_BLOCKS: [usize; 2] = [4, 0];
+    const GROUP_BLOCKS: [usize; 2] = [4, 4];
     const SHORT: usize = 17;
 
     #[inline(always)]
@@ -217,6 +218,19 @@ impl Lanes for Z {
     #[inline(always)]
     fn lane0(self) -> X {
         z!(X::from_raw(_mm512_castsi512_si128(self.0)))
+    }
+    #[inline(always)]
+    fn transpose4(_: Vaes512Token, regs: [Z; 4]) -> [Z; 4] {
+        let [a, b, c, d] = regs.map(|r| r.0);
+        // Lanes 0-1 and 2-3 of each pair of registers, then the pairs.
+        let (ab01, ab23) = (z!(_mm512_shuffle_i64x2::<0x44>(a, b)), z!(_mm512_shuffle_i64x2::<0xee>(a, b)));
+        let (cd01, cd23) = (z!(_mm512_shuffle_i64x2::<0x44>(c, d)), z!(_mm512_shuffle_i64x2::<0xee>(c, d)));
+        [
+            Z(z!(_mm512_shuffle_i64x2::<0x88>(ab01, cd01))),
+            Z(z!(_mm512_shuffle_i64x2::<0xdd>(ab01, cd01))),
+            Z(z!(_mm512_shuffle_i64x2::<0x88>(ab23, cd23))),
+            Z(z!(_mm512_shuffle_i64x2::<0xdd>(ab23, cd23))),
+        ]
     }
     #[inline(always)]
     fn from_lanes(_: Vaes512Token, lanes: [X; 4]) -> Z {

@@ -183,6 +183,17 @@ impl<V: Lanes> Wide<V> {
         };
     }
 
+    /// Add `x` to what [`reduce_lanes`](Self::reduce_lanes) will return
+    /// (reduction is linear, and the high part passes through it).
+    #[inline(always)]
+    pub(super) fn add_reduced(&mut self, x: V) {
+        self.hi = self.hi.xor(x);
+        if V::KARATSUBA {
+            // The middle term is recovered as mid ^ lo ^ hi.
+            self.mid = self.mid.xor(x);
+        }
+    }
+
     /// The token the accumulator was made with.
     #[inline(always)]
     pub(super) fn token(&self) -> V::Token {

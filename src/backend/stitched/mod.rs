@@ -233,6 +233,23 @@ pub(crate) trait Lanes: Copy {
     fn keep_lanes(self, n: [usize; 4]) -> Self;
     /// The lanes whose bit is set in `lanes` kept, the others zeroed.
     fn select_lanes(self, lanes: u32) -> Self;
+    /// The 4 x 4 transpose of four registers' blocks: lane `l` of register
+    /// `k` of the result is lane `k` of register `l` of `regs`. Only for
+    /// [`BLOCKS`](Self::BLOCKS) 4 (`multi`'s kernel for messages of one
+    /// register, which no narrower width runs); this default goes through
+    /// the lanes one by one, and a register type with a shuffle overrides it.
+    #[inline(always)]
+    fn transpose4(t: Self::Token, regs: [Self; 4]) -> [Self; 4] {
+        let mut out = regs;
+        for (k, o) in out.iter_mut().enumerate() {
+            let mut lanes = [regs[0].lane(0); 4];
+            for (lane, reg) in lanes.iter_mut().zip(regs) {
+                *lane = reg.lane(k);
+            }
+            *o = Self::from_lanes(t, lanes);
+        }
+        out
+    }
 }
 
 /// The 128-bit register: what key setup and per-call work need beyond
