@@ -202,22 +202,37 @@ fn run_short<K: Shape, const DECRYPT: bool, const R: usize, const B: usize>(
     let (h1, hk1) = m.power_splat::<K::V>(t, 1);
     // Set by set, each start to finish: the next set's rounds overlap this
     // one's hash.
-    for (set, set_tags) in msgs.chunks_exact_mut(ONE_REGISTER_BLOCKS).zip(tags.chunks_exact_mut(ONE_REGISTER_BLOCKS)) {
+    // (Ranges, not a zip of chunk iterators: its constructor was not
+    // inlined into the kernel, a call per group.)
+    for first in (0..msgs.len()).step_by(ONE_REGISTER_BLOCKS) {
+        let (Some(set), Some(set_tags)) =
+            (msgs.get_mut(first..first + ONE_REGISTER_BLOCKS), tags.get_mut(first..first + ONE_REGISTER_BLOCKS))
+        else {
+            break;
+        };
         // Each message's place and length, where its `J0` and AAD are, and
         // its length block.
         let mut places = [(core::ptr::null_mut::<u8>(), 0usize); ONE_REGISTER_BLOCKS];
         let mut j0s = [core::ptr::null::<u8>(); ONE_REGISTER_BLOCKS];
         let mut aads = [(core::ptr::null::<u8>(), 0usize); ONE_REGISTER_BLOCKS];
-        let mut lengths = [NarrowOf::<K>::zero(n); ONE_REGISTER_BLOCKS];
-        for ((((msg, place), j0), aad), len) in
-            set.iter_mut().zip(places.iter_mut()).zip(j0s.iter_mut()).zip(aads.iter_mut()).zip(lengths.iter_mut())
-        {
-            *place = (msg.data.as_mut_ptr(), msg.data.len());
-            *j0 = core::ptr::from_ref(&msg.j0).cast::<u8>();
-            *aad = (msg.aad.as_ptr(), msg.aad.len());
-            let bits = (u128::from(msg.aad.len() as u64 * 8) << 64) | u128::from(msg.data.len() as u64 * 8);
-            *len = NarrowOf::<K>::from_u128(n, bits);
+        let mut bits = [0u128; ONE_REGISTER_BLOCKS];
+        for (l, msg) in set.iter_mut().enumerate() {
+            if let (Some(place), Some(j0), Some(aad), Some(bits)) =
+                (places.get_mut(l), j0s.get_mut(l), aads.get_mut(l), bits.get_mut(l))
+            {
+                *place = (msg.data.as_mut_ptr(), msg.data.len());
+                *j0 = core::ptr::from_ref(&msg.j0).cast::<u8>();
+                *aad = (msg.aad.as_ptr(), msg.aad.len());
+                *bits = (u128::from(msg.aad.len() as u64 * 8) << 64) | u128::from(msg.data.len() as u64 * 8);
+            }
         }
+        // The length blocks: one for all four in a burst of one size.
+        let [first, ..] = bits;
+        let lengths = if bits.iter().all(|&b| b == first) {
+            K::V::splat(t, NarrowOf::<K>::from_u128(n, first))
+        } else {
+            K::V::from_lanes(t, bits.map(|b| NarrowOf::<K>::from_u128(n, b)))
+        };
         // Counters in memory order: J0's last byte is 1 and block k's
         // counter is 2 + k, so adding to that byte is inc32 (no carry).
         // SAFETY: each pointer is a `u128` of `msgs` (16 readable bytes),
@@ -286,7 +301,7 @@ fn run_short<K: Shape, const DECRYPT: bool, const R: usize, const B: usize>(
             let (h, hk) = m.power_splat::<K::V>(t, B + 1 - k);
             wide.mul_add(x.byte_reverse(), h, hk);
         }
-        wide.mul_add(K::V::from_lanes(t, lengths), h1, hk1);
+        wide.mul_add(lengths, h1, hk1);
         let hash = wide.reduce_lanes().byte_reverse();
         // SAFETY: four tags, 64 contiguous writable bytes: a register.
         unsafe { hash.store(set_tags.as_mut_ptr().cast()) };
