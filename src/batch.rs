@@ -10,15 +10,18 @@
 //!
 //! Every SIMD backend has a kernel that runs eight short messages (at most
 //! 16 bytes of AAD, ESP's case) at once, one per 128-bit lane
-//! (`backend::stitched::multi`). A batch hands it the messages its backend
-//! runs faster that way than one by one, as measured by `benches/batch.rs`
-//! (today: sealing messages of up to 64 bytes on the 512-bit VAES backend;
-//! the single-message code, whose per-call work overlaps well on this
+//! (`backend::stitched::multi`); on 512-bit registers, groups of messages
+//! of one block count of at most 64 bytes with 96-bit IVs (a burst of one
+//! packet size) take a shorter kernel, one message per register. A batch
+//! hands the group kernel the messages its backend runs faster that way
+//! than one by one, as measured by `benches/batch.rs` (today: sealing and
+//! opening messages of up to 64 bytes on the 512-bit VAES backend; the
+//! single-message code, whose per-call work overlaps well on this
 //! generation of CPUs, is as fast or faster elsewhere): jobs are sorted by
 //! length within windows of 64, and up to eight of similar length form a
 //! group. Everything else, jobs the verify policy picks, and leftovers too
-//! few for a group run one by one, as single calls would. The results are
-//! those of single calls, byte for byte and tag for tag.
+//! few for a group (fewer than four) run one by one, as single calls would.
+//! The results are those of single calls, byte for byte and tag for tag.
 
 use crate::backend::group::{self, GROUP, MIN_GROUP, Message};
 use crate::engine::Engine;
