@@ -289,38 +289,16 @@ unsafe fn seal_batch_lagged<K: Shape, const R: usize, S: PlaintextSink, const KE
     fresh: bool,
 ) -> K::Batch {
     let t = hash.t;
-    let regs = <K::Batch as Regs<K::V>>::LEN;
-    const { assert!(<K::Batch as Regs<K::V>>::LEN < R) };
-    let stride = (R - 1) / regs;
-    let mut ks: K::Batch = ctr.next(m.round_key::<K::V>(t, 0));
-    for r in 1..R {
-        let k = m.round_key::<K::V>(t, r);
-        for y in ks.regs_mut() {
-            *y = y.aes_round(k);
-        }
-        let i = (r - 1) / stride;
-        if (r - 1) % stride == 0 && i < regs {
-            // SAFETY: register `i` of batch `batch - 2`, written two
-            // batches ago (caller: `2 <= batch < io.batches`).
-            let x = unsafe { K::V::load(t, io.output(batch - 2, 16 * K::V::BLOCKS * i)) };
-            hash.mul_add(m, x.byte_reverse(), i, p, fresh);
-        }
-    }
-    hash.advance(1);
-    finish_rounds::<K::V, R>(t, m, ks.regs_mut(), R);
+    // SAFETY: batch `batch - 2`, written two batches ago (caller:
+    // `2 <= batch < io.batches`); only read.
+    let hashed = unsafe { io.output(batch - 2, 0) }.cast_const();
+    // SAFETY: as above.
+    let ks = unsafe { rounds_hashing::<K, R>(m, ctr, hashed, Products::Group { hash, p, fresh }) };
     // SAFETY: `batch < io.batches` (caller).
     unsafe { io.feed(batch, sink) };
-    for (r, o) in ks.regs_mut().iter_mut().enumerate() {
-        // SAFETY: register `r` of a batch that exists (caller).
-        let input = unsafe { K::V::load(t, io.input(batch, 16 * K::V::BLOCKS * r)) };
-        *o = input.xor(*o);
-        // SAFETY: as for the load.
-        unsafe { o.store(io.output(batch, 16 * K::V::BLOCKS * r)) };
-        if KEEP {
-            *o = o.byte_reverse();
-        }
-    }
-    ks
+    // SAFETY: `batch < io.batches` (caller).
+    let out = unsafe { store_xor(io, batch, &load_batch::<K::V, K::Batch>(t, io, batch), &ks) };
+    if KEEP { reflected(out) } else { out }
 }
 
 /// Encrypt batch `batch`, hashing `prev` (when `HASH`: the batch before,
@@ -360,16 +338,8 @@ unsafe fn seal_batch<K: Shape, const R: usize, const HASH: bool, S: PlaintextSin
     finish_rounds::<K::V, R>(t, m, ks.regs_mut(), 1 + done);
     // SAFETY: `batch < io.batches` (caller).
     unsafe { io.feed(batch, sink) };
-    for (r, o) in ks.regs_mut().iter_mut().enumerate() {
-        // SAFETY: register `r` of a batch that exists (caller): inside the
-        // bulk's bytes.
-        let input = unsafe { K::V::load(t, io.input(batch, 16 * K::V::BLOCKS * r)) };
-        *o = input.xor(*o);
-        // SAFETY: as for the load.
-        unsafe { o.store(io.output(batch, 16 * K::V::BLOCKS * r)) };
-        *o = o.byte_reverse();
-    }
-    ks
+    // SAFETY: as above.
+    reflected(unsafe { store_xor(io, batch, &load_batch::<K::V, K::Batch>(t, io, batch), &ks) })
 }
 
 /// Decrypt the batches of `io`, each but the last hashed while it is
@@ -446,7 +416,7 @@ pub(crate) fn open<K: Shape, const R: usize>(
 
 /// Decrypt the last batch, `batch`, multiplying its ciphertext (with `acc`
 /// joining its first block) by the powers from table index `first_power`
-/// meanwhile, spread over the middle rounds as in [`open_batch`]; returns
+/// meanwhile, spread over the middle rounds ([`rounds_hashing`]); returns
 /// the products, unreduced.
 ///
 /// # Safety
@@ -461,10 +431,47 @@ unsafe fn open_last<K: Shape, const R: usize>(
     first_power: usize,
 ) -> Wide<K::V> {
     let t = ctr.t;
+    let mut wide = Wide::<K::V>::new(t);
+    let into = Products::Final { wide: &mut wide, acc, first_power };
+    // SAFETY: a batch that exists (caller).
+    let ks = unsafe { rounds_hashing::<K, R>(m, ctr, io.input(batch, 0), into) };
+    // SAFETY: as above.
+    unsafe { store_xor(io, batch, &load_batch::<K::V, K::Batch>(t, io, batch), &ks) };
+    wide
+}
+
+/// Where the products of a batch hashed during the rounds go.
+enum Products<'a, K: Shape> {
+    /// Place `p` of a reduction group (`fresh`: the group's first, which
+    /// takes the chain's hash).
+    Group { hash: &'a mut Hash<K>, p: usize, fresh: bool },
+    /// The final hash's products: `acc` joins the batch's first block, whose
+    /// power is at table index `first_power`.
+    Final { wide: &'a mut Wide<K::V>, acc: NarrowOf<K>, first_power: usize },
+}
+
+/// The next batch of counter blocks through AES while the batch at
+/// `hashed` (ciphertext, as it lies in memory) is multiplied into `into`:
+/// one register's multiplies every `(R - 1) / registers` rounds, spread
+/// over the middle rounds. Packed into the first rounds, the multiplies
+/// of one batch held up its AES on the shared ports, and AES-256 on
+/// `vaes512` ran at one of two speeds 12% apart from one process to the
+/// next; spread, it runs at the faster one or close to it.
+///
+/// # Safety
+/// `hashed` points to a whole batch of readable bytes.
+#[inline(always)]
+unsafe fn rounds_hashing<K: Shape, const R: usize>(
+    m: &MaterialOf<K>,
+    ctr: &mut Counters<K::V>,
+    hashed: *const u8,
+    mut into: Products<'_, K>,
+) -> K::Batch {
+    let t = ctr.t;
     let regs = <K::Batch as Regs<K::V>>::LEN;
+    // Every register gets a middle round (true of every shape and key size).
     const { assert!(<K::Batch as Regs<K::V>>::LEN < R) };
     let stride = (R - 1) / regs;
-    let mut wide = Wide::<K::V>::new(t);
     let mut ks: K::Batch = ctr.next(m.round_key::<K::V>(t, 0));
     for r in 1..R {
         let k = m.round_key::<K::V>(t, r);
@@ -473,17 +480,23 @@ unsafe fn open_last<K: Shape, const R: usize>(
         }
         let i = (r - 1) / stride;
         if (r - 1) % stride == 0 && i < regs {
-            // SAFETY: register `i` of a batch that exists (caller).
-            let x = unsafe { K::V::load(t, io.input(batch, 16 * K::V::BLOCKS * i)) }.byte_reverse();
-            let x = if i == 0 { x.xor(K::V::low(t, acc)) } else { x };
-            let (h, hk) = m.powers_at::<K::V>(t, first_power + i * K::V::BLOCKS);
-            wide.mul_add(x, h, hk);
+            // SAFETY: register `i` of the batch at `hashed` (caller).
+            let x = unsafe { K::V::load(t, hashed.add(16 * K::V::BLOCKS * i)) }.byte_reverse();
+            match &mut into {
+                Products::Group { hash, p, fresh } => hash.mul_add(m, x, i, *p, *fresh),
+                Products::Final { wide, acc, first_power } => {
+                    let x = if i == 0 { x.xor(K::V::low(t, *acc)) } else { x };
+                    let (h, hk) = m.powers_at::<K::V>(t, *first_power + i * K::V::BLOCKS);
+                    wide.mul_add(x, h, hk);
+                }
+            }
         }
     }
+    if let Products::Group { hash, .. } = into {
+        hash.advance(1);
+    }
     finish_rounds::<K::V, R>(t, m, ks.regs_mut(), R);
-    // SAFETY: as above.
-    unsafe { store_xor(io, batch, &load_batch::<K::V, K::Batch>(t, io, batch), &ks) };
-    wide
+    ks
 }
 
 /// Decrypt batch `batch` without hashing it; returns its ciphertext
@@ -510,8 +523,7 @@ unsafe fn open_unhashed<K: Shape, const R: usize>(
 }
 
 /// Decrypt batch `batch`, hashing it into its group at place `p`
-/// meanwhile: one register's multiplies every `(R - 1) / registers` AES
-/// rounds, spread over the middle rounds.
+/// meanwhile ([`rounds_hashing`]).
 ///
 /// One batch at a time, as sealing goes. Two batches a call (their rounds
 /// interleaved, the pair hashed in their first eight rounds) kept two
@@ -519,10 +531,7 @@ unsafe fn open_unhashed<K: Shape, const R: usize>(
 /// more than the register file, and the keystream went to the stack between
 /// rounds. The ciphertext is read where it is used, for the hash in the
 /// rounds and again for the XOR at the end, so that only the keystream
-/// stays in registers. Packed into the first rounds, the multiplies of one
-/// batch held up its AES on the shared ports and AES-256 on `vaes512` ran
-/// at one of two speeds 12% apart from one process to the next; spread,
-/// it runs at the faster one or close to it.
+/// stays in registers.
 ///
 /// # Safety
 /// `batch < io.batches`.
@@ -537,26 +546,8 @@ unsafe fn open_batch<K: Shape, const R: usize>(
     fresh: bool,
 ) {
     let t = hash.t;
-    let regs = <K::Batch as Regs<K::V>>::LEN;
-    // Every register gets a middle round (true of every shape and key size).
-    const { assert!(<K::Batch as Regs<K::V>>::LEN < R) };
-    // The multiplies spread over the middle rounds, not packed into the first.
-    let stride = (R - 1) / regs;
-    let mut ks: K::Batch = ctr.next(m.round_key::<K::V>(t, 0));
-    for r in 1..R {
-        let k = m.round_key::<K::V>(t, r);
-        for y in ks.regs_mut() {
-            *y = y.aes_round(k);
-        }
-        let i = (r - 1) / stride;
-        if (r - 1) % stride == 0 && i < regs {
-            // SAFETY: register `i` of a batch that exists (caller).
-            let x = unsafe { K::V::load(t, io.input(batch, 16 * K::V::BLOCKS * i)) };
-            hash.mul_add(m, x.byte_reverse(), i, p, fresh);
-        }
-    }
-    hash.advance(1);
-    finish_rounds::<K::V, R>(t, m, ks.regs_mut(), R);
+    // SAFETY: a batch that exists (caller).
+    let ks = unsafe { rounds_hashing::<K, R>(m, ctr, io.input(batch, 0), Products::Group { hash, p, fresh }) };
     // SAFETY: as above.
     unsafe { store_xor(io, batch, &load_batch::<K::V, K::Batch>(t, io, batch), &ks) };
 }
@@ -575,16 +566,19 @@ unsafe fn load_batch<V: Lanes, B: Regs<V>>(t: V::Token, io: &Bulk<'_>, batch: us
     regs
 }
 
-/// Store `input ^ keystream` as output batch `batch`.
+/// Store `input ^ keystream` as output batch `batch`, and return it.
 ///
 /// # Safety
 /// `batch < io.batches`.
 #[inline(always)]
-unsafe fn store_xor<V: Lanes, B: Regs<V>>(io: &Bulk<'_>, batch: usize, input: &B, ks: &B) {
-    for (r, (i, k)) in input.regs().iter().zip(ks.regs()).enumerate() {
+unsafe fn store_xor<V: Lanes, B: Regs<V>>(io: &Bulk<'_>, batch: usize, input: &B, ks: &B) -> B {
+    let mut out = *ks;
+    for (r, (o, i)) in out.regs_mut().iter_mut().zip(input.regs()).enumerate() {
+        *o = i.xor(*o);
         // SAFETY: register `r` of a batch that exists (caller).
-        unsafe { i.xor(*k).store(io.output(batch, 16 * V::BLOCKS * r)) };
+        unsafe { o.store(io.output(batch, 16 * V::BLOCKS * r)) };
     }
+    out
 }
 
 /// The registers byte-reversed (reflected), for hashing.

@@ -160,9 +160,51 @@ fn seal_append_matches_seal_and_sums_the_first_part() {
     }
 }
 
+/// Messages `plain` (with `aads` and `j0s`) through `fast`'s group kernel,
+/// sealing and opening, against `reference`'s single calls: the same data
+/// and tags, and no tag written past the group's.
+fn assert_group_equals_single(
+    b: Backend,
+    fast: &Engine,
+    reference: &Engine,
+    plain: &[Vec<u8>],
+    aads: &[Vec<u8>],
+    j0s: &[u128],
+) {
+    use crate::backend::group::{GROUP, Message};
+    let count = plain.len();
+    let lens: Vec<usize> = plain.iter().map(Vec::len).collect();
+    for decrypt in [false, true] {
+        let mut data = plain.to_vec();
+        let mut tags = [[0u8; 16]; GROUP];
+        {
+            let mut msgs: Vec<Message<'_>> =
+                data.iter_mut().zip(aads).zip(j0s).map(|((d, a), &j0)| Message { j0, aad: a, data: d }).collect();
+            let ran = if decrypt {
+                fast.crypt_group::<true>(&mut msgs, &mut tags)
+            } else {
+                fast.crypt_group::<false>(&mut msgs, &mut tags)
+            };
+            assert!(ran, "{b} has a group kernel");
+        }
+        for i in 0..count {
+            let mut expect = plain[i].clone();
+            let tag = if decrypt {
+                reference.open(j0s[i], &aads[i], &mut expect)
+            } else {
+                reference.seal(j0s[i], &aads[i], &mut expect)
+            };
+            let what = format!("{b}: message {i} of {count}, lengths {lens:?}, decrypt {decrypt}");
+            assert_eq!(data[i], expect, "{what}");
+            assert_eq!(tags[i], tag, "{what}");
+        }
+        assert!(tags[count..].iter().all(|t| *t == [0; 16]), "{b}: a tag past {count} was written");
+    }
+}
+
 #[test]
 fn groups_equal_single_calls_for_mixed_lengths_and_aad_on_every_backend() {
-    use crate::backend::group::{GROUP, MAX_AAD, MAX_BLOCKS, Message};
+    use crate::backend::group::{GROUP, MAX_AAD, MAX_BLOCKS};
     let mut seed = 0x6d75_6c74_6900_0001u64;
     let mut next = move || {
         seed ^= seed << 13;
@@ -186,34 +228,7 @@ fn groups_equal_single_calls_for_mixed_lengths_and_aad_on_every_backend() {
                 let j0s: Vec<u128> =
                     (0..count).map(|_| u128::from(next()) << 64 | u128::from(next() & 0xffff_ffff)).collect();
                 let plain: Vec<Vec<u8>> = lens.iter().map(|&n| (0..n).map(|_| next() as u8).collect()).collect();
-                for decrypt in [false, true] {
-                    let mut data = plain.clone();
-                    let mut tags = [[0u8; 16]; GROUP];
-                    {
-                        let mut msgs: Vec<Message<'_>> = data
-                            .iter_mut()
-                            .zip(&aads)
-                            .zip(&j0s)
-                            .map(|((d, a), &j0)| Message { j0, aad: a, data: d })
-                            .collect();
-                        let ran = if decrypt {
-                            fast.crypt_group::<true>(&mut msgs, &mut tags)
-                        } else {
-                            fast.crypt_group::<false>(&mut msgs, &mut tags)
-                        };
-                        assert!(ran, "{b} has a group kernel");
-                    }
-                    for i in 0..count {
-                        let mut expect = plain[i].clone();
-                        let tag = if decrypt {
-                            reference.open(j0s[i], &aads[i], &mut expect)
-                        } else {
-                            reference.seal(j0s[i], &aads[i], &mut expect)
-                        };
-                        assert_eq!(data[i], expect, "{b}: message {i} of {count}, lengths {lens:?}, decrypt {decrypt}");
-                        assert_eq!(tags[i], tag, "{b}: tag {i} of {count}, lengths {lens:?}, decrypt {decrypt}");
-                    }
-                }
+                assert_group_equals_single(b, &fast, &reference, &plain, &aads, &j0s);
             }
         }
     }
@@ -227,7 +242,7 @@ fn groups_equal_single_calls_for_mixed_lengths_and_aad_on_every_backend() {
 /// sends its group to the lane kernel, with the same results.
 #[test]
 fn short_groups_of_one_block_count_equal_single_calls_on_every_backend() {
-    use crate::backend::group::{GROUP, MAX_AAD, Message};
+    use crate::backend::group::{GROUP, MAX_AAD};
     let mut seed = 0x7368_6f72_7400_0001u64;
     let mut next = move || {
         seed ^= seed << 13;
@@ -240,8 +255,8 @@ fn short_groups_of_one_block_count_equal_single_calls_on_every_backend() {
             for round in 0..160 {
                 let count = 4 * (1 + round % (GROUP / 4));
                 let blocks = 1 + (round / 8) % 4;
-                // Every length with that block count: whole last blocks
-                // (plain loads and stores) and partial ones (masked).
+                // Lengths with that block count: whole last blocks and
+                // partial ones.
                 let lens: Vec<usize> = (0..count)
                     .map(|_| if round % 3 == 0 { 16 * blocks } else { 16 * (blocks - 1) + 1 + (next() as usize) % 16 })
                     .collect();
@@ -256,37 +271,7 @@ fn short_groups_of_one_block_count_equal_single_calls_on_every_backend() {
                     })
                     .collect();
                 let plain: Vec<Vec<u8>> = lens.iter().map(|&n| (0..n).map(|_| next() as u8).collect()).collect();
-                for decrypt in [false, true] {
-                    let mut data = plain.clone();
-                    let mut tags = [[0u8; 16]; GROUP];
-                    {
-                        let mut msgs: Vec<Message<'_>> = data
-                            .iter_mut()
-                            .zip(&aads)
-                            .zip(&j0s)
-                            .map(|((d, a), &j0)| Message { j0, aad: a, data: d })
-                            .collect();
-                        let ran = if decrypt {
-                            fast.crypt_group::<true>(&mut msgs, &mut tags)
-                        } else {
-                            fast.crypt_group::<false>(&mut msgs, &mut tags)
-                        };
-                        assert!(ran, "{b} has a group kernel");
-                    }
-                    for i in 0..count {
-                        let mut expect = plain[i].clone();
-                        let tag = if decrypt {
-                            reference.open(j0s[i], &aads[i], &mut expect)
-                        } else {
-                            reference.seal(j0s[i], &aads[i], &mut expect)
-                        };
-                        let what = format!("{b}: message {i} of {count}, lengths {lens:?}, decrypt {decrypt}");
-                        assert_eq!(data[i], expect, "{what}");
-                        assert_eq!(tags[i], tag, "{what}");
-                    }
-                    // Nothing past the group's tags is written.
-                    assert!(tags[count..].iter().all(|t| *t == [0; 16]), "{b}: tags past {count}");
-                }
+                assert_group_equals_single(b, &fast, &reference, &plain, &aads, &j0s);
             }
         }
     }
