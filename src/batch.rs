@@ -201,40 +201,8 @@ impl Gcm {
             return false;
         }
         let Some(run) = jobs.get_mut(first..first + GROUP) else { return false };
-        self.run_run::<DECRYPT>(engine, run);
+        self.run_members::<DECRYPT, _>(engine, run);
         true
-    }
-
-    /// Consecutive jobs (at most [`GROUP`]) through the group kernel, as
-    /// [`run_chosen`](Self::run_chosen) runs chosen ones, without an array
-    /// of them to build and pass.
-    fn run_run<const DECRYPT: bool>(&self, engine: &Engine, run: &mut [Job<'_>]) {
-        let mut tags = [[0u8; 16]; GROUP];
-        let count = run.len().min(GROUP);
-        let ran = {
-            let mut msgs: [Message<'_>; GROUP] = core::array::from_fn(|_| Message { j0: 0, aad: &[], data: &mut [] });
-            for (msg, job) in msgs.iter_mut().zip(run.iter_mut()) {
-                *msg = Message { j0: j0_of(&job.iv), aad: job.aad, data: &mut *job.data };
-            }
-            engine.crypt_group::<DECRYPT>(msgs.get_mut(..count).unwrap_or_default(), &mut tags)
-        };
-        for (job, tag) in run.iter_mut().zip(tags) {
-            self.settle_group::<DECRYPT>(engine, ran, job, tag);
-        }
-    }
-
-    /// A job's outcome after the group kernel (`ran`: it took the group;
-    /// if not, the job runs on its own).
-    #[inline]
-    fn settle_group<const DECRYPT: bool>(&self, engine: &Engine, ran: bool, job: &mut Job<'_>, tag: [u8; 16]) {
-        if !ran {
-            self.run_one::<DECRYPT>(engine, None, job);
-        } else if DECRYPT {
-            job.result = settle(tag, job);
-        } else {
-            job.tag = tag;
-            job.result = Ok(());
-        }
     }
 
     /// The length checks of a single call.
@@ -262,7 +230,7 @@ impl Gcm {
         if let Some(indices) = <&[(usize, usize); GROUP]>::try_from(members).ok().map(|m| m.map(|(_, i)| i))
             && let Ok(all) = jobs.get_disjoint_mut(indices)
         {
-            return self.run_chosen::<DECRYPT>(engine, all.map(Some), GROUP);
+            return self.run_members::<DECRYPT, _>(engine, &mut all.map(Some));
         }
         let mut chosen: [Option<&mut Job<'_>>; GROUP] = Default::default();
         let mut count = 0;
@@ -276,27 +244,50 @@ impl Gcm {
                 }
             }
         }
-        self.run_chosen::<DECRYPT>(engine, chosen, count);
+        self.run_members::<DECRYPT, _>(engine, &mut chosen);
     }
 
-    /// The first `count` of `chosen` through the group kernel.
-    fn run_chosen<const DECRYPT: bool>(
-        &self,
-        engine: &Engine,
-        mut chosen: [Option<&mut Job<'_>>; GROUP],
-        count: usize,
-    ) {
+    /// The jobs of `members` (at most [`GROUP`]) through the group kernel;
+    /// if it does not take them, each runs on its own.
+    fn run_members<'a, const DECRYPT: bool, M: Member<'a>>(&self, engine: &Engine, members: &mut [M]) {
         let mut tags = [[0u8; 16]; GROUP];
         let ran = {
             let mut msgs: [Message<'_>; GROUP] = core::array::from_fn(|_| Message { j0: 0, aad: &[], data: &mut [] });
-            for (msg, job) in msgs.iter_mut().zip(chosen.iter_mut().flatten()) {
+            let mut count = 0;
+            for (msg, job) in msgs.iter_mut().zip(members.iter_mut().filter_map(Member::job)) {
                 *msg = Message { j0: j0_of(&job.iv), aad: job.aad, data: &mut *job.data };
+                count += 1;
             }
             engine.crypt_group::<DECRYPT>(msgs.get_mut(..count).unwrap_or_default(), &mut tags)
         };
-        for (job, tag) in chosen.into_iter().flatten().zip(tags) {
-            self.settle_group::<DECRYPT>(engine, ran, job, tag);
+        for (job, tag) in members.iter_mut().filter_map(Member::job).zip(tags) {
+            if !ran {
+                self.run_one::<DECRYPT>(engine, None, job);
+            } else if DECRYPT {
+                job.result = settle(tag, job);
+            } else {
+                job.tag = tag;
+                job.result = Ok(());
+            }
         }
+    }
+}
+
+/// A job as a group's slice holds it: itself (a run of consecutive jobs)
+/// or a chosen one (empty places after the last).
+trait Member<'a> {
+    fn job(&mut self) -> Option<&mut Job<'a>>;
+}
+
+impl<'a> Member<'a> for Job<'a> {
+    fn job(&mut self) -> Option<&mut Job<'a>> {
+        Some(self)
+    }
+}
+
+impl<'a> Member<'a> for Option<&mut Job<'a>> {
+    fn job(&mut self) -> Option<&mut Job<'a>> {
+        self.as_deref_mut()
     }
 }
 

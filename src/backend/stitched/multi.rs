@@ -188,7 +188,7 @@ const ONE_REGISTER_BLOCKS: usize = 4;
 /// of whose `J0` counters are 1 (96-bit IVs), on a width of four blocks a
 /// register, set by set: a set's counters go through AES together (`B`
 /// registers and the `E(K, J0)` register), each message is read and
-/// written as one register (with a byte mask unless it fills it), and
+/// written as one register with a byte mask, and
 /// four-by-four transposes turn the keystream into message order and the
 /// messages into block order for the hash, so that the set's four hashes
 /// take one reduction.
@@ -238,9 +238,9 @@ fn run_short<K: Shape, const DECRYPT: bool, const R: usize, const B: usize>(
             }
         }
         // The length blocks: one for all four in a burst of one size.
-        let [first, ..] = bits;
-        let lengths = if bits.iter().all(|&b| b == first) {
-            K::V::splat(t, NarrowOf::<K>::from_u128(n, first))
+        let [first_bits, ..] = bits;
+        let lengths = if bits.iter().all(|&b| b == first_bits) {
+            K::V::splat(t, NarrowOf::<K>::from_u128(n, first_bits))
         } else {
             K::V::from_lanes(t, bits.map(|b| NarrowOf::<K>::from_u128(n, b)))
         };
