@@ -17,16 +17,19 @@
 //! than one by one, as measured by `benches/batch.rs` (today: sealing and
 //! opening messages of up to 64 bytes on the 512-bit VAES backend; the
 //! single-message code, whose per-call work overlaps well on this
-//! generation of CPUs, is as fast or faster elsewhere): jobs are sorted by
-//! length within windows of 64, and up to eight of similar length form a
-//! group. Everything else, jobs the verify policy picks, and leftovers too
-//! few for a group (fewer than four) run one by one, as single calls would.
+//! generation of CPUs, is as fast or faster elsewhere): eight consecutive
+//! jobs of similar length go to the group kernel as they come (a burst of
+//! one packet size); otherwise jobs are sorted by length within windows of
+//! 64, and up to eight of similar length form a group. Everything else,
+//! jobs the verify policy picks, and leftovers too few for a group (fewer
+//! than four) run one by one, as single calls would.
 //! The results are those of single calls, byte for byte and tag for tag.
 
 use crate::backend::group::{self, GROUP, MIN_GROUP, Message};
 use crate::engine::Engine;
 use crate::error::Error;
 use crate::gcm::{Gcm, MIN_TAG_LEN, check_lengths, tags_match};
+use crate::verify::VerifyPolicy;
 use zeroize::Zeroize;
 
 /// One message of a batch: in place, with its own IV, AAD, tag and result.
@@ -97,8 +100,10 @@ impl Gcm {
     }
 
     /// Jobs that the verify policy picks, and jobs no group takes, run one
-    /// by one; the rest wait in a window, and each full window (and the
-    /// last) is sorted by length and cut into groups.
+    /// by one. Eight consecutive jobs that a group takes, of close lengths,
+    /// go to the group kernel at once ([`run_direct`](Self::run_direct));
+    /// other jobs a group takes wait in a window, and each full window (and
+    /// the last) is sorted by length and cut into groups.
     fn run_batch<const DECRYPT: bool>(&self, jobs: &mut [Job<'_>]) {
         let engine = self.active();
         let group_blocks = engine.group_blocks::<DECRYPT>();
@@ -118,8 +123,19 @@ impl Gcm {
         }
         let mut window = [(0usize, 0usize); WINDOW];
         let mut waiting = 0;
-        for i in 0..jobs.len() {
-            let Some(job) = jobs.get_mut(i) else { continue };
+        let mut i = 0;
+        while i < jobs.len() {
+            if waiting == 0
+                && self.verify() != VerifyPolicy::Full
+                && jobs.get(i).is_some_and(|job| group::fits(job.aad.len(), job.data.len(), group_blocks))
+                && let Some(run) = jobs.get_mut(i..i + GROUP)
+                && self.run_direct::<DECRYPT>(engine, group_blocks, run)
+            {
+                i += GROUP;
+                continue;
+            }
+            i += 1;
+            let Some(job) = jobs.get_mut(i - 1) else { continue };
             if let Err(e) = self.admit::<DECRYPT>(job) {
                 job.result = Err(e);
                 continue;
@@ -128,12 +144,8 @@ impl Gcm {
             if let (None, true, Some(slot)) =
                 (reference, group::fits(job.aad.len(), job.data.len(), group_blocks), window.get_mut(waiting))
             {
-                *slot = (job.data.len().div_ceil(16), i);
+                *slot = (job.data.len().div_ceil(16), i - 1);
                 waiting += 1;
-                if waiting == GROUP && self.run_consecutive::<DECRYPT>(engine, jobs, &window) {
-                    waiting = 0;
-                    continue;
-                }
                 if waiting == WINDOW {
                     self.run_window::<DECRYPT>(engine, jobs, &mut window);
                     waiting = 0;
@@ -174,34 +186,50 @@ impl Gcm {
         }
     }
 
-    /// The first [`GROUP`] of `waiting` through the group kernel at once,
-    /// if they are consecutive jobs of close lengths (a data plane's burst
-    /// of one packet size): no window to sort and cut, no indices to check
-    /// for overlap (about 1.3 ns of a 64-byte message's 25). `false`
-    /// (nothing done) otherwise.
-    fn run_consecutive<const DECRYPT: bool>(
-        &self,
-        engine: &Engine,
-        jobs: &mut [Job<'_>],
-        waiting: &[(usize, usize)],
-    ) -> bool {
-        let Some((&(first_blocks, first), rest)) = waiting.get(..GROUP).and_then(<[_]>::split_first) else {
-            return false;
-        };
-        let (mut shortest, mut longest) = (first_blocks, first_blocks);
-        for (k, &(blocks, i)) in rest.iter().enumerate() {
-            if i != first + k + 1 {
+    /// `run` ([`GROUP`] consecutive jobs) through the group kernel at once
+    /// if every one of them would join a group (admitted, short enough)
+    /// and their lengths are close: a data plane's burst of one packet
+    /// size, without the window and its second pass. `false` (nothing done,
+    /// nothing set, no sample drawn) otherwise. The verify policy (not
+    /// `Full`, the caller checked) then decides job by job, in order, as
+    /// the window's path would: a job it picks runs alone, checked, and
+    /// the others still make a group (or run alone, if too few are left).
+    fn run_direct<const DECRYPT: bool>(&self, engine: &Engine, group_blocks: usize, run: &mut [Job<'_>]) -> bool {
+        let (mut shortest, mut longest) = (usize::MAX, 0);
+        for job in run.iter() {
+            if self.admit::<DECRYPT>(job).is_err() || !group::fits(job.aad.len(), job.data.len(), group_blocks) {
                 return false;
             }
-            shortest = shortest.min(blocks);
-            longest = longest.max(blocks);
+            let blocks = job.data.len().div_ceil(16);
+            (shortest, longest) = (shortest.min(blocks), longest.max(blocks));
         }
         // The closeness `run_window` asks of a group.
-        if longest > shortest + shortest / 4 + 1 {
+        if run.len() != GROUP || longest > shortest + shortest / 4 + 1 {
             return false;
         }
-        let Some(run) = jobs.get_mut(first..first + GROUP) else { return false };
-        self.run_members::<DECRYPT, _>(engine, run);
+        let mut references: [Option<&Engine>; GROUP] = [None; GROUP];
+        for reference in references.iter_mut() {
+            *reference = self.reference_for(engine);
+        }
+        if references.iter().all(Option::is_none) {
+            self.run_members::<DECRYPT, _>(engine, run);
+            return true;
+        }
+        let picked = references.iter().filter(|r| r.is_some()).count();
+        let mut rest: [Option<&mut Job<'_>>; GROUP] = Default::default();
+        let mut count = 0;
+        for (job, reference) in run.iter_mut().zip(references) {
+            match (reference, rest.get_mut(count)) {
+                (None, Some(slot)) if GROUP - picked >= MIN_GROUP => {
+                    *slot = Some(job);
+                    count += 1;
+                }
+                (reference, _) => self.run_one::<DECRYPT>(engine, reference, job),
+            }
+        }
+        if count > 0 {
+            self.run_members::<DECRYPT, _>(engine, &mut rest);
+        }
         true
     }
 

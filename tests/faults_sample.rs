@@ -72,3 +72,75 @@ fn sample_of_one_checks_every_message() {
         assert!(h.is_healthy(), "{h}");
     }
 }
+
+#[test]
+fn sampled_verify_checks_the_jobs_it_picks_in_batches_and_only_those() {
+    let _serial = serial();
+    // Bursts of eight 64-byte jobs go to the group kernel directly on
+    // vaes512; a job the policy picks runs alone, checked, and the rest of
+    // its eight still run together (or alone, when more than four are
+    // picked, which at one in three happens in about one run in eleven).
+    const BATCHES: usize = 50;
+    const JOBS: usize = 64;
+    const ONE_IN: u32 = 3;
+    for backend in simd_backends() {
+        fault::reset_health();
+        let key = [0x44u8; 16];
+        let mut gcm = Gcm::with_backend(&key, backend).unwrap();
+        gcm.set_verify(VerifyPolicy::Sample { one_in: ONE_IN });
+        fault::inject(backend, FaultPlan { one_in_blocks: 1, run_blocks: 1, xor: [0x5a; 16] });
+        let mut checked = 0u64;
+        for b in 0..BATCHES {
+            // A caught fault quarantines the backend for the key's next
+            // calls; a batch keeps the engine it started with.
+            fault::reset_health();
+            assert_eq!(gcm.backend(), backend);
+            let checked_before = checked;
+            let msgs: Vec<Vec<u8>> = (0..JOBS).map(|i| vec![(b * JOBS + i) as u8; 64]).collect();
+            let iv = |i: usize| {
+                let mut iv = [0u8; 12];
+                iv[..8].copy_from_slice(&((b * JOBS + i) as u64).to_be_bytes());
+                iv
+            };
+            let mut bufs = msgs.clone();
+            let tags: Vec<[u8; 16]> = {
+                let mut jobs: Vec<espgcm::Job<'_>> =
+                    bufs.iter_mut().enumerate().map(|(i, buf)| espgcm::Job::new(iv(i), b"spi+seq!", buf)).collect();
+                gcm.encrypt_batch(&mut jobs);
+                assert!(jobs.iter().all(|j| j.result.is_ok()));
+                jobs.iter().map(|j| j.tag).collect()
+            };
+            for (i, ((sealed, msg), tag)) in bufs.iter().zip(&msgs).zip(&tags).enumerate() {
+                let mut expected = msg.clone();
+                let expected_tag = reference(&key, &iv(i), b"spi+seq!", &mut expected, None).unwrap();
+                if *sealed == expected {
+                    // Checked: the scalar result, tag included.
+                    assert_eq!(*tag, expected_tag, "{backend} batch {b} job {i}");
+                    checked += 1;
+                } else {
+                    // Not checked: the corruption went through, with a tag
+                    // that is valid for it (the 2015 failure, which only
+                    // checking catches).
+                    let mut received = sealed.clone();
+                    assert!(
+                        reference(&key, &iv(i), b"spi+seq!", &mut received, Some(tag)).is_some(),
+                        "{backend} batch {b} job {i}"
+                    );
+                }
+            }
+            let (h, in_batch) = (health(), checked - checked_before);
+            assert_eq!(
+                h.verified_messages, in_batch,
+                "{backend} batch {b}: the checked jobs came out right, only they"
+            );
+            assert_eq!(h.faults, 4 * in_batch, "{backend} batch {b}: four corrupted blocks reported per checked job");
+        }
+        fault::clear();
+        // Binomial(3200, 1/3): mean 1066.7, standard deviation 26.7; the
+        // bounds are 6 standard deviations out.
+        let total = (BATCHES * JOBS) as u64;
+        eprintln!("{}: {checked} of {total} jobs checked at 1 in {ONE_IN}", backend.name());
+        assert!((907..=1227).contains(&checked), "{backend}: {checked} of {total} checked at 1 in {ONE_IN}");
+        fault::reset_health();
+    }
+}
