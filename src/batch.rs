@@ -121,7 +121,9 @@ impl Gcm {
             }
             return;
         }
-        let mut window = [(0usize, 0usize); WINDOW];
+        // Set up (1 KiB zeroed) only when a job waits: a burst of one
+        // packet size goes to the group kernel directly, without it.
+        let mut window: Option<[(usize, usize); WINDOW]> = None;
         let mut waiting = 0;
         let mut i = 0;
         while i < jobs.len() {
@@ -141,20 +143,23 @@ impl Gcm {
                 continue;
             }
             let reference = self.reference_for(engine);
-            if let (None, true, Some(slot)) =
-                (reference, group::fits(job.aad.len(), job.data.len(), group_blocks), window.get_mut(waiting))
-            {
-                *slot = (job.data.len().div_ceil(16), i - 1);
-                waiting += 1;
-                if waiting == WINDOW {
-                    self.run_window::<DECRYPT>(engine, jobs, &mut window);
-                    waiting = 0;
+            if reference.is_none() && group::fits(job.aad.len(), job.data.len(), group_blocks) {
+                let slots = window.get_or_insert([(0, 0); WINDOW]);
+                if let Some(slot) = slots.get_mut(waiting) {
+                    *slot = (job.data.len().div_ceil(16), i - 1);
+                    waiting += 1;
+                    if waiting == WINDOW {
+                        self.run_window::<DECRYPT>(engine, jobs, slots);
+                        waiting = 0;
+                    }
+                    continue;
                 }
-                continue;
             }
             self.run_one::<DECRYPT>(engine, reference, job);
         }
-        self.run_window::<DECRYPT>(engine, jobs, window.get_mut(..waiting).unwrap_or_default());
+        if let Some(slots) = window.as_mut() {
+            self.run_window::<DECRYPT>(engine, jobs, slots.get_mut(..waiting).unwrap_or_default());
+        }
     }
 
     /// Waiting jobs `(blocks, index)`: sorted by length, then groups of up
