@@ -173,7 +173,7 @@ impl Gcm {
         }
         let mut at = 0;
         while let Some(&(shortest, _)) = waiting.get(at) {
-            let longest = shortest + shortest / 4 + 1;
+            let longest = longest_close_to(shortest);
             let len =
                 waiting.get(at..).unwrap_or_default().iter().take(GROUP).take_while(|(b, _)| *b <= longest).count();
             let members = waiting.get_mut(at..at + len).unwrap_or_default();
@@ -208,8 +208,7 @@ impl Gcm {
             let blocks = job.data.len().div_ceil(16);
             (shortest, longest) = (shortest.min(blocks), longest.max(blocks));
         }
-        // The closeness `run_window` asks of a group.
-        if run.len() != GROUP || longest > shortest + shortest / 4 + 1 {
+        if run.len() != GROUP || longest > longest_close_to(shortest) {
             return false;
         }
         let mut references: [Option<&Engine>; GROUP] = [None; GROUP];
@@ -322,6 +321,13 @@ impl<'a> Member<'a> for Option<&mut Job<'a>> {
     fn job(&mut self) -> Option<&mut Job<'a>> {
         self.as_deref_mut()
     }
+}
+
+/// The longest message (in blocks) a group whose shortest has `shortest`
+/// blocks takes: a group costs what its longest message costs in every
+/// lane, so its lengths must be close.
+fn longest_close_to(shortest: usize) -> usize {
+    shortest + shortest / 4 + 1
 }
 
 /// Jobs that wait to be sorted into groups at a time.
