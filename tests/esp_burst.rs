@@ -3,7 +3,9 @@
 //! `Inbound` shared by several threads hands out every sequence number
 //! exactly once and delivers every packet exactly once.
 
-use espgcm::esp::{Encap, EspError, Inbound, Mode, Outbound, PacketBuf, PacketSlice, SaConfig, Transform};
+use espgcm::esp::{
+    ChecksumPolicy, Encap, EspError, Inbound, Mode, Outbound, PacketBuf, PacketBuffer, PacketSlice, SaConfig, Transform,
+};
 use espgcm_testkit::packets::*;
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -85,6 +87,225 @@ fn burst_equals_singles(name: &str, cfg: &SaConfig, inner: u8, n: usize) {
         }
         assert_eq!((rx.stats().packets, rx.stats().rejected()), (n as u64, 0), "{name}");
     }
+}
+
+/// An IPv4 header whose fields were edited, with its checksum made right
+/// again.
+fn fix_header_checksum(mut packet: Vec<u8>) -> Vec<u8> {
+    let header_len = usize::from(packet[0] & 0x0f) * 4;
+    packet[10..12].copy_from_slice(&[0, 0]);
+    let c = !reference_sum(&packet[..header_len]);
+    packet[10..12].copy_from_slice(&c.to_be_bytes());
+    packet
+}
+
+/// Transport mode over IPv4 has a straight path of its own in bursts. The
+/// packets it must leave to the general path, or refuse, come out of a
+/// burst as single seals give them, with the same errors, and a refused one
+/// is left as it came: trailing link-layer bytes, options, a fragment, a
+/// length past the bytes there are, UDP without a checksum, ICMP, a bad
+/// header or segment checksum, DF past the path MTU and the same without
+/// DF, buffers with no room in front or behind, and one too small.
+#[test]
+fn unusual_packets_in_a_burst_come_out_as_single_seals() {
+    // Without checksums to verify, the lengths are all that keeps a packet
+    // that claims more bytes than it has from being sealed with bytes past
+    // its end.
+    for checksums in [ChecksumPolicy::Verify, ChecksumPolicy::Skip] {
+        unusual_packets_with(checksums);
+    }
+}
+
+fn unusual_packets_with(checksums: ChecksumPolicy) {
+    let cfg = SaConfig { path_mtu: Some(1000), checksums, ..SaConfig::new(0x5353, &keymat(16)) };
+    let tcp = |n: usize| tcp_v4(V4_SRC, V4_DST, &pattern(n, 7));
+    let mut with_options = tcp(40);
+    with_options.splice(20..20, [1u8, 1, 1, 1]);
+    with_options[0] = 0x46;
+    let total = with_options.len() as u16;
+    with_options[2..4].copy_from_slice(&total.to_be_bytes());
+    let mut fragment = tcp(48);
+    fragment[6] |= 0x20;
+    let mut long_claim = tcp(48);
+    long_claim[3] += 2;
+    let mut bad_header = tcp(60);
+    bad_header[8] ^= 1;
+    let mut bad_segment = tcp(60);
+    *bad_segment.last_mut().unwrap() ^= 4;
+    let mut no_df = tcp(1000);
+    no_df[6] &= !0x40;
+    let mut trailing = tcp(30);
+    trailing.extend_from_slice(&[0xee; 6]);
+    // (what, packet, room in front, room behind)
+    let cases: Vec<(&str, Vec<u8>, usize, usize)> = vec![
+        ("TCP", tcp(100), 64, 32),
+        ("trailing bytes", trailing, 64, 32),
+        ("options", fix_header_checksum(with_options), 64, 32),
+        ("fragment", fix_header_checksum(fragment), 64, 32),
+        ("length past the bytes", fix_header_checksum(long_claim), 64, 32),
+        ("UDP without a checksum", udp_v4_no_checksum(V4_SRC, V4_DST, &pattern(50, 1)), 64, 32),
+        ("ICMP", icmp_v4(V4_SRC, V4_DST, &pattern(40, 2)), 64, 32),
+        ("bad IPv4 header checksum", bad_header, 64, 32),
+        ("bad TCP checksum", bad_segment, 64, 32),
+        ("DF past the path MTU", tcp(1000), 64, 32),
+        ("no DF past the path MTU", fix_header_checksum(no_df), 64, 32),
+        ("no room in front", tcp(70), 0, 64),
+        ("no room behind", tcp(70), 64, 0),
+        ("no room at all", tcp(70), 8, 8),
+        ("UDP", udp_v4(V4_SRC, V4_DST, &pattern(33, 3)), 64, 32),
+    ];
+    // Each case alone on a sender of its own, at the sequence number the
+    // burst gives it (one live sender per key: each is dropped in turn).
+    let singles: Vec<Result<Vec<u8>, EspError>> = cases
+        .iter()
+        .enumerate()
+        .map(|(i, (_, packet, _, _))| {
+            let tx = Outbound::new(cfg.clone()).unwrap();
+            if i > 0 {
+                tx.skip_to_sequence(1 + i as u64).unwrap();
+            }
+            let mut out = Vec::new();
+            tx.seal(packet, &mut out).map(|()| out)
+        })
+        .collect();
+    let mut memories: Vec<Vec<u8>> = cases
+        .iter()
+        .map(|(_, packet, front, behind)| {
+            let mut memory = vec![0x55u8; front + packet.len() + behind];
+            memory[*front..front + packet.len()].copy_from_slice(packet);
+            memory
+        })
+        .collect();
+    let mut burst: Vec<PacketSlice> = memories
+        .iter_mut()
+        .zip(&cases)
+        .map(|(memory, (_, packet, front, _))| PacketSlice::new(memory, *front, packet.len()).unwrap())
+        .collect();
+    let mut results = vec![Ok(()); burst.len()];
+    let tx = Outbound::new(cfg).unwrap();
+    tx.seal_burst_in(&mut burst, &mut results);
+    let mut sealed = 0;
+    for (((what, packet, _, _), single), (got, result)) in cases.iter().zip(&singles).zip(burst.iter().zip(&results)) {
+        match (single, result) {
+            (Ok(bytes), Ok(())) => {
+                assert_eq!(got.data(), bytes.as_slice(), "{what}");
+                sealed += 1;
+            }
+            (Err(e), Err(f)) => {
+                assert_eq!(e, f, "{what}");
+                assert_eq!(got.data(), packet.as_slice(), "{what}: a refused packet is left as it came");
+            }
+            // Too small a buffer is the burst's own refusal (a single seal
+            // writes into a `Vec` of its own).
+            (Ok(_), Err(EspError::TooLarge { .. })) if *what == "no room at all" => {
+                assert_eq!(got.data(), packet.as_slice(), "{what}: a refused packet is left as it came");
+            }
+            _ => panic!("{what}: alone {single:?}, in the burst {result:?}"),
+        }
+    }
+    // The cases are what they say: the checks above compared something.
+    let verified = checksums == ChecksumPolicy::Verify;
+    assert_eq!(sealed, if verified { 9 } else { 10 }, "{checksums:?}: {results:?}");
+    assert!(matches!(results[9], Err(EspError::PacketTooBig { .. })), "{:?}", results[9]);
+    assert!(matches!(results[4], Err(EspError::Malformed { .. } | EspError::Truncated { .. })), "{:?}", results[4]);
+    if verified {
+        assert!(matches!(results[8], Err(EspError::ChecksumBeforeEncrypt { .. })), "{:?}", results[8]);
+    }
+}
+
+/// ESP over IPv4 has a straight path of its own when bursts are opened.
+/// The arrivals it must leave to the general path, or refuse, are judged as
+/// single opens judge them, with the same errors: trailing bytes, options
+/// in the IP header, a fragment, a bad header checksum, another SPI, a
+/// ciphertext length that is not a multiple of 4, a length past the bytes
+/// there are, UDP instead of ESP, too short to hold an ICV, and the same
+/// under ESN with a shorter ICV.
+#[test]
+fn unusual_arrivals_in_a_burst_are_judged_as_single_opens() {
+    for (esn, icv_len) in [(false, 16), (true, 8)] {
+        unusual_arrivals_with(SaConfig { esn, icv_len, ..SaConfig::new(0x5454, &keymat(16)) });
+    }
+}
+
+fn unusual_arrivals_with(cfg: SaConfig) {
+    let sealed: Vec<Vec<u8>> = {
+        let tx = Outbound::new(cfg.clone()).unwrap();
+        (0..12)
+            .map(|i| {
+                let mut out = Vec::new();
+                tx.seal(&tcp_v4(V4_SRC, V4_DST, &pattern(40 + 7 * i, i as u8)), &mut out).unwrap();
+                out
+            })
+            .collect()
+    };
+    let edit = |i: usize, f: &dyn Fn(&mut Vec<u8>)| {
+        let mut p = sealed[i].clone();
+        f(&mut p);
+        p
+    };
+    let set_total = |p: &mut Vec<u8>, total: usize| p[2..4].copy_from_slice(&(total as u16).to_be_bytes());
+    let arrivals: Vec<(&str, Vec<u8>)> = vec![
+        ("as sealed", sealed[0].clone()),
+        ("trailing bytes", edit(1, &|p| p.extend_from_slice(&[0xee; 6]))),
+        ("bad header checksum", edit(2, &|p| p[8] ^= 1)),
+        ("fragment", fix_header_checksum(edit(3, &|p| p[6] |= 0x20))),
+        (
+            "options",
+            fix_header_checksum(edit(4, &|p| {
+                p.splice(20..20, [1u8, 1, 1, 1]);
+                p[0] = 0x46;
+                set_total(p, p.len());
+            })),
+        ),
+        ("another SPI", edit(5, &|p| p[23] ^= 1)),
+        (
+            "ciphertext not a multiple of 4",
+            fix_header_checksum(edit(6, &|p| {
+                p.truncate(p.len() - 2);
+                set_total(p, p.len());
+            })),
+        ),
+        ("length past the bytes", fix_header_checksum(edit(7, &|p| set_total(p, p.len() + 4)))),
+        ("UDP, not ESP", fix_header_checksum(edit(8, &|p| p[9] = 17))),
+        (
+            "too short for an ICV",
+            fix_header_checksum(edit(9, &|p| {
+                p.truncate(20 + 16 + 4);
+                set_total(p, p.len());
+            })),
+        ),
+        ("ICV changed", edit(10, &|p| *p.last_mut().unwrap() ^= 1)),
+        ("as sealed, last", sealed[11].clone()),
+    ];
+    let singles: Vec<Result<Vec<u8>, EspError>> = arrivals
+        .iter()
+        .map(|(_, p)| {
+            let rx = Inbound::new(cfg.clone()).unwrap();
+            let mut out = Vec::new();
+            rx.open(p, &mut out).map(|()| out)
+        })
+        .collect();
+    let rx = Inbound::new(cfg.clone()).unwrap();
+    let mut burst: Vec<PacketBuf> = arrivals.iter().map(|(_, p)| PacketBuf::from_packet(p)).collect();
+    let mut results = vec![Ok(()); burst.len()];
+    rx.open_burst(&mut burst, &mut results);
+    let mut opened = 0;
+    for (((what, _), single), (got, result)) in arrivals.iter().zip(&singles).zip(burst.iter().zip(&results)) {
+        match (single, result) {
+            (Ok(bytes), Ok(())) => {
+                assert_eq!(got.data(), bytes.as_slice(), "{what}");
+                opened += 1;
+            }
+            (Err(e), Err(f)) => assert_eq!(e, f, "{what}"),
+            _ => panic!("{what}: alone {single:?}, in the burst {result:?}"),
+        }
+    }
+    // The cases are what they say: some open, and each refusal has its reason.
+    assert!(opened >= 2, "{results:?}");
+    assert!(matches!(results[5], Err(EspError::UnknownSpi { .. })), "{:?}", results[5]);
+    assert!(matches!(results[6], Err(EspError::Malformed { .. })), "{:?}", results[6]);
+    assert!(matches!(results[10], Err(EspError::Auth { .. })), "{:?}", results[10]);
+    assert_eq!(results[11], Ok(()));
 }
 
 #[test]
