@@ -25,7 +25,7 @@ use super::outer::Outer;
 use super::plan::{Front, SealPlan};
 use crate::Job;
 use crate::net::checksum::{self, Sum};
-use crate::net::{ipv4, protocol};
+use crate::net::{ipv4, ipv6, protocol, udp};
 
 /// Packets whose work goes to one batch call: enough for the kernels to
 /// find groups of like messages, few enough for the per-packet state to
@@ -190,13 +190,16 @@ impl Outbound {
         aad: &mut [u8; 12],
         slot: &mut Option<Placed>,
     ) -> Result<(), EspError> {
-        if matches!(self.cfg.mode, Mode::Transport)
-            && outer.udp.is_none()
-            && !self.cipher.is_gmac()
-            && self.cfg.selectors.is_empty()
-            && self.place_transport_v4(pkt, seq, aad, slot).is_some()
-        {
-            return Ok(());
+        if !self.cipher.is_gmac() && self.cfg.selectors.is_empty() {
+            // One copy of the straight path per mode, so that neither
+            // carries the other's branches.
+            let taken = match self.cfg.mode {
+                Mode::Transport => self.place_straight::<B, false>(pkt, seq, outer, aad, slot),
+                Mode::Tunnel { .. } => self.place_straight::<B, true>(pkt, seq, outer, aad, slot),
+            };
+            if taken.is_some() {
+                return Ok(());
+            }
         }
         match self.plan_common(pkt.data()) {
             Some(parsed) => {
@@ -207,35 +210,39 @@ impl Outbound {
         }
     }
 
-    /// [`place`](Self::place) for the most common packet of all, in one
-    /// straight pass: transport mode over IPv4 without options, TCP or UDP,
-    /// no NAT-T, GCM, with room around it in its buffer. It decides from
-    /// the packet alone, writes nothing unless it takes the packet, and
-    /// declines (`None`) anything else or anything that fails a check, for
-    /// the general path to seal or to refuse with the reason. Its checks
-    /// and bytes are the general path's (the burst tests compare bursts
-    /// with single seals, byte for byte).
+    /// [`place`](Self::place) for the most common packets, in one straight
+    /// pass: IPv4 without options carrying TCP or UDP, GCM, no selectors,
+    /// with room around it in its buffer, in transport mode or in a tunnel
+    /// (IPv4 or IPv6 outside), bare or in NAT-T's UDP over IPv4 (over IPv6
+    /// NAT-T's UDP checksum needs the ciphertext, which the general path
+    /// fills in). It decides from the packet alone, writes nothing unless
+    /// it takes the packet, and declines (`None`) anything else or anything
+    /// that fails a check, for the general path to seal or to refuse with
+    /// the reason. Its checks and bytes are the general path's (the burst
+    /// tests compare bursts with single seals, byte for byte). `TUNNEL` is
+    /// the SA's mode (a tunnel, or transport).
     ///
     /// Why a path of its own: the general one carries every mode, family
-    /// and encapsulation through a plan and a layout, and for this packet
+    /// and encapsulation through a plan and a layout, and for these packets
     /// that plumbing cost more than the checks and writes themselves.
     #[inline(always)]
-    fn place_transport_v4<B: PacketBuffer>(
+    fn place_straight<B: PacketBuffer, const TUNNEL: bool>(
         &self,
         pkt: &mut B,
         seq: u64,
+        outer: &Outer,
         aad: &mut [u8; 12],
         slot: &mut Option<Placed>,
     ) -> Option<()> {
         const V4: usize = ipv4::HEADER_LEN;
-        // ESP header and IV go between the IP header and the payload.
-        const IN_FRONT: usize = esp::HEADER_LEN + esp::IV_LEN;
+        const ESP_FIXED: usize = esp::HEADER_LEN + esp::IV_LEN;
         let (memory, start, len) = pkt.room();
         let (at, input_len) = (*start, *len);
         let header = *memory.get(at..)?.first_chunk::<V4>()?;
-        let [first, _, len_hi, len_lo, _, _, flags_hi, frag_lo, _, proto, ..] = header;
+        let [first, ds_field, len_hi, len_lo, _, _, flags_hi, frag_lo, _, proto, ..] = header;
         let datagram_len = usize::from(u16::from_be_bytes([len_hi, len_lo]));
         let fragment = u16::from_be_bytes([flags_hi, frag_lo]) & 0x3fff != 0;
+        let dont_frag = flags_hi & 0x40 != 0;
         // The input may hold bytes past the datagram (link-layer padding),
         // never fewer.
         if first != 0x45
@@ -246,25 +253,43 @@ impl Outbound {
         {
             return None;
         }
-        let payload_len = datagram_len - V4;
+        // What goes in front of ESP, and what ESP protects: in transport
+        // mode the packet's own header stays in front and the rest is
+        // protected; in a tunnel a new header goes in front of the whole
+        // packet.
+        let (front, front_len, outer_v4, protected_at, next_header) = match (TUNNEL, &outer.tunnel) {
+            (false, _) => (Front::KeptV4, V4, true, V4, proto),
+            (true, Some(t)) => (Front::New { ds_field, dont_frag }, t.len(), t.is_v4(), 0, protocol::IPV4),
+            (true, None) => return None,
+        };
+        let udp_len = outer.udp_len();
+        if udp_len != 0 && !outer_v4 {
+            return None;
+        }
+        let esp_at = front_len + udp_len;
+        let body_at = esp_at + ESP_FIXED;
+        let payload_len = datagram_len - protected_at;
         let pad = esp::pad_len(payload_len);
         let body_len = payload_len + pad + esp::TRAILER_LEN;
         let icv_len = self.cipher.icv_len();
-        let total = V4 + IN_FRONT + body_len + icv_len;
-        let length16 = u16::try_from(total).ok()?;
-        if self.cfg.path_mtu.is_some_and(|mtu| flags_hi & 0x40 != 0 && total > usize::from(mtu)) {
+        let total = body_at + body_len + icv_len;
+        let length16 = u16::try_from(if outer_v4 { total } else { total - ipv6::HEADER_LEN }).ok()?;
+        if self.cfg.path_mtu.is_some_and(|mtu| dont_frag && total > usize::from(mtu)) {
             return None;
         }
         // Where everything goes, found before anything is written.
-        let new_start = at.checked_sub(IN_FRONT)?;
+        let new_start = (at + protected_at).checked_sub(body_at)?;
         let packet = memory.get_mut(new_start..new_start + total)?;
-        let (front, body) = packet.split_at_mut_checked(V4 + IN_FRONT)?;
-        let (ip, esp_header) = front.split_first_chunk_mut::<V4>()?;
-        let esp_header = esp_header.first_chunk_mut::<IN_FRONT>()?;
-        let (segment, behind) = body.split_at_mut_checked(payload_len)?;
+        let (headers, body) = packet.split_at_mut_checked(body_at)?;
+        let (ip_and_udp, esp_header) = headers.split_at_mut_checked(esp_at)?;
+        let esp_header = esp_header.first_chunk_mut::<ESP_FIXED>()?;
+        let (payload, behind) = body.split_at_mut_checked(payload_len)?;
         // Padding and trailer (2 to 5 bytes), then ICV space (at least 8):
         // one 8-byte store.
         let trailer = behind.first_chunk_mut::<8>()?;
+        // The segment: behind the header, which in transport mode is no
+        // longer where the payload is.
+        let segment = payload.get(V4 - protected_at..)?;
         let pseudo = packet::common_upper(header.get(12..20)?, true, proto, segment)?;
         if let Some(pseudo) = pseudo.filter(|_| self.cfg.checksums == ChecksumPolicy::Verify)
             && !pseudo.add_u16(checksum::sum(segment)).verifies()
@@ -272,29 +297,45 @@ impl Outbound {
             return None;
         }
         // Every check passed: the packet is written.
-        *ip = rewrite_v4(header, length16, protocol::ESP);
+        let (ip, udp) = ip_and_udp.split_at_mut_checked(front_len)?;
+        match (TUNNEL, &outer.tunnel) {
+            (false, _) => *ip.first_chunk_mut::<V4>()? = rewrite_v4(header, length16, outer.carried()),
+            (true, Some(t)) => {
+                if !t.write(ip, length16, ds_field, seq as u16, dont_frag) {
+                    return None;
+                }
+            }
+            (true, None) => return None,
+        }
+        if let (Some((src_port, dst_port)), Some(place)) = (outer.udp, udp.first_chunk_mut::<{ udp::HEADER_LEN }>()) {
+            // The checksum is 0 over IPv4 (RFC 3948 §2.1).
+            let [s0, s1] = src_port.to_be_bytes();
+            let [d0, d1] = dst_port.to_be_bytes();
+            let [l0, l1] = ((total - front_len) as u16).to_be_bytes();
+            *place = [s0, s1, d0, d1, l0, l1, 0, 0];
+        }
         *esp_header = EspRepr { spi: self.cfg.spi, sequence: seq as u32 }.with_iv(seq.to_be_bytes());
-        *trailer = Trailer::padded8(pad, proto);
+        *trailer = Trailer::padded8(pad, next_header);
         let aad_len = self.cipher.write_aad(self.cfg.spi, seq, aad);
         *slot = Some(Placed {
             start: new_start,
             datagram_at: at,
             moved_from: None,
             datagram_len,
-            protected_at: V4,
-            esp_at: V4,
-            body_at: V4 + IN_FRONT,
+            protected_at,
+            esp_at,
+            body_at,
             body_len,
             total,
-            v4: true,
-            udp_at: V4,
+            v4: outer_v4,
+            udp_at: front_len,
             seq,
             aad_len,
             borrowed: None,
             input_len,
             fragment: false,
-            front: Front::KeptV4,
-            next_header: proto,
+            front,
+            next_header,
         });
         Some(())
     }
