@@ -270,10 +270,11 @@ impl SharedCounters {
         // Packets and bytes are what a burst of good packets adds; the
         // other 23 counters are walked only when one of them moved (the
         // walk costs more than opening one small packet's headers).
-        let mut rest = *delta;
-        let packets = core::mem::take(&mut rest.packets);
-        let bytes = core::mem::take(&mut rest.bytes);
-        let others = rest != Counters::default();
+        // Compared where `delta` lies, not copied first: a copy of the
+        // whole struct is a `memcpy` whose wide stores the next reads wait
+        // for (about 15 ns a call, what a burst of one packet spent here).
+        let (packets, bytes) = (delta.packets, delta.bytes);
+        let others = *delta != Counters { packets, bytes, ..Counters::default() };
         self.with_shard(|values, owned| {
             let [packets_slot, bytes_slot, ..] = values;
             if packets != 0 {
@@ -283,6 +284,8 @@ impl SharedCounters {
                 add(bytes_slot, bytes, owned);
             }
             if others {
+                let mut rest = *delta;
+                (rest.packets, rest.bytes) = (0, 0);
                 for (slot, value) in values.iter().zip(rest.fields_mut()) {
                     if *value != 0 {
                         add(slot, *value, owned);
