@@ -18,7 +18,8 @@
 
 use espgcm::esp::wire::{self as esp_wire, EspPacket, EspRepr};
 use espgcm::esp::{
-    ChecksumPolicy, Counters, Encap, EspError, Inbound, Mode, NextHeaders, Outbound, SaConfig, Transform, natt,
+    ChecksumPolicy, Counters, Encap, EspError, Inbound, Mode, NextHeaders, Outbound, PacketBuf, SaConfig, Transform,
+    natt,
 };
 use espgcm::net::checksum::{self, Sum, pseudo_header_v4, pseudo_header_v6};
 use espgcm::net::{
@@ -129,6 +130,19 @@ pub fn esp_open(data: &[u8]) {
     let mut out = vec![0xa5; 7];
     let first = rx.open(packet, &mut out);
     assert_counted(&rx.stats(), 1);
+
+    // The same packet as a burst of one, on a receiver of its own: the
+    // burst's straight and general paths judge it as `open` does.
+    {
+        let burst_rx = Inbound::new(cfg.clone()).expect("every fuzzed SA configuration is valid");
+        let mut burst = [PacketBuf::from_packet(packet)];
+        let mut results = [Ok(())];
+        burst_rx.open_burst(&mut burst, &mut results);
+        assert_eq!(results[0], first, "a burst of one and open disagree");
+        if first.is_ok() {
+            assert_eq!(burst[0].data(), out.as_slice(), "a burst of one delivered other bytes than open");
+        }
+    }
     match &first {
         Ok(()) => {
             assert!(!out.is_empty(), "an opened packet is never empty");
@@ -318,16 +332,35 @@ pub fn esp_seal(data: &[u8]) {
     if b2 & 1 != 0 {
         fix_checksums(&mut packet);
     }
-    let tx = Outbound::new(cfg.clone()).expect("every fuzzed SA configuration is valid");
     let at_end = b2 & 2 != 0;
+    let last = if cfg.esn { u64::MAX } else { u64::from(u32::MAX) };
+    // The same packet as a burst of one, on a sender of its own at the same
+    // sequence number (dropped before the next one: one live sender per
+    // key); compared with `seal` below.
+    let (burst_result, burst_bytes) = {
+        let burst_tx = Outbound::new(cfg.clone()).expect("every fuzzed SA configuration is valid");
+        if at_end {
+            burst_tx.skip_to_sequence(last).expect("the last sequence number can be skipped to");
+        }
+        let mut burst = [PacketBuf::from_packet(&packet)];
+        let mut results = [Ok(())];
+        burst_tx.seal_burst(&mut burst, &mut results);
+        let [result] = results;
+        (result, burst[0].data().to_vec())
+    };
+    let tx = Outbound::new(cfg.clone()).expect("every fuzzed SA configuration is valid");
     if at_end {
-        let last = if cfg.esn { u64::MAX } else { u64::from(u32::MAX) };
         tx.skip_to_sequence(last).expect("the last sequence number can be skipped to");
     }
     let seq = tx.next_sequence().expect("a fresh SA has sequence numbers left");
     let mut sealed = vec![0x5a; 3];
     let result = tx.seal(&packet, &mut sealed);
     assert_counted(&tx.stats(), 1);
+    assert_eq!(burst_result, result, "a burst of one and seal disagree");
+    match &result {
+        Ok(()) => assert_eq!(burst_bytes, sealed, "a burst of one sealed other bytes than seal"),
+        Err(_) => assert_eq!(burst_bytes, packet, "a packet a burst refuses is left as it came"),
+    }
     match &result {
         Err(e) => {
             assert!(sealed.is_empty(), "out must be empty after {e:?}");
