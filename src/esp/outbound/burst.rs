@@ -282,6 +282,7 @@ impl Outbound {
         let packet = memory.get_mut(new_start..new_start + total)?;
         let (headers, body) = packet.split_at_mut_checked(body_at)?;
         let (ip_and_udp, esp_header) = headers.split_at_mut_checked(esp_at)?;
+        let (ip, udp) = ip_and_udp.split_at_mut_checked(front_len)?;
         let esp_header = esp_header.first_chunk_mut::<ESP_FIXED>()?;
         let (payload, behind) = body.split_at_mut_checked(payload_len)?;
         // Padding and trailer (2 to 5 bytes), then ICV space (at least 8):
@@ -297,7 +298,6 @@ impl Outbound {
             return None;
         }
         // Every check passed: the packet is written.
-        let (ip, udp) = ip_and_udp.split_at_mut_checked(front_len)?;
         match (TUNNEL, &outer.tunnel) {
             (false, _) => *ip.first_chunk_mut::<V4>()? = rewrite_v4(header, length16, outer.carried()),
             (true, Some(t)) => {
