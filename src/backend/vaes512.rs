@@ -101,7 +101,7 @@ impl Lanes for Z {
     type Narrow = X;
     const BLOCKS: usize = 4;
     const KARATSUBA: bool = false;
-    const GROUP_BLOCKS: [usize; 2] = [4, 4];
+    const GROUP_BLOCKS: [usize; 2] = [16, 16];
     const SHORT: usize = 17;
 
     #[inline(always)]

@@ -33,8 +33,8 @@
 //! # The short kernel
 //!
 //! On 512-bit registers (four blocks), whole registers' worth of messages
-//! of one block count, at most four blocks each, with 96-bit IVs take
-//! [`run_short`] instead: each message is one register, and transposes
+//! of one block count, at most sixteen blocks each, with 96-bit IVs take
+//! [`run_short`] instead: each message is one to four registers, and transposes
 //! move between message order (for memory) and block order (for the
 //! hash). It leaves out the lane kernel's starts, tails and segments,
 //! whose bookkeeping cost more than the rounds for such messages.
@@ -124,7 +124,19 @@ fn run_rounds<K: Shape, const Q: usize, const CH: usize, const DECRYPT: bool, co
             1 => run_short::<K, DECRYPT, R, 1>(t, m, msgs, tags),
             2 => run_short::<K, DECRYPT, R, 2>(t, m, msgs, tags),
             3 => run_short::<K, DECRYPT, R, 3>(t, m, msgs, tags),
-            _ => run_short::<K, DECRYPT, R, 4>(t, m, msgs, tags),
+            4 => run_short::<K, DECRYPT, R, 4>(t, m, msgs, tags),
+            5 => run_short::<K, DECRYPT, R, 5>(t, m, msgs, tags),
+            6 => run_short::<K, DECRYPT, R, 6>(t, m, msgs, tags),
+            7 => run_short::<K, DECRYPT, R, 7>(t, m, msgs, tags),
+            8 => run_short::<K, DECRYPT, R, 8>(t, m, msgs, tags),
+            9 => run_short::<K, DECRYPT, R, 9>(t, m, msgs, tags),
+            10 => run_short::<K, DECRYPT, R, 10>(t, m, msgs, tags),
+            11 => run_short::<K, DECRYPT, R, 11>(t, m, msgs, tags),
+            12 => run_short::<K, DECRYPT, R, 12>(t, m, msgs, tags),
+            13 => run_short::<K, DECRYPT, R, 13>(t, m, msgs, tags),
+            14 => run_short::<K, DECRYPT, R, 14>(t, m, msgs, tags),
+            15 => run_short::<K, DECRYPT, R, 15>(t, m, msgs, tags),
+            _ => run_short::<K, DECRYPT, R, 16>(t, m, msgs, tags),
         }
         return;
     }
@@ -172,26 +184,29 @@ fn run_rounds<K: Shape, const Q: usize, const CH: usize, const DECRYPT: bool, co
 }
 
 /// The block count every message of `msgs` has, if they share one of at
-/// most a register's worth ([`ONE_REGISTER_BLOCKS`]) and every `J0`
-/// counter is 1 (96-bit IVs): what [`run_short`] takes.
+/// most four registers' worth ([`SHORT_BLOCKS`]) and every `J0` counter is
+/// 1 (96-bit IVs): what [`run_short`] takes.
 #[inline(always)]
 fn one_register_each(msgs: &[Message<'_>]) -> Option<usize> {
     let blocks = msgs.first()?.data.len().div_ceil(16);
     let same = msgs.iter().all(|msg| msg.data.len().div_ceil(16) == blocks && msg.j0 as u32 == 1);
-    (same && (1..=ONE_REGISTER_BLOCKS).contains(&blocks)).then_some(blocks)
+    (same && (1..=SHORT_BLOCKS).contains(&blocks)).then_some(blocks)
 }
 
 /// Blocks per register of the widths the short kernel runs on.
 const ONE_REGISTER_BLOCKS: usize = 4;
 
-/// Sets of four messages of `B` blocks each (`B` at most a register), all
-/// of whose `J0` counters are 1 (96-bit IVs), on a width of four blocks a
-/// register, set by set: a set's counters go through AES together (`B`
-/// registers and the `E(K, J0)` register), each message is read and
-/// written as one register with a byte mask, and
-/// four-by-four transposes turn the keystream into message order and the
-/// messages into block order for the hash, so that the set's four hashes
-/// take one reduction.
+/// The longest message the short kernel takes: four registers.
+const SHORT_BLOCKS: usize = 4 * ONE_REGISTER_BLOCKS;
+
+/// Sets of four messages of `B` blocks each (`B` at most four registers),
+/// all of whose `J0` counters are 1 (96-bit IVs), on a width of four
+/// blocks a register, set by set: a set's counters go through AES together
+/// (`B` registers and the `E(K, J0)` register), each message is read and
+/// written as one register with a byte mask (past four blocks, whole
+/// registers and a last masked one), and four-by-four transposes turn the keystream into
+/// message order and the messages into block order for the hash, so that
+/// the set's four hashes take one reduction.
 ///
 /// Written out for this case instead of going through the general lane
 /// kernel above, whose per-lane bookkeeping (starts, tails, segments,
@@ -206,7 +221,10 @@ fn run_short<K: Shape, const DECRYPT: bool, const R: usize, const B: usize>(
     msgs: &mut [Message<'_>],
     tags: &mut [[u8; 16]],
 ) {
-    const { assert!(B >= 1 && B <= ONE_REGISTER_BLOCKS) };
+    const { assert!(B >= 1 && B <= SHORT_BLOCKS) };
+    // Registers per message: a message of more than four blocks is read
+    // and written as whole registers and a last partial one.
+    let parts = B.div_ceil(ONE_REGISTER_BLOCKS);
     let n = K::V::narrow(t);
     let rk0 = m.round_key::<K::V>(t, 0);
     let (aad_power, aad_power_k) = m.power_splat::<K::V>(t, B + 2);
@@ -251,7 +269,7 @@ fn run_short<K: Shape, const DECRYPT: bool, const R: usize, const B: usize>(
         let j0 = unsafe { K::V::gather_full(t, j0s) }.byte_reverse();
         // The `B` counter registers, then `J0` for the tag, through the
         // rounds together.
-        let mut ks = [j0; ONE_REGISTER_BLOCKS + 1];
+        let mut ks = [j0; SHORT_BLOCKS + 1];
         for (k, y) in ks.iter_mut().take(B).enumerate() {
             *y = j0.add32(K::V::dwords(t, 3, (k as u32 + 1) << 24, 0));
         }
@@ -272,25 +290,6 @@ fn run_short<K: Shape, const DECRYPT: bool, const R: usize, const B: usize>(
             *y = y.aes_last(last);
         }
         let mask = ks.get(B).copied().unwrap_or(rk0);
-        let mut stream = [K::V::zero(t); ONE_REGISTER_BLOCKS];
-        for (y, &k) in stream.iter_mut().zip(&ks).take(B) {
-            *y = k;
-        }
-        // Register l: message l's keystream.
-        let stream = K::V::transpose4(t, stream);
-        let mut hashed = [K::V::zero(t); ONE_REGISTER_BLOCKS];
-        for ((h, y), (at, len)) in hashed.iter_mut().zip(stream).zip(places) {
-            // SAFETY: `len` (1..=16 * B, at most a register) bytes at `at`
-            // are the message's data, borrowed mutably through `msgs`.
-            let input = unsafe { K::V::load_partial(t, at, len) };
-            let output = input.xor(y);
-            // SAFETY: as for the load.
-            unsafe { output.store_partial(at, len) };
-            // The ciphertext, zero past the message's end.
-            *h = if DECRYPT { input } else { output.keep(len) };
-        }
-        // Register k: block k of the four messages.
-        let blocks = K::V::transpose4(t, hashed);
         let mut wide = Wide::<K::V>::new(t);
         // `E(K, J0)` joins the sum before its multiplies: added to the
         // reduced hash at the end, the compiler put its rounds there too,
@@ -299,9 +298,39 @@ fn run_short<K: Shape, const DECRYPT: bool, const R: usize, const B: usize>(
         // SAFETY: each lane's AAD slice (at most 16 bytes, `group::fits`).
         let aad = unsafe { K::V::gather(t, aads) }.byte_reverse();
         wide.mul_add(aad, aad_power, aad_power_k);
-        for (k, &x) in blocks.iter().take(B).enumerate() {
-            let (h, hk) = m.power_splat::<K::V>(t, B + 1 - k);
-            wide.mul_add(x.byte_reverse(), h, hk);
+        // Four blocks of each message a register, read, written and hashed
+        // register by register.
+        for part in 0..parts {
+            let from = part * ONE_REGISTER_BLOCKS;
+            let mut stream = [K::V::zero(t); ONE_REGISTER_BLOCKS];
+            for (k, y) in stream.iter_mut().enumerate().take(B - from) {
+                *y = ks.get(from + k).copied().unwrap_or(rk0);
+            }
+            // Register l: this part of message l's keystream.
+            let stream = K::V::transpose4(t, stream);
+            let mut hashed = [K::V::zero(t); ONE_REGISTER_BLOCKS];
+            for ((h, y), &(at, len)) in hashed.iter_mut().zip(stream).zip(&places) {
+                // Every message has `B` blocks, so more than `16 * from`
+                // bytes: this part is 1 to 64 of them.
+                let offset = 16 * from;
+                let n = (len - offset).min(16 * ONE_REGISTER_BLOCKS);
+                // SAFETY: bytes `offset..offset + n` of the `len` at `at`,
+                // the message's data, borrowed mutably through `msgs`.
+                let at = unsafe { at.add(offset) };
+                // SAFETY: `n` (1..=64) bytes at `at`, inside the message.
+                let input = unsafe { K::V::load_partial(t, at, n) };
+                let output = input.xor(y);
+                // SAFETY: as for the load.
+                unsafe { output.store_partial(at, n) };
+                // The ciphertext, zero past the message's end.
+                *h = if DECRYPT { input } else { output.keep(n) };
+            }
+            // Register k: block `from + k` of the four messages, times
+            // `H^(B + 1 - from - k)`.
+            for (k, x) in K::V::transpose4(t, hashed).into_iter().enumerate().take(B - from) {
+                let (h, hk) = m.power_splat::<K::V>(t, B + 1 - from - k);
+                wide.mul_add(x.byte_reverse(), h, hk);
+            }
         }
         wide.mul_add(lengths, h1, hk1);
         let hash = wide.reduce_lanes().byte_reverse();

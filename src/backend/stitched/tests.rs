@@ -239,7 +239,7 @@ fn groups_equal_single_calls_for_mixed_lengths_and_aad_on_every_backend() {
 }
 
 /// Groups the short kernel takes (`multi::run_short` on 512-bit registers:
-/// whole registers of messages of one block count, at most four blocks,
+/// whole registers of messages of one block count, at most sixteen blocks,
 /// 96-bit IVs) equal single calls, sealing and opening, for every count,
 /// block count and last-block length; other backends run them through the
 /// lane kernel, which must agree too. A message whose `J0` counter is not 1
@@ -250,9 +250,9 @@ fn short_groups_of_one_block_count_equal_single_calls_on_every_backend() {
     let mut next = xorshift(0x7368_6f72_7400_0001);
     for key in KEYS {
         for (b, fast, reference) in engines(key) {
-            for round in 0..160 {
+            for round in 0..640 {
                 let count = 4 * (1 + round % (GROUP / 4));
-                let blocks = 1 + (round / 8) % 4;
+                let blocks = 1 + (round / 8) % 16;
                 // Lengths with that block count: whole last blocks and
                 // partial ones.
                 let lens: Vec<usize> = (0..count)
