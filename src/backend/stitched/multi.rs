@@ -115,7 +115,7 @@ fn run_rounds<K: Shape, const Q: usize, const CH: usize, const DECRYPT: bool, co
     if K::V::BLOCKS == ONE_REGISTER_BLOCKS
         && count == msgs.len()
         && count.is_multiple_of(ONE_REGISTER_BLOCKS)
-        && let Some(blocks) = one_register_each(msgs)
+        && let Some(blocks) = one_block_count(msgs)
     {
         // Whole registers of messages of one block count, at most a
         // register each (the common burst of one packet size): the short
@@ -187,7 +187,7 @@ fn run_rounds<K: Shape, const Q: usize, const CH: usize, const DECRYPT: bool, co
 /// most four registers' worth ([`SHORT_BLOCKS`]) and every `J0` counter is
 /// 1 (96-bit IVs): what [`run_short`] takes.
 #[inline(always)]
-fn one_register_each(msgs: &[Message<'_>]) -> Option<usize> {
+fn one_block_count(msgs: &[Message<'_>]) -> Option<usize> {
     let blocks = msgs.first()?.data.len().div_ceil(16);
     let same = msgs.iter().all(|msg| msg.data.len().div_ceil(16) == blocks && msg.j0 as u32 == 1);
     (same && (1..=SHORT_BLOCKS).contains(&blocks)).then_some(blocks)
@@ -204,9 +204,9 @@ const SHORT_BLOCKS: usize = 4 * ONE_REGISTER_BLOCKS;
 /// blocks a register, set by set: a set's counters go through AES together
 /// (`B` registers and the `E(K, J0)` register), each message is read and
 /// written as one register with a byte mask (past four blocks, whole
-/// registers and a last masked one), and four-by-four transposes turn the keystream into
-/// message order and the messages into block order for the hash, so that
-/// the set's four hashes take one reduction.
+/// registers and a last masked one), and four-by-four transposes turn the
+/// keystream into message order and the messages into block order for the
+/// hash, so that the set's four hashes take one reduction.
 ///
 /// Written out for this case instead of going through the general lane
 /// kernel above, whose per-lane bookkeeping (starts, tails, segments,
