@@ -20,8 +20,7 @@ use super::super::{Counters, Encap, EspError, Mode};
 use super::Inbound;
 use super::plan::{OpenPlan, Restored};
 use crate::Job;
-use crate::net::checksum::Sum;
-use crate::net::{ipv4, protocol};
+use crate::net::ipv4;
 
 /// Packets whose work goes to one batch call (see the outbound side).
 pub(super) const CHUNK: usize = 32;
@@ -210,15 +209,9 @@ impl Inbound {
         let (memory, start, len) = pkt.room();
         let at = *start;
         let packet = memory.get(at..at + *len)?;
-        let header = packet.first_chunk::<V4>()?;
-        let [first, _, len_hi, len_lo, _, _, flags_hi, frag_lo, _, proto, ..] = *header;
-        let total = usize::from(u16::from_be_bytes([len_hi, len_lo]));
-        let fragment = u16::from_be_bytes([flags_hi, frag_lo]) & 0x3fff != 0;
-        // A length past the bytes there are fails the `get` of the ESP
-        // bytes below.
-        if first != 0x45 || fragment || proto != protocol::ESP || !Sum::ZERO.add_bytes(header).verifies() {
-            return None;
-        }
+        // The IPv4 header's checks are the general path's own first step.
+        let located = self.locate_common(packet).filter(|l| l.version == 4 && l.prefix_len == V4)?;
+        let total = located.payload_end;
         let esp_len = total.checked_sub(V4)?;
         let icv_len = self.cipher.icv_len();
         let ciphertext_len = esp_len.checked_sub(FIXED + icv_len)?;

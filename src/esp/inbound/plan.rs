@@ -61,13 +61,13 @@ impl OpenPlan {
 }
 
 /// Where ESP is in a received packet.
-struct Located {
-    prefix_len: usize,
-    version: u8,
+pub(super) struct Located {
+    pub prefix_len: usize,
+    pub version: u8,
     next_header_at: usize,
     /// The IP payload (ESP, or UDP carrying it), as a range of the packet.
     payload_at: usize,
-    payload_end: usize,
+    pub payload_end: usize,
 }
 
 impl Inbound {
@@ -123,7 +123,7 @@ impl Inbound {
     /// not a fragment) or IPv6 whose fixed header names ESP (or UDP) at
     /// once. `None` sends the packet to the general path.
     #[inline(always)]
-    fn locate_common(&self, packet: &[u8]) -> Option<Located> {
+    pub(super) fn locate_common(&self, packet: &[u8]) -> Option<Located> {
         let want = if matches!(self.cfg.encap, Encap::Udp { .. }) { protocol::UDP } else { protocol::ESP };
         let (&first, _) = packet.split_first()?;
         if first == 0x45 {

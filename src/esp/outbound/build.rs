@@ -18,6 +18,16 @@ pub(super) fn short(header: Header, needed: usize, available: usize) -> EspError
     EspError::Truncated { header, needed, available }
 }
 
+/// NAT-T's UDP header in front of ESP: `len` bytes from the UDP header on,
+/// checksum 0 (RFC 3948 §2.1; over IPv6 it is filled in after encryption).
+#[inline(always)]
+pub(super) fn natt_udp_header(src_port: u16, dst_port: u16, len: usize) -> [u8; udp::HEADER_LEN] {
+    let [s0, s1] = src_port.to_be_bytes();
+    let [d0, d1] = dst_port.to_be_bytes();
+    let [l0, l1] = (len as u16).to_be_bytes();
+    [s0, s1, d0, d1, l0, l1, 0, 0]
+}
+
 /// Where transport mode's kept header comes from.
 #[derive(Clone, Copy, Debug)]
 pub(super) enum Kept {
@@ -133,13 +143,9 @@ impl Outbound {
         if let Some((src_port, dst_port)) = outer.udp {
             // The UDP length covers ESP; the checksum is 0 over IPv4 (RFC
             // 3948 §2.1) and filled in after encryption over IPv6.
-            let udp_len = (plan.total - plan.udp_at()) as u16;
-            let [s0, s1] = src_port.to_be_bytes();
-            let [d0, d1] = dst_port.to_be_bytes();
-            let [l0, l1] = udp_len.to_be_bytes();
             let place = front.get_mut(plan.udp_at()..).and_then(<[u8]>::first_chunk_mut::<{ udp::HEADER_LEN }>);
             if let Some(place) = place {
-                *place = [s0, s1, d0, d1, l0, l1, 0, 0];
+                *place = natt_udp_header(src_port, dst_port, plan.total - plan.udp_at());
             }
         }
         let header = EspRepr { spi: self.cfg.spi, sequence: seq as u32 }.with_iv(seq.to_be_bytes());

@@ -20,7 +20,7 @@ use super::super::packet_buf::PacketBuffer;
 use super::super::wire::{self as esp, EspRepr, Trailer, borrow_for_esn, give_back};
 use super::super::{ChecksumPolicy, Counters, EspError, Header, Mode};
 use super::Outbound;
-use super::build::{Kept, restore_kept, short};
+use super::build::{Kept, natt_udp_header, restore_kept, short};
 use super::outer::Outer;
 use super::plan::{Front, SealPlan};
 use crate::Job;
@@ -308,11 +308,7 @@ impl Outbound {
             (true, None) => return None,
         }
         if let (Some((src_port, dst_port)), Some(place)) = (outer.udp, udp.first_chunk_mut::<{ udp::HEADER_LEN }>()) {
-            // The checksum is 0 over IPv4 (RFC 3948 §2.1).
-            let [s0, s1] = src_port.to_be_bytes();
-            let [d0, d1] = dst_port.to_be_bytes();
-            let [l0, l1] = ((total - front_len) as u16).to_be_bytes();
-            *place = [s0, s1, d0, d1, l0, l1, 0, 0];
+            *place = natt_udp_header(src_port, dst_port, total - front_len);
         }
         *esp_header = EspRepr { spi: self.cfg.spi, sequence: seq as u32 }.with_iv(seq.to_be_bytes());
         *trailer = Trailer::padded8(pad, next_header);
