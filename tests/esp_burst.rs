@@ -99,7 +99,8 @@ fn fix_header_checksum(mut packet: Vec<u8>) -> Vec<u8> {
     packet
 }
 
-/// Transport mode over IPv4 has a straight path of its own in bursts. The
+/// Common packets (IPv4 without options or IPv6 without extension headers,
+/// carrying TCP or UDP) have a straight path of their own in bursts. The
 /// packets it must leave to the general path, or refuse, come out of a
 /// burst as single seals give them, with the same errors, and a refused one
 /// is left as it came: trailing link-layer bytes, options, a fragment, a
@@ -121,13 +122,10 @@ fn unusual_packets_in_a_burst_come_out_as_single_seals() {
                     let (src, dst) = endpoints(family);
                     Mode::Tunnel { src, dst }
                 });
-                unusual_packets_with(SaConfig {
-                    path_mtu: Some(1000),
-                    checksums,
-                    mode,
-                    encap,
-                    ..SaConfig::new(0x5353, &keymat(16))
-                });
+                let cfg =
+                    SaConfig { path_mtu: Some(1000), checksums, mode, encap, ..SaConfig::new(0x5353, &keymat(16)) };
+                unusual_packets_with(cfg.clone());
+                unusual_v6_packets_with(cfg);
             }
         }
     }
@@ -172,6 +170,69 @@ fn unusual_packets_with(cfg: SaConfig) {
         ("no room at all", tcp(70), 8, 8),
         ("UDP", udp_v4(V4_SRC, V4_DST, &pattern(33, 3)), 64, 32),
     ];
+    let (sealed, results) = seal_unusual(&cfg, &cases);
+    // The cases are what they say: the checks above compared something.
+    // A fragment is refused in transport mode; a tunnel carries it.
+    let verified = checksums == ChecksumPolicy::Verify;
+    let expected = 9 + usize::from(!verified) + usize::from(!transport);
+    assert_eq!(sealed, expected, "{what_sa}: {results:?}");
+    assert!(matches!(results[9], Err(EspError::PacketTooBig { .. })), "{:?}", results[9]);
+    assert!(matches!(results[4], Err(EspError::Malformed { .. } | EspError::Truncated { .. })), "{:?}", results[4]);
+    if verified {
+        assert!(matches!(results[8], Err(EspError::ChecksumBeforeEncrypt { .. })), "{:?}", results[8]);
+    }
+}
+
+/// The same for IPv6 inside: trailing bytes, extension headers, a payload
+/// length past the bytes there are, UDP without a checksum (which IPv6
+/// forbids), a protocol the straight path does not take, a bad TCP
+/// checksum, past the path MTU (which always applies: IPv6 is not
+/// fragmented on the way), and buffers without room.
+fn unusual_v6_packets_with(cfg: SaConfig) {
+    let what_sa = format!("{:?} {:?} {:?} inner IPv6", cfg.mode, cfg.encap, cfg.checksums);
+    let tcp = |n: usize| tcp_v6(V6_SRC, V6_DST, &pattern(n, 9));
+    let mut trailing = tcp(30);
+    trailing.extend_from_slice(&[0xee; 6]);
+    let mut long_claim = tcp(48);
+    long_claim[5] += 2;
+    let mut no_udp_checksum = udp_v6(V6_SRC, V6_DST, &pattern(50, 1));
+    no_udp_checksum[46..48].copy_from_slice(&[0, 0]);
+    let mut bad_segment = tcp(60);
+    *bad_segment.last_mut().unwrap() ^= 4;
+    // (what, packet, room in front, room behind)
+    let cases: Vec<(&str, Vec<u8>, usize, usize)> = vec![
+        ("TCP", tcp(100), 64, 32),
+        ("trailing bytes", trailing, 64, 32),
+        ("extension headers", tcp_v6_with_extensions(V6_SRC, V6_DST, &pattern(40, 4)), 64, 32),
+        ("length past the bytes", long_claim, 64, 32),
+        ("UDP without a checksum", no_udp_checksum, 64, 32),
+        ("GRE", ipv6(V6_SRC, V6_DST, 47, &pattern(40, 2)), 64, 32),
+        ("bad TCP checksum", bad_segment, 64, 32),
+        ("past the path MTU", tcp(1000), 64, 32),
+        ("no room in front", tcp(70), 0, 128),
+        ("no room behind", tcp(70), 128, 0),
+        ("no room at all", tcp(70), 8, 8),
+        ("UDP", udp_v6(V6_SRC, V6_DST, &pattern(33, 3)), 64, 32),
+    ];
+    let (sealed, results) = seal_unusual(&cfg, &cases);
+    // Without checksums to verify, UDP without one and the bad TCP
+    // checksum are sealed as they are.
+    let verified = cfg.checksums == ChecksumPolicy::Verify;
+    assert_eq!(sealed, 7 + 2 * usize::from(!verified), "{what_sa}: {results:?}");
+    assert!(matches!(results[7], Err(EspError::PacketTooBig { .. })), "{what_sa}: {:?}", results[7]);
+    assert!(matches!(results[3], Err(EspError::Malformed { .. } | EspError::Truncated { .. })), "{:?}", results[3]);
+    assert!(results[0].is_ok() && results[2].is_ok() && results[11].is_ok(), "{what_sa}: {results:?}");
+    if verified {
+        assert!(matches!(results[6], Err(EspError::ChecksumBeforeEncrypt { .. })), "{:?}", results[6]);
+    }
+}
+
+/// Seal each of `cases` (what, packet, room in front, room behind) alone
+/// and then all of them as one burst, and check that the burst gives what
+/// the single seals gave: the same bytes, or the same error with the packet
+/// left as it came. Returns how many were sealed, and the burst's results.
+fn seal_unusual(cfg: &SaConfig, cases: &[(&str, Vec<u8>, usize, usize)]) -> (usize, Vec<Result<(), EspError>>) {
+    let what_sa = format!("{:?} {:?} {:?}", cfg.mode, cfg.encap, cfg.checksums);
     // Each case alone on a sender of its own, at the sequence number the
     // burst gives it (one live sender per key: each is dropped in turn).
     let singles: Vec<Result<Vec<u8>, EspError>> = cases
@@ -196,11 +257,11 @@ fn unusual_packets_with(cfg: SaConfig) {
         .collect();
     let mut burst: Vec<PacketSlice> = memories
         .iter_mut()
-        .zip(&cases)
+        .zip(cases)
         .map(|(memory, (_, packet, front, _))| PacketSlice::new(memory, *front, packet.len()).unwrap())
         .collect();
     let mut results = vec![Ok(()); burst.len()];
-    let tx = Outbound::new(cfg).unwrap();
+    let tx = Outbound::new(cfg.clone()).unwrap();
     tx.seal_burst_in(&mut burst, &mut results);
     let mut sealed = 0;
     for (((what, packet, _, _), single), (got, result)) in cases.iter().zip(&singles).zip(burst.iter().zip(&results)) {
@@ -221,16 +282,7 @@ fn unusual_packets_with(cfg: SaConfig) {
             _ => panic!("{what_sa}: {what}: alone {single:?}, in the burst {result:?}"),
         }
     }
-    // The cases are what they say: the checks above compared something.
-    // A fragment is refused in transport mode; a tunnel carries it.
-    let verified = checksums == ChecksumPolicy::Verify;
-    let expected = 9 + usize::from(!verified) + usize::from(!transport);
-    assert_eq!(sealed, expected, "{what_sa}: {results:?}");
-    assert!(matches!(results[9], Err(EspError::PacketTooBig { .. })), "{:?}", results[9]);
-    assert!(matches!(results[4], Err(EspError::Malformed { .. } | EspError::Truncated { .. })), "{:?}", results[4]);
-    if verified {
-        assert!(matches!(results[8], Err(EspError::ChecksumBeforeEncrypt { .. })), "{:?}", results[8]);
-    }
+    (sealed, results)
 }
 
 /// ESP over IPv4 has a straight path of its own when bursts are opened.

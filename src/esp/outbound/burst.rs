@@ -77,6 +77,45 @@ struct Placed {
     next_header: u8,
 }
 
+/// What the straight path reads from a packet's own header.
+struct Inner {
+    /// The datagram's length, as its header says.
+    datagram_len: usize,
+    /// TCP or UDP, for the straight path to take it.
+    proto: u8,
+    /// The DS field (IPv4's TOS byte, IPv6's traffic class).
+    ds_field: u8,
+    /// IPv4's DF (IPv6 has none).
+    dont_frag: bool,
+}
+
+impl Inner {
+    /// IPv4 without options: whole (not a fragment), a total length of at
+    /// least the header, and the header checksum right.
+    #[inline(always)]
+    fn v4(header: &[u8; ipv4::HEADER_LEN]) -> Option<Inner> {
+        let [first, ds_field, len_hi, len_lo, _, _, flags_hi, frag_lo, _, proto, ..] = *header;
+        let datagram_len = usize::from(u16::from_be_bytes([len_hi, len_lo]));
+        let fragment = u16::from_be_bytes([flags_hi, frag_lo]) & 0x3fff != 0;
+        if first != 0x45 || datagram_len < ipv4::HEADER_LEN || fragment || !Sum::ZERO.add_bytes(header).verifies() {
+            return None;
+        }
+        Some(Inner { datagram_len, proto, ds_field, dont_frag: flags_hi & 0x40 != 0 })
+    }
+
+    /// IPv6: the fixed header, naming what follows it (an extension header
+    /// sends the packet to the general path, through `common_upper`).
+    #[inline(always)]
+    fn v6(header: &[u8; ipv6::HEADER_LEN]) -> Option<Inner> {
+        let [v_tc, tc_fl, _, _, len_hi, len_lo, proto, ..] = *header;
+        if v_tc >> 4 != 6 {
+            return None;
+        }
+        let datagram_len = ipv6::HEADER_LEN + usize::from(u16::from_be_bytes([len_hi, len_lo]));
+        Some(Inner { datagram_len, proto, ds_field: (v_tc << 4) | (tc_fl >> 4), dont_frag: false })
+    }
+}
+
 /// Move `len` bytes at `from` to `to` within `memory`, or refuse (before
 /// moving anything) when either range does not lie inside it.
 fn move_bytes(memory: &mut [u8], from: usize, len: usize, to: usize) -> Result<(), EspError> {
@@ -193,9 +232,14 @@ impl Outbound {
         if !self.cipher.is_gmac() && self.cfg.selectors.is_empty() {
             // One copy of the straight path per mode, so that neither
             // carries the other's branches.
-            let taken = match self.cfg.mode {
-                Mode::Transport => self.place_straight::<B, false>(pkt, seq, outer, aad, slot),
-                Mode::Tunnel { .. } => self.place_straight::<B, true>(pkt, seq, outer, aad, slot),
+            const V4: usize = ipv4::HEADER_LEN;
+            const V6: usize = ipv6::HEADER_LEN;
+            let v6 = pkt.data().first().is_some_and(|&b| b >> 4 == 6);
+            let taken = match (self.cfg.mode, v6) {
+                (Mode::Transport, false) => self.place_straight::<B, false, V4>(pkt, seq, outer, aad, slot),
+                (Mode::Transport, true) => self.place_straight::<B, false, V6>(pkt, seq, outer, aad, slot),
+                (Mode::Tunnel { .. }, false) => self.place_straight::<B, true, V4>(pkt, seq, outer, aad, slot),
+                (Mode::Tunnel { .. }, true) => self.place_straight::<B, true, V6>(pkt, seq, outer, aad, slot),
             };
             if taken.is_some() {
                 return Ok(());
@@ -211,22 +255,26 @@ impl Outbound {
     }
 
     /// [`place`](Self::place) for the most common packets, in one straight
-    /// pass: IPv4 without options carrying TCP or UDP, GCM, no selectors,
-    /// with room around it in its buffer, in transport mode or in a tunnel
-    /// (IPv4 or IPv6 outside), bare or in NAT-T's UDP over IPv4 (over IPv6
-    /// NAT-T's UDP checksum needs the ciphertext, which the general path
-    /// fills in). It decides from the packet alone, writes nothing unless
-    /// it takes the packet, and declines (`None`) anything else or anything
-    /// that fails a check, for the general path to seal or to refuse with
-    /// the reason. Its checks and bytes are the general path's (the burst
-    /// tests compare bursts with single seals, byte for byte). `TUNNEL` is
-    /// the SA's mode (a tunnel, or transport).
+    /// pass: IPv4 without options or IPv6 without extension headers
+    /// (`H`, the header's length, says which), carrying TCP or UDP, GCM, no
+    /// selectors, with room around it in its buffer, in transport mode or
+    /// in a tunnel (IPv4 or IPv6 outside), bare or in NAT-T's UDP (over
+    /// IPv6 its checksum, which covers the ciphertext, is filled in after
+    /// the batch, as for the general path). It decides from the packet
+    /// alone, writes nothing unless it takes the packet, and declines
+    /// (`None`) anything else or anything that fails a check, for the
+    /// general path to seal or to refuse with the reason. Its checks and
+    /// bytes are the general path's (the burst tests compare bursts with
+    /// single seals, byte for byte). `TUNNEL` is the SA's mode (a tunnel,
+    /// or transport).
     ///
     /// Why a path of its own: the general one carries every mode, family
     /// and encapsulation through a plan and a layout, and for these packets
-    /// that plumbing cost more than the checks and writes themselves.
+    /// that plumbing cost more than the checks and writes themselves. Why
+    /// one copy per mode and family: a runtime match on the mode cost
+    /// transport 50 instructions a packet.
     #[inline(always)]
-    fn place_straight<B: PacketBuffer, const TUNNEL: bool>(
+    fn place_straight<B: PacketBuffer, const TUNNEL: bool, const H: usize>(
         &self,
         pkt: &mut B,
         seq: u64,
@@ -234,38 +282,38 @@ impl Outbound {
         aad: &mut [u8; 12],
         slot: &mut Option<Placed>,
     ) -> Option<()> {
-        const V4: usize = ipv4::HEADER_LEN;
         const ESP_FIXED: usize = esp::HEADER_LEN + esp::IV_LEN;
+        let inner_v4 = match H {
+            ipv4::HEADER_LEN => true,
+            ipv6::HEADER_LEN => false,
+            _ => return None,
+        };
         let (memory, start, len) = pkt.room();
         let (at, input_len) = (*start, *len);
-        let header = *memory.get(at..)?.first_chunk::<V4>()?;
-        let [first, ds_field, len_hi, len_lo, _, _, flags_hi, frag_lo, _, proto, ..] = header;
-        let datagram_len = usize::from(u16::from_be_bytes([len_hi, len_lo]));
-        let fragment = u16::from_be_bytes([flags_hi, frag_lo]) & 0x3fff != 0;
-        let dont_frag = flags_hi & 0x40 != 0;
+        let header = *memory.get(at..)?.first_chunk::<H>()?;
+        let inner = if inner_v4 { Inner::v4(header.first_chunk()?)? } else { Inner::v6(header.first_chunk()?)? };
         // The input may hold bytes past the datagram (link-layer padding),
         // never fewer.
-        if first != 0x45
-            || datagram_len < V4
-            || datagram_len > input_len
-            || fragment
-            || !Sum::ZERO.add_bytes(&header).verifies()
-        {
+        let datagram_len = inner.datagram_len;
+        if datagram_len > input_len {
             return None;
         }
         // What goes in front of ESP, and what ESP protects: in transport
         // mode the packet's own header stays in front and the rest is
         // protected; in a tunnel a new header goes in front of the whole
-        // packet.
+        // packet. IPv4's DF is copied to an IPv4 outer header; IPv6 is
+        // never fragmented on the way, so the path MTU always applies.
+        let carried_family = if inner_v4 { protocol::IPV4 } else { protocol::IPV6 };
         let (front, front_len, outer_v4, protected_at, next_header) = match (TUNNEL, &outer.tunnel) {
-            (false, _) => (Front::KeptV4, V4, true, V4, proto),
-            (true, Some(t)) => (Front::New { ds_field, dont_frag }, t.len(), t.is_v4(), 0, protocol::IPV4),
+            (false, _) if inner_v4 => (Front::KeptV4, H, true, H, inner.proto),
+            (false, _) => (Front::KeptV6 { next_header_at: ipv6::NEXT_HEADER_OFFSET }, H, false, H, inner.proto),
+            (true, Some(t)) => {
+                let dont_frag = inner_v4 && inner.dont_frag;
+                (Front::New { ds_field: inner.ds_field, dont_frag }, t.len(), t.is_v4(), 0, carried_family)
+            }
             (true, None) => return None,
         };
         let udp_len = outer.udp_len();
-        if udp_len != 0 && !outer_v4 {
-            return None;
-        }
         let esp_at = front_len + udp_len;
         let body_at = esp_at + ESP_FIXED;
         let payload_len = datagram_len - protected_at;
@@ -274,7 +322,8 @@ impl Outbound {
         let icv_len = self.cipher.icv_len();
         let total = body_at + body_len + icv_len;
         let length16 = u16::try_from(if outer_v4 { total } else { total - ipv6::HEADER_LEN }).ok()?;
-        if self.cfg.path_mtu.is_some_and(|mtu| dont_frag && total > usize::from(mtu)) {
+        let mtu_applies = !inner_v4 || inner.dont_frag;
+        if self.cfg.path_mtu.is_some_and(|mtu| mtu_applies && total > usize::from(mtu)) {
             return None;
         }
         // Where everything goes, found before anything is written.
@@ -290,8 +339,9 @@ impl Outbound {
         let trailer = behind.first_chunk_mut::<8>()?;
         // The segment: behind the header, which in transport mode is no
         // longer where the payload is.
-        let segment = payload.get(V4 - protected_at..)?;
-        let pseudo = packet::common_upper(header.get(12..20)?, true, proto, segment)?;
+        let segment = payload.get(H - protected_at..)?;
+        let addresses = if inner_v4 { header.get(12..20)? } else { header.get(8..40)? };
+        let pseudo = packet::common_upper(addresses, inner_v4, inner.proto, segment)?;
         if let Some(pseudo) = pseudo.filter(|_| self.cfg.checksums == ChecksumPolicy::Verify)
             && !pseudo.add_u16(checksum::sum(segment)).verifies()
         {
@@ -299,9 +349,20 @@ impl Outbound {
         }
         // Every check passed: the packet is written.
         match (TUNNEL, &outer.tunnel) {
-            (false, _) => *ip.first_chunk_mut::<V4>()? = rewrite_v4(header, length16, outer.carried()),
+            (false, _) if inner_v4 => {
+                *ip.first_chunk_mut::<{ ipv4::HEADER_LEN }>()? =
+                    rewrite_v4(*header.first_chunk()?, length16, outer.carried());
+            }
+            (false, _) => {
+                let mut kept = *header.first_chunk::<{ ipv6::HEADER_LEN }>()?;
+                let [_, _, _, _, len_hi, len_lo, carried, ..] = &mut kept;
+                [*len_hi, *len_lo] = length16.to_be_bytes();
+                *carried = outer.carried();
+                *ip.first_chunk_mut()? = kept;
+            }
             (true, Some(t)) => {
-                if !t.write(ip, length16, ds_field, seq as u16, dont_frag) {
+                let dont_frag = inner_v4 && inner.dont_frag;
+                if !t.write(ip, length16, inner.ds_field, seq as u16, dont_frag) {
                     return None;
                 }
             }
