@@ -349,6 +349,20 @@ fn unusual_arrivals_with(cfg: SaConfig) {
         ("ICV changed", edit(10, &|p| *p.last_mut().unwrap() ^= 1)),
         ("as sealed, last", sealed[11].clone()),
     ];
+    let (opened, results) = open_unusual(&cfg, &arrivals);
+    // The cases are what they say: some open, and each refusal has its reason.
+    assert!(opened >= 2, "{results:?}");
+    assert!(matches!(results[5], Err(EspError::UnknownSpi { .. })), "{:?}", results[5]);
+    assert!(matches!(results[6], Err(EspError::Malformed { .. })), "{:?}", results[6]);
+    assert!(matches!(results[10], Err(EspError::Auth { .. })), "{:?}", results[10]);
+    assert_eq!(results[11], Ok(()));
+}
+
+/// Open each of `arrivals` alone on a receiver of its own and then all of
+/// them as one burst, and check that the burst judges each as the single
+/// open did: the same bytes, or the same error. Returns how many opened,
+/// and the burst's results.
+fn open_unusual(cfg: &SaConfig, arrivals: &[(&str, Vec<u8>)]) -> (usize, Vec<Result<(), EspError>>) {
     let singles: Vec<Result<Vec<u8>, EspError>> = arrivals
         .iter()
         .map(|(_, p)| {
@@ -372,12 +386,163 @@ fn unusual_arrivals_with(cfg: SaConfig) {
             _ => panic!("{what}: alone {single:?}, in the burst {result:?}"),
         }
     }
-    // The cases are what they say: some open, and each refusal has its reason.
-    assert!(opened >= 2, "{results:?}");
-    assert!(matches!(results[5], Err(EspError::UnknownSpi { .. })), "{:?}", results[5]);
-    assert!(matches!(results[6], Err(EspError::Malformed { .. })), "{:?}", results[6]);
-    assert!(matches!(results[10], Err(EspError::Auth { .. })), "{:?}", results[10]);
-    assert_eq!(results[11], Ok(()));
+    (opened, results)
+}
+
+/// The same over IPv6 (ESP straight behind the fixed header, which the
+/// straight path takes, or behind an extension header, which it leaves to
+/// the general path) and in NAT-T's UDP over either family: as sealed,
+/// trailing bytes, another SPI, a ciphertext that is not a multiple of 4,
+/// a length past the bytes there are, too short for an ICV, the other
+/// protocol, an ICV changed; and in UDP, a length field short or long, a
+/// changed UDP checksum (accepted either way), IKE's non-ESP marker and a
+/// NAT keepalive.
+#[test]
+fn unusual_arrivals_over_ipv6_and_in_nat_t_are_judged_as_single_opens() {
+    for (family, natt) in [(6, false), (4, true), (6, true)] {
+        for (esn, icv_len) in [(false, 16), (true, 8)] {
+            let encap = if natt { Encap::NAT_T } else { Encap::None };
+            let cfg = SaConfig { esn, icv_len, encap, ..SaConfig::new(0x5454, &keymat(16)) };
+            unusual_arrivals_in(cfg, family);
+        }
+    }
+}
+
+/// An ICMPv6 echo request from `V6_SRC` to `V6_DST`, its checksum right.
+fn icmp_v6(data: &[u8]) -> Vec<u8> {
+    let mut msg = vec![128, 0, 0, 0, 0x12, 0x34, 0, 1];
+    msg.extend_from_slice(data);
+    let pseudo = espgcm::net::checksum::pseudo_header_v6(V6_SRC, V6_DST, 58, msg.len() as u32);
+    let c = pseudo.add_bytes(&msg).checksum();
+    msg[2..4].copy_from_slice(&c.to_be_bytes());
+    ipv6(V6_SRC, V6_DST, 58, &msg)
+}
+
+fn unusual_arrivals_in(cfg: SaConfig, family: u8) {
+    let what_sa = format!("IPv{family} {:?} esn {}", cfg.encap, cfg.esn);
+    let natt = matches!(cfg.encap, Encap::Udp { .. });
+    let (h, u) = (if family == 4 { 20 } else { 40 }, if natt { 8 } else { 0 });
+    let esp_at = h + u;
+    let sealed: Vec<Vec<u8>> = {
+        let tx = Outbound::new(cfg.clone()).unwrap();
+        (0..16)
+            .map(|i| {
+                // The 15th carries ICMP, which the receiver's common case
+                // leaves to its general one.
+                let inner = match (i, family) {
+                    (14, 4) => icmp_v4(V4_SRC, V4_DST, &pattern(40, 14)),
+                    (14, _) => icmp_v6(&pattern(40, 14)),
+                    _ => packet(family, i % 2 == 0, &pattern(40 + 7 * i, i as u8)),
+                };
+                let mut out = Vec::new();
+                tx.seal(&inner, &mut out).unwrap();
+                out
+            })
+            .collect()
+    };
+    // The IP length field set to `total` (for IPv4 with its checksum
+    // made right), and with `udp_too` NAT-T's UDP length set to match.
+    let set_len = move |p: &mut Vec<u8>, total: usize, udp_too: bool| {
+        if family == 4 {
+            p[2..4].copy_from_slice(&(total as u16).to_be_bytes());
+            let fixed = fix_header_checksum(p.clone());
+            *p = fixed;
+        } else {
+            p[4..6].copy_from_slice(&((total - 40) as u16).to_be_bytes());
+        }
+        if natt && udp_too {
+            p[h + 4..h + 6].copy_from_slice(&((total - h) as u16).to_be_bytes());
+        }
+    };
+    let edit = |i: usize, f: &dyn Fn(&mut Vec<u8>)| {
+        let mut p = sealed[i].clone();
+        f(&mut p);
+        p
+    };
+    let other_protocol = if natt { 50 } else { 17 };
+    let mut arrivals: Vec<(&str, Vec<u8>)> = vec![
+        ("as sealed", sealed[0].clone()),
+        ("trailing bytes", edit(1, &|p| p.extend_from_slice(&[0xee; 6]))),
+        ("another SPI", edit(2, &|p| p[esp_at + 3] ^= 1)),
+        (
+            "ciphertext not a multiple of 4",
+            edit(3, &|p| {
+                p.truncate(p.len() - 2);
+                set_len(p, p.len(), true);
+            }),
+        ),
+        ("length past the bytes", edit(4, &|p| set_len(p, p.len() + 4, true))),
+        (
+            "too short for an ICV",
+            edit(5, &|p| {
+                p.truncate(esp_at + 16 + 4);
+                set_len(p, p.len(), true);
+            }),
+        ),
+        (
+            "the other protocol",
+            edit(6, &|p| {
+                if family == 4 {
+                    p[9] = other_protocol;
+                    let fixed = fix_header_checksum(p.clone());
+                    *p = fixed;
+                } else {
+                    p[6] = other_protocol;
+                }
+            }),
+        ),
+        ("ICV changed", edit(7, &|p| *p.last_mut().unwrap() ^= 1)),
+    ];
+    if family == 6 {
+        // A destination-options header in front of ESP: the general path.
+        arrivals.push((
+            "behind an extension header",
+            edit(8, &|p| {
+                let next = p[6];
+                p.splice(40..40, [next, 0, 1, 4, 0, 0, 0, 0]);
+                p[6] = 60;
+                set_len(p, p.len(), false);
+            }),
+        ));
+    }
+    if natt {
+        let udp_len = |p: &mut Vec<u8>, delta: isize| {
+            let len = u16::from_be_bytes([p[h + 4], p[h + 5]]) as isize + delta;
+            p[h + 4..h + 6].copy_from_slice(&(len as u16).to_be_bytes());
+        };
+        arrivals.extend([
+            ("UDP length short", edit(9, &|p| udp_len(p, -4))),
+            ("UDP length long", edit(10, &|p| udp_len(p, 4))),
+            ("UDP checksum changed", edit(11, &|p| p[h + 6] ^= 0x55)),
+            ("non-ESP marker", edit(12, &|p| p[esp_at..esp_at + 4].fill(0))),
+            (
+                "keepalive",
+                edit(13, &|p| {
+                    p.truncate(esp_at + 1);
+                    p[esp_at] = 0xff;
+                    set_len(p, p.len(), true);
+                }),
+            ),
+        ]);
+    }
+    arrivals.push(("ICMP inside", sealed[14].clone()));
+    arrivals.push(("as sealed, last", sealed[15].clone()));
+    let (opened, results) = open_unusual(&cfg, &arrivals);
+    // The cases are what they say: these open, and each refusal has its
+    // reason.
+    let expected = 4 + usize::from(family == 6) + usize::from(natt);
+    assert_eq!(opened, expected, "{what_sa}: {results:?}");
+    let result = |what: &str| &results[arrivals.iter().position(|(w, _)| *w == what).unwrap()];
+    assert!(matches!(result("another SPI"), Err(EspError::UnknownSpi { .. })), "{what_sa}: {results:?}");
+    assert!(matches!(result("ciphertext not a multiple of 4"), Err(EspError::Malformed { .. })), "{what_sa}");
+    assert!(matches!(result("ICV changed"), Err(EspError::Auth { .. })), "{what_sa}: {results:?}");
+    assert_eq!(result("as sealed, last"), &Ok(()), "{what_sa}");
+    assert_eq!(result("ICMP inside"), &Ok(()), "{what_sa}");
+    if natt {
+        assert_eq!(result("non-ESP marker"), &Err(EspError::NonEsp), "{what_sa}");
+        assert_eq!(result("keepalive"), &Err(EspError::NatKeepalive), "{what_sa}");
+        assert_eq!(result("UDP checksum changed"), &Ok(()), "{what_sa}");
+    }
 }
 
 #[test]

@@ -234,7 +234,11 @@ impl Outbound {
             // carries the other's branches.
             const V4: usize = ipv4::HEADER_LEN;
             const V6: usize = ipv6::HEADER_LEN;
-            let v6 = pkt.data().first().is_some_and(|&b| b >> 4 == 6);
+            // The first byte, read without forming the packet's slice.
+            let v6 = {
+                let (memory, start, _) = pkt.room();
+                memory.get(*start).is_some_and(|&b| b >> 4 == 6)
+            };
             let taken = match (self.cfg.mode, v6) {
                 (Mode::Transport, false) => self.place_straight::<B, false, V4>(pkt, seq, outer, aad, slot),
                 (Mode::Transport, true) => self.place_straight::<B, false, V6>(pkt, seq, outer, aad, slot),
