@@ -167,19 +167,9 @@ impl Inbound {
         slot: &mut Option<Waiting>,
     ) -> Result<(), EspError> {
         if !self.cipher.is_gmac() {
-            const V4: usize = ipv4::HEADER_LEN;
-            const V6: usize = ipv6::HEADER_LEN;
-            // The first byte, read without forming the packet's slice
-            // (which cost 8 instructions a packet).
-            let v4 = {
-                let (memory, start, _) = pkt.room();
-                memory.get(*start) == Some(&0x45)
-            };
-            let taken = match (self.cfg.encap, v4) {
-                (Encap::None, true) => self.wait_straight::<B, false, V4>(pkt, aad, slot),
-                (Encap::None, false) => self.wait_straight::<B, false, V6>(pkt, aad, slot),
-                (Encap::Udp { .. }, true) => self.wait_straight::<B, true, V4>(pkt, aad, slot),
-                (Encap::Udp { .. }, false) => self.wait_straight::<B, true, V6>(pkt, aad, slot),
+            let taken = match self.cfg.encap {
+                Encap::None => self.wait_straight::<B, false>(pkt, aad, slot),
+                Encap::Udp { .. } => self.wait_straight::<B, true>(pkt, aad, slot),
             };
             if taken.is_some() {
                 return Ok(());
@@ -220,29 +210,51 @@ impl Inbound {
     ///
     /// Why a path of its own: the general one's plan carries every
     /// encapsulation and IPv6's header chain, and that plumbing cost more
-    /// than the checks themselves. `NATT` is the SA's encapsulation and
-    /// `P` the IP header's length (20 for IPv4, 40 for IPv6), so that each
-    /// copy has its offsets as constants and no branch of the others': for
-    /// IPv4 without NAT-T the copy for both cost 20 instructions a packet.
+    /// than the checks themselves. `NATT` is the SA's encapsulation, and
+    /// the rest has a copy per IP header length, so that each has its
+    /// offsets as constants and no branch of the others': for IPv4 without
+    /// NAT-T one copy for both cost 20 instructions a packet.
     #[inline(always)]
-    fn wait_straight<B: PacketBuffer, const NATT: bool, const P: usize>(
+    fn wait_straight<B: PacketBuffer, const NATT: bool>(
         &self,
         pkt: &mut B,
         aad: &mut [u8; 12],
         slot: &mut Option<Waiting>,
     ) -> Option<()> {
-        const FIXED: usize = esp::HEADER_LEN + esp::IV_LEN;
+        const V4: usize = ipv4::HEADER_LEN;
+        const V6: usize = ipv6::HEADER_LEN;
         let (memory, start, len) = pkt.room();
         let at = *start;
         let packet = memory.get(at..at + *len)?;
         // The IP header's checks are the general path's own first step.
+        let located = self.locate_common(packet)?;
+        let total = located.payload_end;
+        match (located.version, located.prefix_len) {
+            (4, V4) => self.wait_located::<NATT, V4>(packet, at, total, aad, slot),
+            (6, V6) => self.wait_located::<NATT, V6>(packet, at, total, aad, slot),
+            _ => None,
+        }
+    }
+
+    /// [`wait_straight`](Self::wait_straight) once the IP header is
+    /// checked: `P` bytes long, the datagram `total` bytes, and the packet
+    /// at `at` in its buffer.
+    #[inline(always)]
+    fn wait_located<const NATT: bool, const P: usize>(
+        &self,
+        packet: &[u8],
+        at: usize,
+        total: usize,
+        aad: &mut [u8; 12],
+        slot: &mut Option<Waiting>,
+    ) -> Option<()> {
+        const FIXED: usize = esp::HEADER_LEN + esp::IV_LEN;
         let (version, next_header_at) = match P {
             ipv4::HEADER_LEN => (4, ipv4::PROTOCOL_OFFSET),
             ipv6::HEADER_LEN => (6, ipv6::NEXT_HEADER_OFFSET),
             _ => return None,
         };
-        let located = self.locate_common(packet).filter(|l| l.version == version && l.prefix_len == P)?;
-        let (esp_at, total) = (P, located.payload_end);
+        let esp_at = P;
         let esp_at = if NATT {
             // RFC 3948: UDP whose length field is the datagram's, then
             // ESP (its checksum is accepted either way: the ICV protects
