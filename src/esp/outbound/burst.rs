@@ -22,9 +22,9 @@ use super::super::{ChecksumPolicy, Counters, EspError, Header, Mode};
 use super::Outbound;
 use super::build::{Kept, natt_udp_header, restore_kept, short};
 use super::outer::Outer;
-use super::plan::{Front, SealPlan};
+use super::plan::{Front, Inner, SealPlan};
 use crate::Job;
-use crate::net::checksum::{self, Sum};
+use crate::net::checksum;
 use crate::net::{ipv4, ipv6, protocol, udp};
 
 /// Packets whose work goes to one batch call: enough for the kernels to
@@ -75,45 +75,6 @@ struct Placed {
     /// packet put back after a failed encryption gets them back.
     front: Front,
     next_header: u8,
-}
-
-/// What the straight path reads from a packet's own header.
-struct Inner {
-    /// The datagram's length, as its header says.
-    datagram_len: usize,
-    /// TCP or UDP, for the straight path to take it.
-    proto: u8,
-    /// The DS field (IPv4's TOS byte, IPv6's traffic class).
-    ds_field: u8,
-    /// IPv4's DF (IPv6 has none).
-    dont_frag: bool,
-}
-
-impl Inner {
-    /// IPv4 without options: whole (not a fragment), a total length of at
-    /// least the header, and the header checksum right.
-    #[inline(always)]
-    fn v4(header: &[u8; ipv4::HEADER_LEN]) -> Option<Inner> {
-        let [first, ds_field, len_hi, len_lo, _, _, flags_hi, frag_lo, _, proto, ..] = *header;
-        let datagram_len = usize::from(u16::from_be_bytes([len_hi, len_lo]));
-        let fragment = u16::from_be_bytes([flags_hi, frag_lo]) & 0x3fff != 0;
-        if first != 0x45 || datagram_len < ipv4::HEADER_LEN || fragment || !Sum::ZERO.add_bytes(header).verifies() {
-            return None;
-        }
-        Some(Inner { datagram_len, proto, ds_field, dont_frag: flags_hi & 0x40 != 0 })
-    }
-
-    /// IPv6: the fixed header, naming what follows it (an extension header
-    /// sends the packet to the general path, through `common_upper`).
-    #[inline(always)]
-    fn v6(header: &[u8; ipv6::HEADER_LEN]) -> Option<Inner> {
-        let [v_tc, tc_fl, _, _, len_hi, len_lo, proto, ..] = *header;
-        if v_tc >> 4 != 6 {
-            return None;
-        }
-        let datagram_len = ipv6::HEADER_LEN + usize::from(u16::from_be_bytes([len_hi, len_lo]));
-        Some(Inner { datagram_len, proto, ds_field: (v_tc << 4) | (tc_fl >> 4), dont_frag: false })
-    }
 }
 
 /// Move `len` bytes at `from` to `to` within `memory`, or refuse (before

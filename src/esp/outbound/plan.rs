@@ -118,6 +118,49 @@ impl SealPlan {
     }
 }
 
+/// What the common case ([`Outbound::plan_common`] and the bursts'
+/// straight path) reads from a packet's own header: the header's checks
+/// are done, the datagram's length against the bytes there are is the
+/// caller's.
+pub(super) struct Inner {
+    /// The datagram's length, as its header says.
+    pub datagram_len: usize,
+    /// The protocol or next header (the common case goes on only for TCP
+    /// or UDP).
+    pub proto: u8,
+    /// The DS field (IPv4's TOS byte, IPv6's traffic class).
+    pub ds_field: u8,
+    /// IPv4's DF (IPv6 has none).
+    pub dont_frag: bool,
+}
+
+impl Inner {
+    /// IPv4 without options: whole (not a fragment), a total length of at
+    /// least the header, and the header checksum right.
+    #[inline(always)]
+    pub(super) fn v4(header: &[u8; ipv4::HEADER_LEN]) -> Option<Inner> {
+        let [first, ds_field, len_hi, len_lo, _, _, flags_hi, frag_lo, _, proto, ..] = *header;
+        let datagram_len = usize::from(u16::from_be_bytes([len_hi, len_lo]));
+        let fragment = u16::from_be_bytes([flags_hi, frag_lo]) & 0x3fff != 0;
+        if first != 0x45 || datagram_len < ipv4::HEADER_LEN || fragment || !Sum::ZERO.add_bytes(header).verifies() {
+            return None;
+        }
+        Some(Inner { datagram_len, proto, ds_field, dont_frag: flags_hi & 0x40 != 0 })
+    }
+
+    /// IPv6: the fixed header, naming what follows it (an extension header
+    /// sends the packet to the general path, through `common_upper`).
+    #[inline(always)]
+    pub(super) fn v6(header: &[u8; ipv6::HEADER_LEN]) -> Option<Inner> {
+        let [v_tc, tc_fl, _, _, len_hi, len_lo, proto, ..] = *header;
+        if v_tc >> 4 != 6 {
+            return None;
+        }
+        let datagram_len = ipv6::HEADER_LEN + usize::from(u16::from_be_bytes([len_hi, len_lo]));
+        Some(Inner { datagram_len, proto, ds_field: (v_tc << 4) | (tc_fl >> 4), dont_frag: false })
+    }
+}
+
 /// Where a packet's checks found it to be, before the layout.
 pub(super) struct Parsed {
     front: Front,
@@ -237,30 +280,19 @@ impl Outbound {
             return None;
         }
         let (&first, _) = packet.split_first()?;
-        let (header_len, datagram_len, proto, ds_field, dont_frag, addresses) = if first == 0x45 {
+        let (header_len, inner, addresses) = if first == 0x45 {
             let header = packet.first_chunk::<{ ipv4::HEADER_LEN }>()?;
-            let [_, ds, len_hi, len_lo, _, _, flags_hi, frag_lo, _, proto, ..] = *header;
-            let total = usize::from(u16::from_be_bytes([len_hi, len_lo]));
-            let fragment = u16::from_be_bytes([flags_hi, frag_lo]) & 0x3fff != 0;
-            if total < ipv4::HEADER_LEN || total > packet.len() || fragment {
-                return None;
-            }
-            if !Sum::ZERO.add_bytes(header).verifies() {
-                return None;
-            }
-            (ipv4::HEADER_LEN, total, proto, ds, flags_hi & 0x40 != 0, header.get(12..20)?)
+            (ipv4::HEADER_LEN, Inner::v4(header)?, header.get(12..20)?)
         } else if first >> 4 == 6 {
             let header = packet.first_chunk::<{ ipv6::HEADER_LEN }>()?;
-            let [v_tc, tc_fl, _, _, len_hi, len_lo, next_header, ..] = *header;
-            let payload = usize::from(u16::from_be_bytes([len_hi, len_lo]));
-            let total = ipv6::HEADER_LEN + payload;
-            if total > packet.len() {
-                return None;
-            }
-            (ipv6::HEADER_LEN, total, next_header, (v_tc << 4) | (tc_fl >> 4), false, header.get(8..40)?)
+            (ipv6::HEADER_LEN, Inner::v6(header)?, header.get(8..40)?)
         } else {
             return None;
         };
+        let Inner { datagram_len, proto, ds_field, dont_frag } = inner;
+        if datagram_len > packet.len() {
+            return None;
+        }
         let segment = packet.get(header_len..datagram_len)?;
         let v4 = header_len == ipv4::HEADER_LEN;
         let pseudo = packet::common_upper(addresses, v4, proto, segment)?;
