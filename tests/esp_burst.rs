@@ -13,9 +13,14 @@ use std::sync::Arc;
 fn configs() -> Vec<(String, SaConfig, u8)> {
     let mut out = Vec::new();
     for backend in espgcm_testkit::backends::supported() {
-        for (mode, inner) in
-            [(None, 4), (None, 6), (Some(endpoints(4)), 4), (Some(endpoints(6)), 4), (Some(endpoints(4)), 6)]
-        {
+        for (mode, inner) in [
+            (None, 4),
+            (None, 6),
+            (Some(endpoints(4)), 4),
+            (Some(endpoints(6)), 4),
+            (Some(endpoints(4)), 6),
+            (Some(endpoints(6)), 6),
+        ] {
             for (natt, esn, icv, transform) in [
                 (false, false, 16, Transform::AesGcm),
                 (true, false, 12, Transform::AesGcm),
@@ -199,6 +204,10 @@ fn unusual_v6_packets_with(cfg: SaConfig) {
     no_udp_checksum[46..48].copy_from_slice(&[0, 0]);
     let mut bad_segment = tcp(60);
     *bad_segment.last_mut().unwrap() ^= 4;
+    // Traffic class 0xb9 (DSCP 46, ECN 01), another flow label: neither is
+    // in any checksum.
+    let mut classed = tcp(90);
+    classed[0..4].copy_from_slice(&[0x6b, 0x9a, 0xbc, 0xde]);
     // (what, packet, room in front, room behind)
     let cases: Vec<(&str, Vec<u8>, usize, usize)> = vec![
         ("TCP", tcp(100), 64, 32),
@@ -213,12 +222,22 @@ fn unusual_v6_packets_with(cfg: SaConfig) {
         ("no room behind", tcp(70), 128, 0),
         ("no room at all", tcp(70), 8, 8),
         ("UDP", udp_v6(V6_SRC, V6_DST, &pattern(33, 3)), 64, 32),
+        ("traffic class", classed.clone(), 64, 32),
     ];
     let (sealed, results) = seal_unusual(&cfg, &cases);
     // Without checksums to verify, UDP without one and the bad TCP
     // checksum are sealed as they are.
     let verified = cfg.checksums == ChecksumPolicy::Verify;
-    assert_eq!(sealed, 7 + 2 * usize::from(!verified), "{what_sa}: {results:?}");
+    assert_eq!(sealed, 8 + 2 * usize::from(!verified), "{what_sa}: {results:?}");
+    // The traffic class goes to a tunnel's outer header as its DS field
+    // (RFC 4301 5.1.2.1), and a kept header keeps it.
+    let mut out = Vec::new();
+    Outbound::new(cfg.clone()).unwrap().seal(&classed, &mut out).unwrap();
+    let ds = match cfg.mode {
+        Mode::Tunnel { src: std::net::IpAddr::V4(_), .. } => out[1],
+        _ => (out[0] << 4) | (out[1] >> 4),
+    };
+    assert_eq!(ds, 0xb9, "{what_sa}");
     assert!(matches!(results[7], Err(EspError::PacketTooBig { .. })), "{what_sa}: {:?}", results[7]);
     assert!(matches!(results[3], Err(EspError::Malformed { .. } | EspError::Truncated { .. })), "{:?}", results[3]);
     assert!(results[0].is_ok() && results[2].is_ok() && results[11].is_ok(), "{what_sa}: {results:?}");
@@ -285,8 +304,9 @@ fn seal_unusual(cfg: &SaConfig, cases: &[(&str, Vec<u8>, usize, usize)]) -> (usi
     (sealed, results)
 }
 
-/// ESP over IPv4 has a straight path of its own when bursts are opened.
-/// The arrivals it must leave to the general path, or refuse, are judged as
+/// ESP behind IPv4 without options or IPv6's fixed header, bare or in
+/// NAT-T's UDP, has a straight path of its own when bursts are opened.
+/// Over IPv4 without NAT-T, the arrivals it must leave to the general path, or refuse, are judged as
 /// single opens judge them, with the same errors: trailing bytes, options
 /// in the IP header, a fragment, a bad header checksum, another SPI, a
 /// ciphertext length that is not a multiple of 4, a length past the bytes
@@ -376,13 +396,29 @@ fn open_unusual(cfg: &SaConfig, arrivals: &[(&str, Vec<u8>)]) -> (usize, Vec<Res
     let mut results = vec![Ok(()); burst.len()];
     rx.open_burst(&mut burst, &mut results);
     let mut opened = 0;
-    for (((what, _), single), (got, result)) in arrivals.iter().zip(&singles).zip(burst.iter().zip(&results)) {
+    for (((what, arrival), single), (got, result)) in arrivals.iter().zip(&singles).zip(burst.iter().zip(&results)) {
         match (single, result) {
             (Ok(bytes), Ok(())) => {
                 assert_eq!(got.data(), bytes.as_slice(), "{what}");
                 opened += 1;
             }
-            (Err(e), Err(f)) => assert_eq!(e, f, "{what}"),
+            (Err(e), Err(f)) => {
+                assert_eq!(e, f, "{what}");
+                // Refused before decryption: as it arrived. Refused at its
+                // ICV: the same length, headers and ICV as it arrived, its
+                // decrypted payload zeroed.
+                let arrived = arrival.as_slice();
+                if matches!(f, EspError::Auth { .. }) {
+                    let got = got.data();
+                    assert_eq!(got.len(), arrived.len(), "{what}");
+                    assert!(got.iter().zip(arrived).all(|(g, a)| g == a || *g == 0), "{what}: only zeroed");
+                    assert_eq!(got[..24], arrived[..24], "{what}: the headers as they arrived");
+                    assert_eq!(got[got.len() - 8..], arrived[arrived.len() - 8..], "{what}: the ICV as it arrived");
+                    assert_ne!(got, arrived, "{what}: the payload zeroed");
+                } else {
+                    assert_eq!(got.data(), arrived, "{what}: left as it arrived");
+                }
+            }
             _ => panic!("{what}: alone {single:?}, in the burst {result:?}"),
         }
     }
@@ -400,9 +436,15 @@ fn open_unusual(cfg: &SaConfig, arrivals: &[(&str, Vec<u8>)]) -> (usize, Vec<Res
 #[test]
 fn unusual_arrivals_over_ipv6_and_in_nat_t_are_judged_as_single_opens() {
     for (family, natt) in [(6, false), (4, true), (6, true)] {
-        for (esn, icv_len) in [(false, 16), (true, 8)] {
+        for (esn, icv_len, tunnel) in [(false, 16, false), (true, 8, false), (false, 12, true)] {
             let encap = if natt { Encap::NAT_T } else { Encap::None };
-            let cfg = SaConfig { esn, icv_len, encap, ..SaConfig::new(0x5454, &keymat(16)) };
+            let mode = if tunnel {
+                let (src, dst) = endpoints(family);
+                Mode::Tunnel { src, dst }
+            } else {
+                Mode::Transport
+            };
+            let cfg = SaConfig { esn, icv_len, encap, mode, ..SaConfig::new(0x5454, &keymat(16)) };
             unusual_arrivals_in(cfg, family);
         }
     }
@@ -419,7 +461,7 @@ fn icmp_v6(data: &[u8]) -> Vec<u8> {
 }
 
 fn unusual_arrivals_in(cfg: SaConfig, family: u8) {
-    let what_sa = format!("IPv{family} {:?} esn {}", cfg.encap, cfg.esn);
+    let what_sa = format!("IPv{family} {:?} {:?} esn {}", cfg.mode, cfg.encap, cfg.esn);
     let natt = matches!(cfg.encap, Encap::Udp { .. });
     let (h, u) = (if family == 4 { 20 } else { 40 }, if natt { 8 } else { 0 });
     let esp_at = h + u;
