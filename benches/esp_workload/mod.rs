@@ -18,8 +18,11 @@ pub fn tcp_packet(size: usize) -> Vec<u8> {
 }
 
 /// The SA (transport mode, ICV 16) on `backend`. The replay window is off
-/// so that `open` can reopen one packet; with it on, the check is one
-/// comparison and one bit test per packet. Verify is off, as on the raw
+/// so that `open` can reopen one packet; with it on (a look before the ICV
+/// is checked, then a compare-and-swap on its word and an atomic update
+/// of the top, so that threads can share it), bursts of 32 64-byte packets
+/// opened 1.7-2.5 ns a packet slower in a local driver (2026-12-07, 2048
+/// distinct packets, a fresh receiver each round). Verify is off, as on the raw
 /// `Gcm` it is compared with (what the default sampling costs is
 /// `benches/verify.rs`'s subject).
 pub fn config(backend: Backend) -> SaConfig {
