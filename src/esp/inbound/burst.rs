@@ -267,19 +267,19 @@ impl Inbound {
             ipv6::HEADER_LEN => (6, ipv6::NEXT_HEADER_OFFSET),
             _ => return None,
         };
-        let esp_at = P;
+        // The IP payload starts behind the header: ESP, or NAT-T's UDP.
         let esp_at = if NATT {
             // RFC 3948: UDP whose length field is the datagram's, then
             // ESP (its checksum is accepted either way: the ICV protects
             // what it covered).
-            let udp = packet.get(esp_at..total)?.first_chunk::<{ udp::HEADER_LEN }>()?;
+            let udp = packet.get(P..total)?.first_chunk::<{ udp::HEADER_LEN }>()?;
             let [_, _, _, _, len_hi, len_lo, _, _] = *udp;
-            if usize::from(u16::from_be_bytes([len_hi, len_lo])) != total - esp_at {
+            if usize::from(u16::from_be_bytes([len_hi, len_lo])) != total - P {
                 return None;
             }
-            esp_at + udp::HEADER_LEN
+            P + udp::HEADER_LEN
         } else {
-            esp_at
+            P
         };
         let esp_len = total.checked_sub(esp_at)?;
         let icv_len = self.cipher.icv_len();

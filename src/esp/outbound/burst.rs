@@ -281,15 +281,16 @@ impl Outbound {
         // What goes in front of ESP, and what ESP protects: in transport
         // mode the packet's own header stays in front and the rest is
         // protected; in a tunnel a new header goes in front of the whole
-        // packet. IPv4's DF is copied to an IPv4 outer header; IPv6 is
-        // never fragmented on the way, so the path MTU always applies.
-        let carried_family = if inner_v4 { protocol::IPV4 } else { protocol::IPV6 };
-        let (front, front_len, outer_v4, protected_at, next_header) = match (TUNNEL, &outer.tunnel) {
-            (false, _) if inner_v4 => (Front::KeptV4, H, true, H, inner.proto),
-            (false, _) => (Front::KeptV6 { next_header_at: ipv6::NEXT_HEADER_OFFSET }, H, false, H, inner.proto),
+        // packet. IPv4's DF is copied to an IPv4 outer header (`Inner`
+        // gives IPv6 none); IPv6 is never fragmented on the way, so the
+        // path MTU always applies.
+        let (template, front, front_len, outer_v4, protected_at, next_header) = match (TUNNEL, &outer.tunnel) {
+            (false, _) if inner_v4 => (None, Front::KeptV4, H, true, H, inner.proto),
+            (false, _) => (None, Front::KeptV6 { next_header_at: ipv6::NEXT_HEADER_OFFSET }, H, false, H, inner.proto),
             (true, Some(t)) => {
-                let dont_frag = inner_v4 && inner.dont_frag;
-                (Front::New { ds_field: inner.ds_field, dont_frag }, t.len(), t.is_v4(), 0, carried_family)
+                let front = Front::New { ds_field: inner.ds_field, dont_frag: inner.dont_frag };
+                let carried = if inner_v4 { protocol::IPV4 } else { protocol::IPV6 };
+                (Some(t), front, t.len(), t.is_v4(), 0, carried)
             }
             (true, None) => return None,
         };
@@ -328,25 +329,23 @@ impl Outbound {
             return None;
         }
         // Every check passed: the packet is written.
-        match (TUNNEL, &outer.tunnel) {
-            (false, _) if inner_v4 => {
+        match template {
+            None if inner_v4 => {
                 *ip.first_chunk_mut::<{ ipv4::HEADER_LEN }>()? =
                     rewrite_v4(*header.first_chunk()?, length16, outer.carried());
             }
-            (false, _) => {
+            None => {
                 let mut kept = *header.first_chunk::<{ ipv6::HEADER_LEN }>()?;
                 let [_, _, _, _, len_hi, len_lo, carried, ..] = &mut kept;
                 [*len_hi, *len_lo] = length16.to_be_bytes();
                 *carried = outer.carried();
                 *ip.first_chunk_mut()? = kept;
             }
-            (true, Some(t)) => {
-                let dont_frag = inner_v4 && inner.dont_frag;
-                if !t.write(ip, length16, inner.ds_field, seq as u16, dont_frag) {
+            Some(t) => {
+                if !t.write(ip, length16, inner.ds_field, seq as u16, inner.dont_frag) {
                     return None;
                 }
             }
-            (true, None) => return None,
         }
         if let (Some((src_port, dst_port)), Some(place)) = (outer.udp, udp.first_chunk_mut::<{ udp::HEADER_LEN }>()) {
             *place = natt_udp_header(src_port, dst_port, total - front_len);
