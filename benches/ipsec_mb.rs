@@ -447,10 +447,13 @@ impl Timed for BatchEntry<'_> {
                 Op::Seal => (&mut self.seal_bufs, None),
                 Op::Open => (&mut self.open_bufs, Some(self.tags[self.phase])),
             };
-            let mut jobs: [Job<'_>; BATCH_JOBS] = {
-                let mut it = bufs.iter_mut();
-                core::array::from_fn(|_| Job::new(IV, &AAD, it.next().map_or(&mut [][..], |b| &mut b[..])))
-            };
+            // Each job written once, in place, on the stack (as the ESP
+            // bursts build theirs): `core::array::from_fn` built the array
+            // and then copied it, about 1 ns a message at 64 bytes.
+            let mut jobs = arrayvec::ArrayVec::<Job<'_>, BATCH_JOBS>::new();
+            for buf in bufs.iter_mut().take(BATCH_JOBS) {
+                jobs.push(Job::new(IV, &AAD, &mut buf[..]));
+            }
             match tag {
                 None => gcm.encrypt_batch(black_box(&mut jobs)),
                 Some(tag) => {
