@@ -135,7 +135,7 @@ fn report(backend: Backend, key: &str, op: &str, size: usize, totals: [f64; 3]) 
 /// bursts do): a `Vec` would time an allocation per batch, about 2 ns a
 /// message at 64 bytes, which the batch call does not make. Each job is
 /// written once, in place: `core::array::from_fn` built the array and then
-/// copied it (2.8 KiB), about 1 ns a message at 64 bytes.
+/// copied it (2.3 KiB), about 1 ns a message at 64 bytes.
 #[inline(always)]
 fn jobs_over<'a>(buffers: &'a mut [Vec<u8>], aad: &'a [u8], tags: Option<&[[u8; 16]]>) -> ArrayVec<Job<'a>, JOBS> {
     let mut jobs = ArrayVec::new();

@@ -34,6 +34,13 @@ use zeroize::Zeroize;
 
 /// One message of a batch: in place, with its own IV, AAD, tag and result.
 ///
+/// A job is 72 bytes on 64-bit targets, so at 64-byte messages building
+/// the jobs is a visible part of a batch's cost. Write each one once, in
+/// place: a burst's jobs in an `arrayvec::ArrayVec` on the stack (as the
+/// ESP bursts do) cost about 1 ns a message less than
+/// `core::array::from_fn`, which built the array and then copied it
+/// (sealing 32 x 64 B, 2026-12-07), and a `Vec` allocates per batch.
+///
 /// ```
 /// use espgcm::{Gcm, Job};
 ///
