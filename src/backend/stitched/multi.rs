@@ -458,6 +458,19 @@ fn run_short_piped<K: Shape, const DECRYPT: bool, const R: usize, const B: usize
         for ((h, y), &(at, len)) in hashed.iter_mut().zip(stream).zip(&places) {
             // Every message has `B` blocks: 1 to 64 bytes.
             let n = len.min(16 * ONE_REGISTER_BLOCKS);
+            if n == 16 * ONE_REGISTER_BLOCKS {
+                // A whole register (64-byte messages, the common small
+                // packet): no masks. Sealing 32 x 64 B measured 0.3 ns a
+                // message faster than through the masked path.
+                // SAFETY: 64 bytes at `at`, the message's data, borrowed
+                // mutably through `msgs`.
+                let input = unsafe { K::V::load(t, at) };
+                let output = input.xor(y);
+                // SAFETY: as for the load.
+                unsafe { output.store(at) };
+                *h = if DECRYPT { input } else { output };
+                continue;
+            }
             // SAFETY: `n` (1..=64) bytes at `at`, the message's data,
             // borrowed mutably through `msgs`.
             let input = unsafe { K::V::load_partial(t, at, n) };
