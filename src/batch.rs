@@ -25,7 +25,7 @@
 //! than four) run one by one, as single calls would.
 //! The results are those of single calls, byte for byte and tag for tag.
 
-use crate::backend::group::{self, GROUP, MIN_GROUP, Message};
+use crate::backend::group::{self, GROUP, LengthHash, MIN_GROUP, Message};
 use crate::engine::Engine;
 use crate::error::Error;
 use crate::gcm::{Gcm, MIN_TAG_LEN, check_lengths, prefix_matches, tags_match};
@@ -131,6 +131,7 @@ impl Gcm {
         // Set up (1 KiB zeroed) only when a job waits: a burst of one
         // packet size goes to the group kernel directly, without it.
         let mut window: Option<[(usize, usize); WINDOW]> = None;
+        let mut lengths = LengthHash::new();
         let mut waiting = 0;
         let mut i = 0;
         while i < jobs.len() {
@@ -138,7 +139,7 @@ impl Gcm {
                 && self.verify() != VerifyPolicy::Full
                 && jobs.get(i).is_some_and(|job| group::fits(job.aad.len(), job.data.len(), group_blocks))
                 && let Some(run) = jobs.get_mut(i..i + GROUP)
-                && self.run_direct::<DECRYPT>(engine, group_blocks, run)
+                && self.run_direct::<DECRYPT>(engine, group_blocks, run, &mut lengths)
             {
                 i += GROUP;
                 continue;
@@ -156,7 +157,7 @@ impl Gcm {
                     *slot = (job.data.len().div_ceil(16), i - 1);
                     waiting += 1;
                     if waiting == WINDOW {
-                        self.run_window::<DECRYPT>(engine, jobs, slots);
+                        self.run_window::<DECRYPT>(engine, jobs, slots, &mut lengths);
                         waiting = 0;
                     }
                     continue;
@@ -165,7 +166,7 @@ impl Gcm {
             self.run_one::<DECRYPT>(engine, reference, job);
         }
         if let Some(slots) = window.as_mut() {
-            self.run_window::<DECRYPT>(engine, jobs, slots.get_mut(..waiting).unwrap_or_default());
+            self.run_window::<DECRYPT>(engine, jobs, slots.get_mut(..waiting).unwrap_or_default(), &mut lengths);
         }
     }
 
@@ -173,7 +174,13 @@ impl Gcm {
     /// to [`GROUP`] whose lengths are close (a group costs what its longest
     /// message costs in every lane); groups of fewer than [`MIN_GROUP`] run
     /// one by one.
-    fn run_window<const DECRYPT: bool>(&self, engine: &Engine, jobs: &mut [Job<'_>], waiting: &mut [(usize, usize)]) {
+    fn run_window<const DECRYPT: bool>(
+        &self,
+        engine: &Engine,
+        jobs: &mut [Job<'_>],
+        waiting: &mut [(usize, usize)],
+        lengths: &mut LengthHash,
+    ) {
         // A burst of one packet size comes in sorted already.
         if !waiting.is_sorted() {
             waiting.sort_unstable();
@@ -186,7 +193,7 @@ impl Gcm {
             let members = waiting.get_mut(at..at + len).unwrap_or_default();
             if len >= MIN_GROUP {
                 members.sort_unstable_by_key(|&(_, i)| i);
-                self.run_group::<DECRYPT>(engine, jobs, members);
+                self.run_group::<DECRYPT>(engine, jobs, members, lengths);
             } else {
                 for &(_, i) in members.iter() {
                     if let Some(job) = jobs.get_mut(i) {
@@ -206,7 +213,13 @@ impl Gcm {
     /// `Full`, the caller checked) then decides job by job, in order, as
     /// the window's path would: a job it picks runs alone, checked, and
     /// the others still make a group (or run alone, if too few are left).
-    fn run_direct<const DECRYPT: bool>(&self, engine: &Engine, group_blocks: usize, run: &mut [Job<'_>]) -> bool {
+    fn run_direct<const DECRYPT: bool>(
+        &self,
+        engine: &Engine,
+        group_blocks: usize,
+        run: &mut [Job<'_>],
+        lengths: &mut LengthHash,
+    ) -> bool {
         let (mut shortest, mut longest) = (usize::MAX, 0);
         for job in run.iter() {
             if self.admit::<DECRYPT>(job).is_err() || !group::fits(job.aad.len(), job.data.len(), group_blocks) {
@@ -223,7 +236,7 @@ impl Gcm {
             *reference = self.reference_for(engine);
         }
         if references.iter().all(Option::is_none) {
-            self.run_members::<DECRYPT, _>(engine, run);
+            self.run_members::<DECRYPT, _>(engine, run, lengths);
             return true;
         }
         let picked = references.iter().filter(|r| r.is_some()).count();
@@ -239,7 +252,7 @@ impl Gcm {
             }
         }
         if count > 0 {
-            self.run_members::<DECRYPT, _>(engine, &mut rest);
+            self.run_members::<DECRYPT, _>(engine, &mut rest, lengths);
         }
         true
     }
@@ -265,11 +278,17 @@ impl Gcm {
 
     /// The jobs at `members` (indices in ascending order, at most
     /// [`GROUP`]) through the group kernel.
-    fn run_group<const DECRYPT: bool>(&self, engine: &Engine, jobs: &mut [Job<'_>], members: &[(usize, usize)]) {
+    fn run_group<const DECRYPT: bool>(
+        &self,
+        engine: &Engine,
+        jobs: &mut [Job<'_>],
+        members: &[(usize, usize)],
+        lengths: &mut LengthHash,
+    ) {
         if let Some(indices) = <&[(usize, usize); GROUP]>::try_from(members).ok().map(|m| m.map(|(_, i)| i))
             && let Ok(all) = jobs.get_disjoint_mut(indices)
         {
-            return self.run_members::<DECRYPT, _>(engine, &mut all.map(Some));
+            return self.run_members::<DECRYPT, _>(engine, &mut all.map(Some), lengths);
         }
         let mut chosen: [Option<&mut Job<'_>>; GROUP] = Default::default();
         let mut count = 0;
@@ -283,12 +302,17 @@ impl Gcm {
                 }
             }
         }
-        self.run_members::<DECRYPT, _>(engine, &mut chosen);
+        self.run_members::<DECRYPT, _>(engine, &mut chosen, lengths);
     }
 
     /// The jobs of `members` (at most [`GROUP`]) through the group kernel;
     /// if it does not take them, each runs on its own.
-    fn run_members<'a, const DECRYPT: bool, M: Member<'a>>(&self, engine: &Engine, members: &mut [M]) {
+    fn run_members<'a, const DECRYPT: bool, M: Member<'a>>(
+        &self,
+        engine: &Engine,
+        members: &mut [M],
+        lengths: &mut LengthHash,
+    ) {
         let mut tags = [[0u8; 16]; GROUP];
         let ran = {
             let mut msgs: [Message<'_>; GROUP] = core::array::from_fn(|_| Message { j0: 0, aad: &[], data: &mut [] });
@@ -297,7 +321,7 @@ impl Gcm {
                 *msg = Message { j0: j0_of(&job.iv), aad: job.aad, data: &mut *job.data };
                 count += 1;
             }
-            engine.crypt_group::<DECRYPT>(msgs.get_mut(..count).unwrap_or_default(), &mut tags)
+            engine.crypt_group::<DECRYPT>(msgs.get_mut(..count).unwrap_or_default(), &mut tags, lengths)
         };
         if !ran {
             for job in members.iter_mut().filter_map(Member::job) {

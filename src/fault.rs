@@ -111,8 +111,9 @@ impl Engine {
         &self,
         msgs: &mut [backend::group::Message<'_>],
         tags: &mut [[u8; 16]],
+        lengths: &mut backend::group::LengthHash,
     ) -> bool {
-        if !self.0.crypt_group::<DECRYPT>(msgs, tags) {
+        if !self.0.crypt_group::<DECRYPT>(msgs, tags, lengths) {
             return false;
         }
         for (msg, tag) in msgs.iter_mut().zip(tags.iter_mut()) {

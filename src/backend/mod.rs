@@ -483,30 +483,31 @@ impl Engine {
         &self,
         msgs: &mut [group::Message<'_>],
         tags: &mut [[u8; 16]],
+        lengths: &mut group::LengthHash,
     ) -> bool {
         match self {
             Engine::Scalar(_) => {
-                let _ = (msgs, tags);
+                let _ = (msgs, tags, lengths);
                 false
             }
             #[cfg(target_arch = "x86_64")]
             Engine::AesNi(k) => {
-                k.crypt_group::<DECRYPT>(msgs, tags);
+                k.crypt_group::<DECRYPT>(msgs, tags, lengths);
                 true
             }
             #[cfg(target_arch = "x86_64")]
             Engine::Vaes256(k) => {
-                k.crypt_group::<DECRYPT>(msgs, tags);
+                k.crypt_group::<DECRYPT>(msgs, tags, lengths);
                 true
             }
             #[cfg(target_arch = "x86_64")]
             Engine::Vaes512(k) => {
-                k.crypt_group::<DECRYPT>(msgs, tags);
+                k.crypt_group::<DECRYPT>(msgs, tags, lengths);
                 true
             }
             #[cfg(target_arch = "aarch64")]
             Engine::Armv8(k) => {
-                k.crypt_group::<DECRYPT>(msgs, tags);
+                k.crypt_group::<DECRYPT>(msgs, tags, lengths);
                 true
             }
         }

@@ -362,6 +362,7 @@ pub(crate) unsafe trait Kernel: Shape {
         m: &MaterialOf<Self>,
         msgs: &mut [super::group::Message<'_>],
         tags: &mut [[u8; 16]],
+        lengths: &mut super::group::LengthHash,
     );
     /// Key setup ([`Material::new`]).
     unsafe fn setup(t: TokenOf<Self>, key: KeyBytes<'_>) -> MaterialOf<Self>;
@@ -409,8 +410,9 @@ macro_rules! kernel {
                 m: &$crate::backend::stitched::MaterialOf<Self>,
                 msgs: &mut [$crate::backend::group::Message<'_>],
                 tags: &mut [[u8; 16]],
+                lengths: &mut $crate::backend::group::LengthHash,
             ) {
-                $crate::backend::stitched::multi::run::<Self, $sets, $chunk, DECRYPT>(t, m, msgs, tags)
+                $crate::backend::stitched::multi::run::<Self, $sets, $chunk, DECRYPT>(t, m, msgs, tags, lengths)
             }
 
             #[target_feature(enable = $features)]
@@ -608,9 +610,10 @@ impl<K: Kernel> Key<K> {
         &self,
         msgs: &mut [super::group::Message<'_>],
         tags: &mut [[u8; 16]],
+        lengths: &mut super::group::LengthHash,
     ) {
         // SAFETY: holding the token proves the features.
-        unsafe { K::multi::<DECRYPT>(self.token, &self.material, msgs, tags) }
+        unsafe { K::multi::<DECRYPT>(self.token, &self.material, msgs, tags, lengths) }
     }
 
     /// A short message on the 128-bit code of the same key, which sets up

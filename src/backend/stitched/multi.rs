@@ -41,7 +41,9 @@
 //! hash). It leaves out the lane kernel's starts, tails and segments,
 //! whose bookkeeping cost more than the rounds for such messages. For
 //! messages of one register ([`run_short_piped`]) it is software-pipelined:
-//! one set's multiplies run between the next set's rounds.
+//! one set's multiplies run between the next set's rounds. A set whose four
+//! messages share a length block `L` adds `L * H`, computed once and kept
+//! for the batch ([`LengthHash`]), in place of four lanes' multiply.
 //!
 //! The results are those of single calls, byte for byte and tag for tag
 //! (`tests/batch.rs`, the group tests in `tests.rs`, and every 96-bit-IV
@@ -49,7 +51,7 @@
 
 use super::ghash::Wide;
 use super::{Block, Lanes, MaterialOf, NarrowOf, Shape, TokenOf};
-use crate::backend::group::{GROUP, Message};
+use crate::backend::group::{GROUP, LengthHash, Message};
 
 /// Blocks hashed per reduction when a group is long.
 const SEGMENT: usize = 32;
@@ -67,11 +69,12 @@ pub(crate) fn run<K: Shape, const Q: usize, const CH: usize, const DECRYPT: bool
     m: &MaterialOf<K>,
     msgs: &mut [Message<'_>],
     tags: &mut [[u8; 16]],
+    lengths: &mut LengthHash,
 ) {
     match m.rounds {
-        10 => run_rounds::<K, Q, CH, DECRYPT, 10>(t, m, msgs, tags),
-        12 => run_rounds::<K, Q, CH, DECRYPT, 12>(t, m, msgs, tags),
-        _ => run_rounds::<K, Q, CH, DECRYPT, 14>(t, m, msgs, tags),
+        10 => run_rounds::<K, Q, CH, DECRYPT, 10>(t, m, msgs, tags, lengths),
+        12 => run_rounds::<K, Q, CH, DECRYPT, 12>(t, m, msgs, tags, lengths),
+        _ => run_rounds::<K, Q, CH, DECRYPT, 14>(t, m, msgs, tags, lengths),
     }
 }
 
@@ -114,6 +117,7 @@ fn run_rounds<K: Shape, const Q: usize, const CH: usize, const DECRYPT: bool, co
     m: &MaterialOf<K>,
     msgs: &mut [Message<'_>],
     tags: &mut [[u8; 16]],
+    lengths: &mut LengthHash,
 ) {
     let count = msgs.len().min(GROUP).min(tags.len());
     if K::V::BLOCKS == ONE_REGISTER_BLOCKS
@@ -125,22 +129,22 @@ fn run_rounds<K: Shape, const Q: usize, const CH: usize, const DECRYPT: bool, co
         // register each (the common burst of one packet size): the short
         // kernel.
         match blocks {
-            1 => run_short_piped::<K, DECRYPT, R, 1>(t, m, msgs, tags),
-            2 => run_short_piped::<K, DECRYPT, R, 2>(t, m, msgs, tags),
-            3 => run_short_piped::<K, DECRYPT, R, 3>(t, m, msgs, tags),
-            4 => run_short_piped::<K, DECRYPT, R, 4>(t, m, msgs, tags),
-            5 => run_short::<K, DECRYPT, R, 5>(t, m, msgs, tags),
-            6 => run_short::<K, DECRYPT, R, 6>(t, m, msgs, tags),
-            7 => run_short::<K, DECRYPT, R, 7>(t, m, msgs, tags),
-            8 => run_short::<K, DECRYPT, R, 8>(t, m, msgs, tags),
-            9 => run_short::<K, DECRYPT, R, 9>(t, m, msgs, tags),
-            10 => run_short::<K, DECRYPT, R, 10>(t, m, msgs, tags),
-            11 => run_short::<K, DECRYPT, R, 11>(t, m, msgs, tags),
-            12 => run_short::<K, DECRYPT, R, 12>(t, m, msgs, tags),
-            13 => run_short::<K, DECRYPT, R, 13>(t, m, msgs, tags),
-            14 => run_short::<K, DECRYPT, R, 14>(t, m, msgs, tags),
-            15 => run_short::<K, DECRYPT, R, 15>(t, m, msgs, tags),
-            _ => run_short::<K, DECRYPT, R, 16>(t, m, msgs, tags),
+            1 => run_short_piped::<K, DECRYPT, R, 1>(t, m, msgs, tags, lengths),
+            2 => run_short_piped::<K, DECRYPT, R, 2>(t, m, msgs, tags, lengths),
+            3 => run_short_piped::<K, DECRYPT, R, 3>(t, m, msgs, tags, lengths),
+            4 => run_short_piped::<K, DECRYPT, R, 4>(t, m, msgs, tags, lengths),
+            5 => run_short::<K, DECRYPT, R, 5>(t, m, msgs, tags, lengths),
+            6 => run_short::<K, DECRYPT, R, 6>(t, m, msgs, tags, lengths),
+            7 => run_short::<K, DECRYPT, R, 7>(t, m, msgs, tags, lengths),
+            8 => run_short::<K, DECRYPT, R, 8>(t, m, msgs, tags, lengths),
+            9 => run_short::<K, DECRYPT, R, 9>(t, m, msgs, tags, lengths),
+            10 => run_short::<K, DECRYPT, R, 10>(t, m, msgs, tags, lengths),
+            11 => run_short::<K, DECRYPT, R, 11>(t, m, msgs, tags, lengths),
+            12 => run_short::<K, DECRYPT, R, 12>(t, m, msgs, tags, lengths),
+            13 => run_short::<K, DECRYPT, R, 13>(t, m, msgs, tags, lengths),
+            14 => run_short::<K, DECRYPT, R, 14>(t, m, msgs, tags, lengths),
+            15 => run_short::<K, DECRYPT, R, 15>(t, m, msgs, tags, lengths),
+            _ => run_short::<K, DECRYPT, R, 16>(t, m, msgs, tags, lengths),
         }
         return;
     }
@@ -229,6 +233,7 @@ fn run_short<K: Shape, const DECRYPT: bool, const R: usize, const B: usize>(
     m: &MaterialOf<K>,
     msgs: &mut [Message<'_>],
     tags: &mut [[u8; 16]],
+    cache: &mut LengthHash,
 ) {
     const { assert!(B >= 1 && B <= SHORT_BLOCKS) };
     // Registers per message: a message of more than four blocks is read
@@ -264,13 +269,9 @@ fn run_short<K: Shape, const DECRYPT: bool, const R: usize, const B: usize>(
                 *bits = (u128::from(msg.aad.len() as u64 * 8) << 64) | u128::from(msg.data.len() as u64 * 8);
             }
         }
-        // The length blocks: one for all four in a burst of one size.
+        // The length blocks: in a burst of one size, `L * H` once a batch.
         let [first_bits, ..] = bits;
-        let lengths = if bits.iter().all(|&b| b == first_bits) {
-            K::V::splat(t, NarrowOf::<K>::from_u128(n, first_bits))
-        } else {
-            K::V::from_lanes(t, bits.map(|b| NarrowOf::<K>::from_u128(n, b)))
-        };
+        let length_hash = bits.iter().all(|&b| b == first_bits).then(|| length_hash::<K>(t, m, cache, first_bits));
         // Counters in memory order: J0's last byte is 1 and block k's
         // counter is 2 + k, so adding to that byte is inc32 (no carry).
         // SAFETY: each pointer is a `u128` of `msgs` (16 readable bytes),
@@ -325,6 +326,10 @@ fn run_short<K: Shape, const DECRYPT: bool, const R: usize, const B: usize>(
         // SAFETY: each lane's AAD slice (at most 16 bytes, `group::fits`).
         let aad = unsafe { K::V::gather(t, aads) }.byte_reverse();
         wide.mul_add(aad, aad_power, aad_power_k);
+        match length_hash {
+            Some(lh) => wide.add_reduced(lh),
+            None => wide.mul_add(K::V::from_lanes(t, bits.map(|b| NarrowOf::<K>::from_u128(n, b))), h1, hk1),
+        }
         // Four blocks of each message a register, read, written and hashed
         // register by register.
         for part in 0..parts {
@@ -359,7 +364,6 @@ fn run_short<K: Shape, const DECRYPT: bool, const R: usize, const B: usize>(
                 wide.mul_add(x.byte_reverse(), h, hk);
             }
         }
-        wide.mul_add(lengths, h1, hk1);
         let hash = wide.reduce_lanes().byte_reverse();
         // SAFETY: four tags, 64 contiguous writable bytes: a register.
         unsafe { hash.store(set_tags.as_mut_ptr().cast()) };
@@ -379,9 +383,10 @@ const PIPED_BLOCKS: usize = ONE_REGISTER_BLOCKS;
 #[derive(Clone, Copy)]
 struct Pending<V: Lanes> {
     /// The inputs in the order of their powers: `xs[i]` is multiplied by
-    /// `H^(B + 2 - i)` (the AAD, the blocks, then the length block).
-    xs: [V; PIPED_BLOCKS + 2],
-    /// The sum so far (`E(K, J0)` added).
+    /// `H^(B + 2 - i)` (the AAD, then the blocks; the length blocks' term
+    /// is in `wide` already).
+    xs: [V; PIPED_BLOCKS + 1],
+    /// The sum so far: `E(K, J0)` and the length blocks' term added.
     wide: Wide<V>,
     /// The set's first message, where its four tags go.
     first: usize,
@@ -407,6 +412,7 @@ fn run_short_piped<K: Shape, const DECRYPT: bool, const R: usize, const B: usize
     m: &MaterialOf<K>,
     msgs: &mut [Message<'_>],
     tags: &mut [[u8; 16]],
+    cache: &mut LengthHash,
 ) {
     const { assert!(B >= 1 && B <= PIPED_BLOCKS && B + 2 < R) };
     let n = K::V::narrow(t);
@@ -419,7 +425,7 @@ fn run_short_piped<K: Shape, const DECRYPT: bool, const R: usize, const B: usize
             msgs.get_mut(first..first + ONE_REGISTER_BLOCKS).filter(|_| first + ONE_REGISTER_BLOCKS <= tags.len());
         let Some(set) = set else {
             if let Some(mut p) = pending {
-                for step in 0..B + 2 {
+                for step in 0..B + 1 {
                     hash_step::<K, B>(t, m, &mut p, step);
                 }
                 finish_set::<K>(p, tags);
@@ -487,9 +493,20 @@ fn run_short_piped<K: Shape, const DECRYPT: bool, const R: usize, const B: usize
         for y in ks.iter_mut().take(B + 1) {
             *y = y.aes_last(last);
         }
-        let mut p = Pending { xs: [K::V::zero(t); PIPED_BLOCKS + 2], wide: Wide::<K::V>::new(t), first };
-        let mask = ks.get(B).copied().unwrap_or(rk0);
-        p.wide.add_reduced(mask.byte_reverse());
+        // The length blocks: in a burst of one size, `L * H` once a batch
+        // joins `E(K, J0)` in the sum, and the set has one multiply less
+        // between the next set's rounds; sets of mixed lengths multiply
+        // theirs here.
+        let [first_bits, ..] = bits;
+        let mut p = Pending { xs: [K::V::zero(t); PIPED_BLOCKS + 1], wide: Wide::<K::V>::new(t), first };
+        let mut mask = ks.get(B).copied().unwrap_or(rk0).byte_reverse();
+        if bits.iter().all(|&b| b == first_bits) {
+            mask = mask.xor(length_hash::<K>(t, m, cache, first_bits));
+        } else {
+            let (h1, hk1) = m.power_splat::<K::V>(t, 1);
+            p.wide.mul_add(K::V::from_lanes(t, bits.map(|b| NarrowOf::<K>::from_u128(n, b))), h1, hk1);
+        }
+        p.wide.add_reduced(mask);
         // SAFETY: each lane's AAD slice (at most 16 bytes, `group::fits`).
         let aad = unsafe { K::V::gather(t, aads) }.byte_reverse();
         let mut stream = [K::V::zero(t); ONE_REGISTER_BLOCKS];
@@ -524,15 +541,8 @@ fn run_short_piped<K: Shape, const DECRYPT: bool, const R: usize, const B: usize
             // The ciphertext, zero past the message's end.
             *h = if DECRYPT { input } else { output.keep(n) };
         }
-        // The length blocks: one for all four in a set of one size.
-        let [first_bits, ..] = bits;
-        let lengths = if bits.iter().all(|&b| b == first_bits) {
-            K::V::splat(t, NarrowOf::<K>::from_u128(n, first_bits))
-        } else {
-            K::V::from_lanes(t, bits.map(|b| NarrowOf::<K>::from_u128(n, b)))
-        };
-        // The AAD, block k of the four messages for each k (register k of
-        // the transpose), the length blocks.
+        // The AAD, and block k of the four messages for each k (register k
+        // of the transpose).
         if let Some(x) = p.xs.first_mut() {
             *x = aad;
         }
@@ -541,22 +551,35 @@ fn run_short_piped<K: Shape, const DECRYPT: bool, const R: usize, const B: usize
                 *slot = x.byte_reverse();
             }
         }
-        if let Some(x) = p.xs.get_mut(B + 1) {
-            *x = lengths;
-        }
         pending = Some(p);
         first += ONE_REGISTER_BLOCKS;
     }
 }
 
 /// Multiply `p.xs[step]` by its power of H, `H^(B + 2 - step)`, into the
-/// sum (nothing past the `B + 2` inputs).
+/// sum (nothing past the `B + 1` inputs).
 #[inline(always)]
 fn hash_step<K: Shape, const B: usize>(t: TokenOf<K>, m: &MaterialOf<K>, p: &mut Pending<K::V>, step: usize) {
-    if let Some(&x) = p.xs.get(step).filter(|_| step < B + 2) {
+    if let Some(&x) = p.xs.get(step).filter(|_| step < B + 1) {
         let (h, hk) = m.power_splat::<K::V>(t, B + 2 - step);
         p.wide.mul_add(x, h, hk);
     }
+}
+
+/// `L * H` for the length block `bits`, reduced, in every lane: from
+/// `cache` if it holds `bits`, else computed and kept there for the
+/// batch's next groups.
+#[inline(always)]
+fn length_hash<K: Shape>(t: TokenOf<K>, m: &MaterialOf<K>, cache: &mut LengthHash, bits: u128) -> K::V {
+    let n = K::V::narrow(t);
+    if cache.bits != bits {
+        let (h1, hk1) = m.power_splat::<K::V>(t, 1);
+        let mut wide = Wide::<K::V>::new(t);
+        wide.mul_add(K::V::splat(t, NarrowOf::<K>::from_u128(n, bits)), h1, hk1);
+        cache.hash = wide.reduce_lanes().lane0().to_u128();
+        cache.bits = bits;
+    }
+    K::V::splat(t, NarrowOf::<K>::from_u128(n, cache.hash))
 }
 
 /// The reduction of `p`'s sum (its multiplies done), and the set's four

@@ -190,10 +190,11 @@ fn assert_group_equals_single(
         {
             let mut msgs: Vec<Message<'_>> =
                 data.iter_mut().zip(aads).zip(j0s).map(|((d, a), &j0)| Message { j0, aad: a, data: d }).collect();
+            let mut lengths = crate::backend::group::LengthHash::new();
             let ran = if decrypt {
-                fast.crypt_group::<true>(&mut msgs, &mut tags)
+                fast.crypt_group::<true>(&mut msgs, &mut tags, &mut lengths)
             } else {
-                fast.crypt_group::<false>(&mut msgs, &mut tags)
+                fast.crypt_group::<false>(&mut msgs, &mut tags, &mut lengths)
             };
             assert!(ran, "{b} has a group kernel");
         }
