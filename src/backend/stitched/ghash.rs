@@ -183,6 +183,20 @@ impl<V: Lanes> Wide<V> {
         };
     }
 
+    /// [`mul_add`](Self::mul_add) for an `x` whose low 64-bit half is zero
+    /// in every lane: a reflected block of at most 8 bytes (ESP's AAD
+    /// without extended sequence numbers), whose products with `h`'s low
+    /// half are zero. Two multiplies of four (one of three with Karatsuba).
+    #[inline(always)]
+    pub(super) fn mul_add_high(&mut self, x: V, h: V, hk: V) {
+        self.hi = self.hi.xor(x.clmul::<0x11>(h));
+        self.mid = if V::KARATSUBA {
+            self.mid.xor(x.xor(x.swap_halves()).clmul::<0x00>(hk))
+        } else {
+            self.mid.xor(x.clmul::<0x01>(h))
+        };
+    }
+
     /// Add `x` to what [`reduce_lanes`](Self::reduce_lanes) will return
     /// (reduction is linear, and the high part passes through it).
     #[inline(always)]

@@ -325,7 +325,11 @@ fn run_short<K: Shape, const DECRYPT: bool, const R: usize, const B: usize>(
         wide.add_reduced(mask.byte_reverse());
         // SAFETY: each lane's AAD slice (at most 16 bytes, `group::fits`).
         let aad = unsafe { K::V::gather(t, aads) }.byte_reverse();
-        wide.mul_add(aad, aad_power, aad_power_k);
+        if aads.iter().all(|&(_, len)| len <= 8) {
+            wide.mul_add_high(aad, aad_power, aad_power_k);
+        } else {
+            wide.mul_add(aad, aad_power, aad_power_k);
+        }
         match length_hash {
             Some(lh) => wide.add_reduced(lh),
             None => wide.mul_add(K::V::from_lanes(t, bits.map(|b| NarrowOf::<K>::from_u128(n, b))), h1, hk1),
@@ -388,6 +392,8 @@ struct Pending<V: Lanes> {
     xs: [V; PIPED_BLOCKS + 1],
     /// The sum so far: `E(K, J0)` and the length blocks' term added.
     wide: Wide<V>,
+    /// Every AAD is at most 8 bytes: `xs[0]`'s low halves are zero.
+    short_aad: bool,
     /// The set's first message, where its four tags go.
     first: usize,
 }
@@ -498,7 +504,8 @@ fn run_short_piped<K: Shape, const DECRYPT: bool, const R: usize, const B: usize
         // between the next set's rounds; sets of mixed lengths multiply
         // theirs here.
         let [first_bits, ..] = bits;
-        let mut p = Pending { xs: [K::V::zero(t); PIPED_BLOCKS + 1], wide: Wide::<K::V>::new(t), first };
+        let short_aad = aads.iter().all(|&(_, len)| len <= 8);
+        let mut p = Pending { xs: [K::V::zero(t); PIPED_BLOCKS + 1], wide: Wide::<K::V>::new(t), short_aad, first };
         let mut mask = ks.get(B).copied().unwrap_or(rk0).byte_reverse();
         if bits.iter().all(|&b| b == first_bits) {
             mask = mask.xor(length_hash::<K>(t, m, cache, first_bits));
@@ -562,7 +569,11 @@ fn run_short_piped<K: Shape, const DECRYPT: bool, const R: usize, const B: usize
 fn hash_step<K: Shape, const B: usize>(t: TokenOf<K>, m: &MaterialOf<K>, p: &mut Pending<K::V>, step: usize) {
     if let Some(&x) = p.xs.get(step).filter(|_| step < B + 1) {
         let (h, hk) = m.power_splat::<K::V>(t, B + 2 - step);
-        p.wide.mul_add(x, h, hk);
+        if step == 0 && p.short_aad {
+            p.wide.mul_add_high(x, h, hk);
+        } else {
+            p.wide.mul_add(x, h, hk);
+        }
     }
 }
 
