@@ -393,6 +393,22 @@ fn settle(computed: [u8; 16], job: &mut Job<'_>) -> Result<(), Error> {
 /// against 14.7-15.1 ns).
 #[inline(always)]
 fn settle_group<'a, M: Member<'a>>(computed: &mut [[u8; 16]; GROUP], members: &mut [M]) {
+    // Whole tags that all match (a burst's usual verdict): one comparison
+    // for the group, then the results. Opening 32 x 64 B (local driver,
+    // 2026-12-07): 13.8-13.9 ns a message against 14.0-14.1 (AES-128),
+    // 15.4 against 15.6-15.7 (AES-256). Writing the results in the first
+    // loop, to be set again if the group failed, measured slower.
+    let (mut whole, mut diff) = (true, 0u128);
+    for (job, tag) in members.iter_mut().filter_map(Member::job).zip(computed.iter()) {
+        whole &= job.tag_len == 16;
+        diff |= u128::from_ne_bytes(*tag) ^ u128::from_ne_bytes(job.tag);
+    }
+    if whole && crate::backend::is_zero_ct((diff >> 64) as u64 | diff as u64) {
+        for job in members.iter_mut().filter_map(Member::job) {
+            job.result = Ok(());
+        }
+        return;
+    }
     let mut failed = false;
     for (job, tag) in members.iter_mut().filter_map(Member::job).zip(computed.iter()) {
         let matched = job.tag.get(..job.tag_len).is_some_and(|given| prefix_matches(tag, given));
