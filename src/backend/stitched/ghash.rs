@@ -186,15 +186,17 @@ impl<V: Lanes> Wide<V> {
     /// [`mul_add`](Self::mul_add) for an `x` whose low 64-bit half is zero
     /// in every lane: a reflected block of at most 8 bytes (ESP's AAD
     /// without extended sequence numbers), whose products with `h`'s low
-    /// half are zero. Two multiplies of four (one of three with Karatsuba).
+    /// half are zero: two multiplies of four. Only the 512-bit short group
+    /// kernels call it, and they are schoolbook; a Karatsuba accumulator
+    /// takes the full product (no code here that no test runs).
     #[inline(always)]
     pub(super) fn mul_add_high(&mut self, x: V, h: V, hk: V) {
+        if V::KARATSUBA {
+            self.mul_add(x, h, hk);
+            return;
+        }
         self.hi = self.hi.xor(x.clmul::<0x11>(h));
-        self.mid = if V::KARATSUBA {
-            self.mid.xor(x.xor(x.swap_halves()).clmul::<0x00>(hk))
-        } else {
-            self.mid.xor(x.clmul::<0x01>(h))
-        };
+        self.mid = self.mid.xor(x.clmul::<0x01>(h));
     }
 
     /// Add `x` to what [`reduce_lanes`](Self::reduce_lanes) will return
