@@ -385,7 +385,7 @@ fn settle(computed: [u8; 16], job: &mut Job<'_>) -> Result<(), Error> {
     }
 }
 
-/// [`settle`] for a group's jobs, in one pass: `computed[i]` is the tag
+/// [`settle`] for a group's jobs at once: `computed[i]` is the tag
 /// computed for the `i`th job. The computed tags are wiped once, and only
 /// when a job failed (a matching tag is the one the job brought): settling
 /// each job in a call of its own, with its own wipe and byte swaps,
