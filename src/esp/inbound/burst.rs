@@ -121,16 +121,17 @@ impl Inbound {
         for (i, ((pkt, result), w)) in pkts.iter_mut().zip(results.iter_mut()).zip(&waiting).enumerate() {
             if let Some(w) = w {
                 let crypto = opened.get(i).copied().unwrap_or(Err(crate::Error::TooLong));
-                *result = match self.deliver(pkt, w, crypto) {
+                // Each arm writes its own value: Ok as a one-byte store.
+                match self.deliver(pkt, w, crypto) {
                     Ok(unverifiable) => {
+                        *result = Ok(());
                         if unverifiable {
                             tally.unverifiable_fragments += 1;
                         }
                         tally.record_packet(pkt.data().len());
-                        Ok(())
                     }
-                    Err(e) => Err(e),
-                };
+                    Err(e) => *result = Err(e),
+                }
             }
             if let Err(e) = result {
                 tally.record(e);
@@ -155,7 +156,12 @@ impl Inbound {
         slot: &mut Option<Waiting>,
         result: &mut Result<(), EspError>,
     ) {
-        *result = self.plan_waiting(pkt, aad, slot);
+        // Ok as a one-byte store, not a copy of the whole `Result` (48
+        // bytes, error payload and all).
+        match self.plan_waiting(pkt, aad, slot) {
+            Ok(()) => *result = Ok(()),
+            Err(e) => *result = Err(e),
+        }
     }
 
     /// [`wait`](Self::wait)'s work.

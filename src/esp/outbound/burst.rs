@@ -116,7 +116,12 @@ impl Outbound {
         for (i, (((pkt, result), slot), aad)) in
             pkts.iter_mut().zip(results.iter_mut()).zip(placed.iter_mut()).zip(aads.iter_mut()).enumerate()
         {
-            *result = seq(i).and_then(|seq| self.place(pkt, seq, outer, aad, slot));
+            // Ok as a one-byte store: assigning the `Result` whole copied
+            // all 48 bytes of it, error payload and all, for every packet.
+            match seq(i).and_then(|seq| self.place(pkt, seq, outer, aad, slot)) {
+                Ok(()) => *result = Ok(()),
+                Err(e) => *result = Err(e),
+            }
         }
 
         // The burst's AES-GCM work in one call.
@@ -164,12 +169,16 @@ impl Outbound {
             pkts.iter_mut().zip(results.iter_mut()).zip(&placed).zip(tags.iter().zip(&sealed))
         {
             if let Some(p) = p {
-                *result = self.finish_placed(pkt, p, tag, *crypto, outer);
-                if result.is_ok() {
-                    if p.fragment {
-                        tally.unverifiable_fragments += 1;
+                // As in the first loop: Ok is written as Ok, not copied.
+                match self.finish_placed(pkt, p, tag, *crypto, outer) {
+                    Ok(()) => {
+                        *result = Ok(());
+                        if p.fragment {
+                            tally.unverifiable_fragments += 1;
+                        }
+                        tally.record_packet(p.input_len);
                     }
-                    tally.record_packet(p.input_len);
+                    Err(e) => *result = Err(e),
                 }
             }
             if let Err(e) = result {
