@@ -7,12 +7,27 @@ use std::time::{Duration, Instant};
 
 /// The fastest of `rounds` batches of `iters` calls of each closure,
 /// alternating: (a, b), nanoseconds per call.
-pub fn race(rounds: usize, iters: usize, mut a: impl FnMut(), mut b: impl FnMut()) -> (f64, f64) {
+pub fn race(rounds: usize, iters: usize, a: impl FnMut(), b: impl FnMut()) -> (f64, f64) {
+    race_for(Duration::ZERO, rounds, iters, a, b)
+}
+
+/// [`race`] for at least `rounds` rounds and until `budget` has passed.
+///
+/// Interference on a shared host can come in spells of seconds: forty
+/// rounds of a millisecond may all fall inside one, and then the fastest
+/// batch measures the spell, not the code (on 2026-12-08 the ESP bench read
+/// 58-70 ns for a burst that a driver keeping the best of 400 slices over
+/// two seconds read 42-43 ns, run after run). Racing for a fixed time gives
+/// each pair of batches many chances to land between spells.
+pub fn race_for(budget: Duration, rounds: usize, iters: usize, mut a: impl FnMut(), mut b: impl FnMut()) -> (f64, f64) {
+    let start = Instant::now();
     let mut best = [Duration::MAX; 2];
-    for _ in 0..rounds {
+    let mut done = 0;
+    while done < rounds || start.elapsed() < budget {
         let [ba, bb] = &mut best;
         batch(iters, &mut a, ba);
         batch(iters, &mut b, bb);
+        done += 1;
     }
     (per_call(best[0], iters), per_call(best[1], iters))
 }
