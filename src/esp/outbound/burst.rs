@@ -113,30 +113,34 @@ impl Outbound {
         }
         let mut placed: [Option<Placed>; N] = [None; N];
         let mut aads = [[0u8; 12]; N];
-        for (i, (((pkt, result), slot), aad)) in
-            pkts.iter_mut().zip(results.iter_mut()).zip(placed.iter_mut()).zip(aads.iter_mut()).enumerate()
-        {
-            // Ok as a one-byte store: assigning the `Result` whole copied
-            // all 48 bytes of it, error payload and all, for every packet.
-            match seq(i).and_then(|seq| self.place(pkt, seq, outer, aad, slot)) {
-                Ok(()) => *result = Ok(()),
-                Err(e) => *result = Err(e),
-            }
-        }
-
-        // The burst's AES-GCM work in one call.
         let mut tags = [[0u8; 16]; N];
         // Fail closed: a placed packet whose job could not be formed (its
         // body outside its buffer, which planning rules out) keeps this
         // error and is put back, never sent with a plaintext payload.
         let mut sealed: [Result<(), crate::Error>; N] = [Err(crate::Error::TooLong); N];
         {
-            // Filled as the packets come (an array built empty and then
-            // overwritten cost a 2.3 KB copy a chunk).
+            // Each packet's job is formed as soon as the packet is placed,
+            // from the values just worked out: a second pass over the
+            // placed packets to form them measured about 0.5 ns a packet
+            // slower at 64 bytes (its loop, and the values read back). The jobs go
+            // into an `ArrayVec` as they come (an array built empty and
+            // then overwritten cost a 2.3 KB copy a chunk).
             let mut jobs: ArrayVec<Job<'_>, N> = ArrayVec::new();
             let mut owner = [0usize; N];
-            for (i, ((pkt, p), aad)) in pkts.iter_mut().zip(&placed).zip(&aads).enumerate() {
-                let Some(p) = p else { continue };
+            for (i, (((pkt, result), slot), aad)) in
+                pkts.iter_mut().zip(results.iter_mut()).zip(placed.iter_mut()).zip(aads.iter_mut()).enumerate()
+            {
+                // Ok as a one-byte store: assigning the `Result` whole copied
+                // all 48 bytes of it, error payload and all, for every packet.
+                match seq(i).and_then(|seq| self.place(pkt, seq, outer, aad, slot)) {
+                    Ok(()) => *result = Ok(()),
+                    Err(e) => {
+                        *result = Err(e);
+                        continue;
+                    }
+                }
+                let Some(p) = *slot else { continue };
+                let aad: &[u8; 12] = aad;
                 let (memory, _, _) = pkt.room();
                 let nonce = self.cipher.nonce(p.seq.to_be_bytes());
                 let body = p.start + p.body_at..p.start + p.body_at + p.body_len;
@@ -156,6 +160,7 @@ impl Outbound {
                     *who = i;
                 }
             }
+            // The burst's AES-GCM work in one call.
             self.cipher.gcm().encrypt_batch(&mut jobs);
             for (job, &i) in jobs.iter().zip(&owner) {
                 if let (Some(tag), Some(r)) = (tags.get_mut(i), sealed.get_mut(i)) {
