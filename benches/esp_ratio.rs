@@ -10,8 +10,9 @@
 //! alternates: for each backend, size and direction it runs a batch of ESP
 //! operations, then a batch of raw `Gcm` operations of the same length, and
 //! repeats that for 1.5 s (and at least 40 times), keeping the fastest
-//! batch of each (interference only ever adds time). The ratio is raw time over ESP time: 1.0 means ESP
-//! costs nothing beyond the AES-GCM it contains. `seal32` / `open32` are
+//! batch of each (interference only ever adds time). The ratio is raw time
+//! over ESP time: 1.0 means ESP costs nothing beyond the AES-GCM it
+//! contains. `seal32` / `open32` are
 //! bursts of 32 packets (`seal_burst` / `open_burst`), per packet, against
 //! the same single raw calls (the set-up of each burst's buffers, a copy of
 //! the packet into each, is timed with it, as refilling a receive ring
